@@ -1,0 +1,100 @@
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
+from connect.models import Grant, Installation, TokenIssue
+
+GRANT_INLINE_FIELDS = (
+    "subject_type",
+    "subject_id",
+    "issuer",
+    "status",
+    "access_expires_at",
+    "scopes",
+)
+GRANT_FIELDS = (
+    "public_id",
+    "installation",
+    "subject_type",
+    "subject_id",
+    "issuer",
+    "status",
+    "scopes",
+    "access_expires_at",
+    "refresh_expires_at",
+    "has_refresh_token",
+    "version",
+)
+
+
+class GrantInline(TeamScopedInline, admin.TabularInline):
+    model = Grant
+    fields = GRANT_INLINE_FIELDS
+    readonly_fields = GRANT_INLINE_FIELDS
+    extra = 0
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Installation)
+class InstallationAdmin(TeamScopedAdmin):
+    list_display = ["__str__", "connector", "tenant_id", "status", "is_default", "created_at"]
+    list_filter = ["status", ("connector", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["connector"]
+    search_fields = ["display_name", "tenant_id", "public_id"]
+    readonly_fields = ["public_id", "connector", "tenant_id", "installed_by", "created_at"]
+    fields = [
+        "public_id",
+        "connector",
+        "tenant_id",
+        "display_name",
+        "status",
+        "is_default",
+        "metadata",
+        "installed_by",
+        "created_at",
+    ]
+    inlines = [GrantInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Installations come from install flows (or, for single-account types, the connector).
+        return False
+
+
+@admin.register(Grant)
+class GrantAdmin(TeamScopedAdmin):
+    list_display = [
+        "subject_type",
+        "subject_id",
+        "installation",
+        "status",
+        "access_expires_at",
+        "has_refresh_token",
+    ]
+    list_filter = ["status", "subject_type"]
+    list_select_related = ["installation"]
+    search_fields = ["subject_id", "public_id", "installation__tenant_id"]
+    fields = GRANT_FIELDS
+    readonly_fields = tuple(f for f in GRANT_FIELDS if f != "status")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Refresh token")
+    def has_refresh_token(self, obj: Grant) -> bool:
+        return obj.has_secret("refresh_token")
+
+
+@admin.register(TokenIssue)
+class TokenIssueAdmin(ReadOnlyTeamScopedAdmin):
+    list_display = ["public_id", "grant", "project", "environment", "expires_at", "created_at"]
+    list_select_related = ["grant", "project"]
+    search_fields = ["public_id"]
+    show_full_result_count = False

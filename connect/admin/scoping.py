@@ -1,0 +1,141 @@
+"""Team scoping for every admin page: querysets, object permissions, choices, and 404s."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
+from django.http import Http404, HttpRequest
+
+from connect.models import Membership, Role, Team
+from connect.models.base import ROLE_RANK, TeamScopedQuerySet
+
+
+def roles_of(request: HttpRequest) -> dict[int, Role]:
+    """The user's role per team id, read once per request."""
+    cached = getattr(request, "_connect_roles", None)
+    if cached is None:
+        cached = {
+            team_id: Role(role)
+            for team_id, role in Membership.objects.filter(
+                user_id=int(request.user.pk or 0)
+            ).values_list("team_id", "role")
+        }
+        request._connect_roles = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def has_role(request: HttpRequest, role: Role, team_id: int | None = None) -> bool:
+    """Whether the user holds ``role`` (or better) in that team, or in any team when None."""
+    if request.user.is_superuser:
+        return True
+    roles = roles_of(request)
+    held = roles.values() if team_id is None else [roles[team_id]] if team_id in roles else []
+    return any(ROLE_RANK[r] >= ROLE_RANK[role] for r in held)
+
+
+def scoped_choices(request: HttpRequest, model: type[models.Model]) -> models.QuerySet | None:
+    """Objects of ``model`` the user may attach things to (member role at least)."""
+    queryset = model._default_manager.all()
+    if isinstance(queryset, TeamScopedQuerySet):
+        return queryset.for_user(request.user, min_role=Role.MEMBER)
+    return None
+
+
+class TeamScopedMixin:
+    """Shared by model admins and inlines: what the user may see and pick."""
+
+    model: type[models.Model]
+
+    def team_id_for(self, obj: models.Model) -> int:
+        queryset = type(obj)._default_manager.all()
+        assert isinstance(queryset, TeamScopedQuerySet)
+        return queryset.team_id_of(obj)
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        choices = scoped_choices(request, db_field.remote_field.model)
+        if choices is not None:
+            kwargs["queryset"] = choices
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def formfield_for_manytomany(
+        self, db_field: models.ManyToManyField, request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField | None:
+        choices = scoped_choices(request, db_field.remote_field.model)
+        if choices is not None:
+            kwargs["queryset"] = choices
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+
+
+class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
+    """A model admin whose rows belong to teams.
+
+    Viewers read, members write, owners delete. Another team's object is a 404 — Django's own
+    "doesn't exist" redirect would confirm that the id is real.
+    """
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        queryset = super().get_queryset(request)
+        assert isinstance(queryset, TeamScopedQuerySet)
+        return queryset.for_user(request.user)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object in your teams.")
+        return obj
+
+    def _role_allows(self, request: HttpRequest, role: Role, obj: models.Model | None) -> bool:
+        team_id = None if obj is None else self.team_id_for(obj)
+        return has_role(request, role, team_id)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return has_role(request, Role.VIEWER)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._role_allows(request, Role.VIEWER, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return has_role(request, Role.MEMBER)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._role_allows(request, Role.MEMBER, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._role_allows(request, Role.OWNER, obj)
+
+
+class ReadOnlyTeamScopedAdmin(TeamScopedAdmin):
+    """Logs and records the system writes: members read them, nobody edits them by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TeamScopedInline(TeamScopedMixin):
+    """Inline permissions follow the parent object's team."""
+
+    def _parent_allows(self, request: HttpRequest, role: Role, obj: models.Model | None) -> bool:
+        if obj is None:
+            return has_role(request, role)
+        team_id = obj.pk if isinstance(obj, Team) else self.team_id_for(obj)
+        return has_role(request, role, team_id)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._parent_allows(request, Role.VIEWER, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._parent_allows(request, Role.MEMBER, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._parent_allows(request, Role.MEMBER, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._parent_allows(request, Role.MEMBER, obj)

@@ -1,0 +1,58 @@
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+
+from connect.models import Connector, Membership
+from connect.services.connectors import connector_health
+
+
+class ConnectAdminSite(admin.AdminSite):
+    """The admin for team members, not only staff: every page is scoped to the user's teams."""
+
+    site_header = "Connect"
+    site_title = "Connect"
+    index_title = "Your connectors"
+    index_template = "admin/connect_index.html"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        if not (user.is_authenticated and user.is_active):
+            return False
+        if user.is_superuser:
+            return True
+        cached = getattr(request, "_connect_is_member", None)
+        if cached is None:
+            cached = Membership.objects.filter(user=user).exists()
+            request._connect_is_member = cached  # type: ignore[attr-defined]
+        return cached
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """Sign-in is allauth's (username or email); the admin's own form only hands over."""
+        next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
+        if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+            next_url = reverse("admin:index", current_app=self.name)
+        if request.user.is_authenticated and self.has_permission(request):
+            return HttpResponseRedirect(next_url)
+        query = urlencode({REDIRECT_FIELD_NAME: next_url})
+        return HttpResponseRedirect(f"{reverse('account_login')}?{query}")
+
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        connectors = list(
+            Connector.objects.for_user(request.user)
+            .select_related("team")
+            .with_installation_counts()
+            .order_by("team__name", "uid")[:200]
+        )
+        for connector in connectors:
+            connector.health = connector_health(
+                connector=connector, unhealthy_grants=connector.unhealthy_grant_count
+            )
+        context = {"connectors": connectors, **(extra_context or {})}
+        return super().index(request, extra_context=context)

@@ -1,0 +1,93 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.forms import BaseInlineFormSet
+from django.http import HttpRequest
+
+from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline, has_role
+from connect.models import Membership, Role, Team
+from connect.services import teams
+
+
+class MembershipForm(forms.ModelForm):
+    email = forms.EmailField(
+        required=False, help_text="New members get an email to set their password."
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.pk is None and not cleaned.get("email") and self.has_changed():
+            self.add_error("email", "An email address is needed to add a member.")
+        return cleaned
+
+
+class MembershipInline(TeamScopedInline, admin.TabularInline):
+    model = Membership
+    form = MembershipForm
+    fields = ["user", "email", "role"]
+    readonly_fields = ["user"]
+    extra = 0
+
+    def _owner(self, request: HttpRequest, obj: Any) -> bool:
+        return has_role(request, Role.OWNER, None if obj is None else obj.pk)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._owner(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._owner(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._owner(request, obj)
+
+
+@admin.register(Team)
+class TeamAdmin(TeamScopedAdmin):
+    list_display = ["name", "slug", "public_id", "created_at"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["public_id", "created_at"]
+    inlines = [MembershipInline]
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+        return {"slug": ("name",)} if obj is None else {}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A slug is part of URLs and CLI commands: set once.
+        return [*self.readonly_fields, "slug"] if obj is not None else self.readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._role_allows(request, Role.OWNER, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def save_formset(
+        self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        memberships = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            teams.membership_remove(membership=membership, actor=request.user)
+        for membership_form in formset.forms:
+            membership = membership_form.instance
+            if membership not in memberships:
+                continue
+            if membership.pk is None:
+                teams.membership_add(
+                    team=form.instance,
+                    email=membership_form.cleaned_data["email"],
+                    role=Role(membership.role),
+                    actor=request.user,
+                )
+            else:
+                membership.save(update_fields=["role"])

@@ -1,0 +1,34 @@
+from connect.models.audit import AuditEvent
+from connect.models.authorizations import AuthorizationRequest
+from connect.models.base import Role
+from connect.models.connectors import Connector, ConnectorType
+from connect.models.credentials import DeploymentCredential, TrustedIssuer
+from connect.models.deliveries import Delivery, DeliveryAttempt, InboundEvent
+from connect.models.destinations import TriggerDestination
+from connect.models.installations import Grant, Installation
+from connect.models.links import ProjectLink
+from connect.models.projects import Environment, Project
+from connect.models.teams import Membership, Team
+from connect.models.tokens import TokenIssue
+
+__all__ = [
+    "AuditEvent",
+    "AuthorizationRequest",
+    "Connector",
+    "ConnectorType",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeploymentCredential",
+    "Environment",
+    "Grant",
+    "InboundEvent",
+    "Installation",
+    "Membership",
+    "Project",
+    "ProjectLink",
+    "Role",
+    "Team",
+    "TokenIssue",
+    "TriggerDestination",
+    "TrustedIssuer",
+]

@@ -1,0 +1,89 @@
+import hashlib
+import hmac
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
+
+
+def verifier_digest(verifier: str) -> str:
+    return hashlib.sha256(verifier.encode()).hexdigest()
+
+
+class AuthorizationKind(models.TextChoices):
+    INSTALL = "install", "Install"
+    CONSENT = "consent", "Consent"
+
+
+class AuthorizationOutcome(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    DENIED = "denied", "Denied"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+class AuthorizationRequestQuerySet(TeamScopedQuerySet):
+    team_path = "connector__team"
+
+    def lapsed(self, now: datetime) -> "AuthorizationRequestQuerySet":
+        return self.filter(outcome=AuthorizationOutcome.PENDING, expires_at__lte=now)
+
+
+class AuthorizationRequest(SealedSecrets):
+    """A pending install or consent flow. Its state is single use and it lapses after its TTL."""
+
+    Kind = AuthorizationKind
+    Outcome = AuthorizationOutcome
+    SEALED_FIELDS = ("pkce_verifier",)
+
+    public_id = public_id_field("sca")
+    kind = models.CharField(max_length=10, choices=AuthorizationKind.choices)
+    connector = models.ForeignKey(
+        "connect.Connector", on_delete=models.CASCADE, related_name="authorization_requests"
+    )
+    project = models.ForeignKey(
+        "connect.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    environment = models.CharField(max_length=60, blank=True)
+    subject_type = models.CharField(max_length=10, blank=True)
+    subject_id = models.CharField(max_length=255, blank=True)
+    issuer = models.CharField(max_length=255, blank=True)
+    scopes = models.JSONField(default=list, blank=True)
+    verifier_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    state = models.CharField(max_length=64, unique=True, editable=False)
+    pkce_verifier_sealed = sealed_field()
+    return_url = models.URLField(max_length=2000, blank=True)
+    expires_at = models.DateTimeField()
+    outcome = models.CharField(
+        max_length=10, choices=AuthorizationOutcome.choices, default=AuthorizationOutcome.PENDING
+    )
+    error = models.CharField(max_length=255, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    installation = models.ForeignKey(
+        "connect.Installation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = AuthorizationRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=AuthorizationKind.values),
+                name="connect_authorizationrequest_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=AuthorizationOutcome.values),
+                name="connect_authorizationrequest_outcome_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.public_id}"
+
+    def verifier_matches(self, verifier: str) -> bool:
+        return hmac.compare_digest(self.verifier_sha256, verifier_digest(verifier))

@@ -1,0 +1,127 @@
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from connect.ids import generate
+from connect.models.base import TeamScopedQuerySet, public_id_field
+
+CREDENTIAL_TOKEN_PREFIX = "cdc"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def credential_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class DeploymentCredentialQuerySet(TeamScopedQuerySet):
+    team_path = "project__team"
+
+    def active(self) -> "DeploymentCredentialQuerySet":
+        return self.filter(revoked_at__isnull=True)
+
+
+class DeploymentCredential(models.Model):
+    """A static bearer for one project + environment.
+
+    The token reads ``cdc_<prefix>_<secret>``; the prefix finds the row, the SHA-256 of the whole
+    token is compared in constant time. The secret has 143 bits of entropy, so a fast hash is the
+    right tool here, not a password hasher.
+    """
+
+    public_id = public_id_field("dpc")
+    project = models.ForeignKey(
+        "connect.Project", on_delete=models.CASCADE, related_name="credentials"
+    )
+    environment = models.ForeignKey(
+        "connect.Environment", on_delete=models.CASCADE, related_name="credentials"
+    )
+    name = models.CharField(max_length=120, blank=True)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_sha256 = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeploymentCredentialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["project", "environment", "-created_at"]
+
+    def __str__(self) -> str:
+        label = self.name or self.prefix
+        return f"{label} ({CREDENTIAL_TOKEN_PREFIX}_{self.prefix}_…)"
+
+    def clean(self) -> None:
+        if (
+            self.project_id
+            and self.environment_id
+            and self.environment.project_id != self.project_id
+        ):
+            raise ValidationError({"environment": "Pick an environment of this project."})
+
+    def issue_token(self) -> str:
+        """Set a new prefix and secret digest; return the token, which is shown only now."""
+        self.prefix = generate("x")[2:14]
+        token = f"{CREDENTIAL_TOKEN_PREFIX}_{self.prefix}_{generate('x')[2:]}"
+        self.secret_sha256 = credential_digest(token)
+        return token
+
+    def matches(self, token: str) -> bool:
+        return hmac.compare_digest(self.secret_sha256, credential_digest(token))
+
+    def last_use_is_stale(self, now: datetime) -> bool:
+        return self.last_used_at is None or now - self.last_used_at >= LAST_USED_RESOLUTION
+
+
+class TrustedIssuerQuerySet(TeamScopedQuerySet):
+    pass
+
+
+class TrustedIssuer(models.Model):
+    """An external OIDC issuer whose tokens, when their claims match, act as a project + env."""
+
+    public_id = public_id_field("tis")
+    team = models.ForeignKey(
+        "connect.Team", on_delete=models.CASCADE, related_name="trusted_issuers"
+    )
+    issuer = models.URLField(
+        help_text="Exact `iss`, e.g. https://token.actions.githubusercontent.com"
+    )
+    jwks_url = models.URLField()
+    audience = models.CharField(max_length=255)
+    required_claims = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Claims that must match exactly, e.g. {"repository": "acme/app"}.',
+    )
+    project = models.ForeignKey("connect.Project", on_delete=models.CASCADE, related_name="+")
+    environment = models.ForeignKey(
+        "connect.Environment", on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TrustedIssuerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["team", "issuer"]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} → {self.project_id and self.project.slug}"
+
+    def clean(self) -> None:
+        if self.project_id and self.team_id and self.project.team_id != self.team_id:
+            raise ValidationError({"project": "Pick a project of this team."})
+        if (
+            self.project_id
+            and self.environment_id
+            and self.environment.project_id != self.project_id
+        ):
+            raise ValidationError({"environment": "Pick an environment of this project."})

@@ -1,0 +1,135 @@
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+from connect.ids import generate
+from connect.models.base import TeamScopedQuerySet, public_id_field
+
+
+class InboundEventQuerySet(TeamScopedQuerySet):
+    team_path = "connector__team"
+
+
+class InboundEvent(models.Model):
+    """A provider webhook as received: raw body, redacted headers, whether it verified."""
+
+    public_id = public_id_field("trq")
+    connector = models.ForeignKey(
+        "connect.Connector", on_delete=models.CASCADE, related_name="events"
+    )
+    installation = models.ForeignKey(
+        "connect.Installation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider_event_id = models.CharField(max_length=255, blank=True)
+    event_type = models.CharField(max_length=120, blank=True)
+    headers = models.JSONField(default=dict)
+    content_type = models.CharField(max_length=255, blank=True)
+    body = models.BinaryField()
+    verified = models.BooleanField(default=False)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = InboundEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector", "provider_event_id"],
+                condition=~models.Q(provider_event_id=""),
+                name="connect_inboundevent_unique_provider_event",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["connector", "-received_at"], name="connect_event_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERING = "delivering", "Delivering"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+def new_webhook_id() -> str:
+    return generate("msg")
+
+
+class DeliveryQuerySet(TeamScopedQuerySet):
+    team_path = "event__connector__team"
+
+    def due(self, now: datetime) -> "DeliveryQuerySet":
+        """Rows a worker should take: pending and due, or delivering with a lapsed lease."""
+        return self.filter(
+            models.Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            | models.Q(status=DeliveryStatus.DELIVERING, lease_until__lte=now)
+        )
+
+
+class Delivery(models.Model):
+    """The transactional outbox: one row per (event, destination), claimed under a lease."""
+
+    Status = DeliveryStatus
+
+    event = models.ForeignKey(InboundEvent, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.ForeignKey(
+        "connect.TriggerDestination", on_delete=models.CASCADE, related_name="deliveries"
+    )
+    webhook_id = models.CharField(
+        max_length=40, unique=True, default=new_webhook_id, editable=False
+    )
+    status = models.CharField(
+        max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "destination"], name="connect_delivery_unique_destination"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=DeliveryStatus.values),
+                name="connect_delivery_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="connect_delivery_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.webhook_id
+
+
+class DeliveryAttemptQuerySet(TeamScopedQuerySet):
+    team_path = "delivery__event__connector__team"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    started_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    objects = DeliveryAttemptQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        outcome = self.status_code if self.status_code is not None else (self.error or "no answer")
+        return f"attempt at {self.started_at:%Y-%m-%d %H:%M:%S}: {outcome}"

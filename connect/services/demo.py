@@ -1,0 +1,75 @@
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from connect.models import (
+    Connector,
+    ConnectorType,
+    Environment,
+    Membership,
+    Project,
+    ProjectLink,
+    Role,
+    Team,
+)
+from connect.models.projects import STANDARD_ENVIRONMENTS
+from connect.services.connectors import connector_save
+
+DEMO_TEAM_SLUG = "demo"
+DEMO_USERNAME = "demo"
+DEMO_PROJECT_SLUG = "demo-app"
+DEMO_CONNECTOR_UID = "api-key/demo"
+DEMO_API_KEY = "demo-secret-key"
+
+
+def demo_password() -> str:
+    """Generated once into var/ and reused, so every run prints the same working login."""
+    path = settings.VAR_DIR / "demo_password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+@transaction.atomic
+def demo_seed() -> str:
+    """Create or restore the demo data; returns the owner's password."""
+    password = demo_password()
+    team, _ = Team.objects.get_or_create(slug=DEMO_TEAM_SLUG, defaults={"name": "Demo"})
+    user, _ = User.objects.get_or_create(
+        username=DEMO_USERNAME, defaults={"email": "demo@example.com"}
+    )
+    if not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    Membership.objects.update_or_create(team=team, user=user, defaults={"role": Role.OWNER})
+
+    project, _ = Project.objects.get_or_create(
+        team=team, slug=DEMO_PROJECT_SLUG, defaults={"name": "Demo app"}
+    )
+    for slug in STANDARD_ENVIRONMENTS:
+        Environment.objects.get_or_create(project=project, slug=slug)
+
+    connector = Connector.objects.filter(team=team, uid=DEMO_CONNECTOR_UID).first()
+    if connector is None:
+        connector = Connector(
+            team=team,
+            uid=DEMO_CONNECTOR_UID,
+            type=ConnectorType.API_KEY,
+            service="api-key",
+            name="Demo API key",
+            default_scopes={"app": []},
+        )
+    if connector.reveal("api_key") != DEMO_API_KEY:
+        connector.seal("api_key", DEMO_API_KEY)
+        connector_save(connector=connector, actor="cli:demo", changed_secrets=["api_key"])
+    ProjectLink.objects.update_or_create(
+        connector=connector,
+        project=project,
+        defaults={"environments": ["production", "development"]},
+    )
+    return password

@@ -1,0 +1,143 @@
+"""Shared fixtures: service gates and small factories for the data model.
+
+Service-backed tests skip when their service is missing, unless ``CONNECT_REQUIRE_SERVICES=1``
+(set by ``.ci/run``), in which case they fail: CI never silently skips them.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+
+from connect.models import (
+    Connector,
+    ConnectorType,
+    Environment,
+    Installation,
+    Membership,
+    Project,
+    ProjectLink,
+    Role,
+    Team,
+)
+from connect.services.connectors import connector_save
+
+REQUIRE_SERVICES = os.environ.get("CONNECT_REQUIRE_SERVICES") == "1"
+CHROMIUM = os.environ.get("CONNECT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def missing_service(reason: str) -> None:
+    """Skip on a laptop without the service; fail in CI, where it must be there."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (CONNECT_REQUIRE_SERVICES=1, so this is a failure)")
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        missing_service("needs Redis: set REDIS_URL")
+    if item.get_closest_marker("browser"):
+        if not os.path.exists(CHROMIUM):
+            missing_service(f"needs headless Chromium at {CHROMIUM}")
+
+
+@pytest.fixture
+def require_postgres(db: None) -> None:
+    if connection.vendor != "postgresql":
+        missing_service("needs PostgreSQL: set DATABASE_URL=postgres://…")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache_prefix(settings: Any) -> None:
+    # Tests share a Redis with each other and with benchmarks: never the same keys.
+    for cache in settings.CACHES.values():
+        cache["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(username: str | None = None, password: str = "correct horse battery", **kw: Any) -> User:
+        username = username or f"user-{uuid.uuid4().hex[:8]}"
+        kw.setdefault("email", f"{username}@example.com")
+        return User.objects.create_user(username=username, password=password, **kw)
+
+    return make
+
+
+@pytest.fixture
+def make_team(db: None) -> Callable[..., Team]:
+    def make(slug: str | None = None, **kw: Any) -> Team:
+        slug = slug or f"team-{uuid.uuid4().hex[:8]}"
+        return Team.objects.create(slug=slug, name=kw.pop("name", slug.title()), **kw)
+
+    return make
+
+
+@pytest.fixture
+def make_member(make_user: Callable[..., User]) -> Callable[..., User]:
+    def make(team: Team, role: Role = Role.MEMBER, **kw: Any) -> User:
+        user = make_user(**kw)
+        Membership.objects.create(team=team, user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_project(db: None) -> Callable[..., Project]:
+    def make(team: Team, slug: str = "app", environments: tuple[str, ...] = ("production",)) -> Project:
+        project = Project.objects.create(team=team, slug=slug, name=slug.title())
+        for env in environments:
+            Environment.objects.create(project=project, slug=env, base_url="")
+        return project
+
+    return make
+
+
+@pytest.fixture
+def make_connector(db: None) -> Callable[..., Connector]:
+    def make(
+        team: Team,
+        uid: str = "api-key/test",
+        type: str = ConnectorType.API_KEY,
+        secrets: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Connector:
+        connector = Connector(
+            team=team,
+            uid=uid,
+            type=type,
+            service=kw.pop("service", uid.split("/")[0]),
+            name=kw.pop("name", uid),
+            **kw,
+        )
+        for name, value in (secrets or {}).items():
+            connector.seal(name, value)
+        return connector_save(connector=connector, actor="test")
+
+    return make
+
+
+@pytest.fixture
+def make_link(db: None) -> Callable[..., ProjectLink]:
+    def make(connector: Connector, project: Project, environments: list[str]) -> ProjectLink:
+        return ProjectLink.objects.create(
+            connector=connector, project=project, environments=environments
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_installation(db: None) -> Callable[..., Installation]:
+    def make(connector: Connector, tenant_id: str | None = None, **kw: Any) -> Installation:
+        return Installation.objects.create(
+            connector=connector, tenant_id=tenant_id or f"T{uuid.uuid4().hex[:8]}", **kw
+        )
+
+    return make
