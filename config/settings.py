@@ -8,12 +8,15 @@ reused, so tests, mypy and a fresh ``make run`` need nothing set.
 import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+from connect.var_files import read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CONNECT_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -35,7 +38,7 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def secret_from_env_or_var(name: str, generate: str) -> str:
+def secret_from_env_or_var(name: str, generate: Callable[[], str]) -> str:
     """Return the variable, or (outside production) a value generated once into ``var/``."""
     value = os.environ.get(name, "").strip()
     if value:
@@ -44,20 +47,16 @@ def secret_from_env_or_var(name: str, generate: str) -> str:
         raise ImproperlyConfigured(
             f"{name} must be set when CONNECT_ENV=production; see README.md, 'Configuration'."
         )
-    path = VAR_DIR / name.lower()
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generate)
-    return path.read_text().strip()
+    return read_or_create(VAR_DIR / name.lower(), generate)
 
 
-SECRET_KEY = secret_from_env_or_var("SECRET_KEY", secrets.token_urlsafe(50))
+SECRET_KEY = secret_from_env_or_var("SECRET_KEY", lambda: secrets.token_urlsafe(50))
 # Comma-separated base64 AES-256 keys; the first encrypts, all decrypt.
 CONNECT_ENCRYPTION_KEYS = [
     key.strip()
     for key in secret_from_env_or_var(
-        "CONNECT_ENCRYPTION_KEYS", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        "CONNECT_ENCRYPTION_KEYS",
+        lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     ).split(",")
     if key.strip()
 ]
@@ -109,6 +108,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "connect.api.envelope.ApiEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -228,6 +228,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "connect.api.envelope.exception_handler",
 }
 
 # Celery: Redis when configured, else kombu's filesystem transport under var/ (one machine only).
@@ -276,3 +277,6 @@ CONNECT_ROTATION_BATCH_SIZE = env_int("CONNECT_ROTATION_BATCH_SIZE", 500)
 CONNECT_ALLOW_LOOPBACK = env_bool("CONNECT_ALLOW_LOOPBACK", default=not PRODUCTION)
 if PRODUCTION and CONNECT_ALLOW_LOOPBACK:
     raise ImproperlyConfigured("CONNECT_ALLOW_LOOPBACK cannot be on when CONNECT_ENV=production.")
+CONNECT_RATE_LIMIT_READS = env_int("CONNECT_RATE_LIMIT_READS", 200)
+CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
+CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")

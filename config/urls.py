@@ -2,8 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from connect import views
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path(".well-known/openid-configuration", views.openid_configuration),
+    path(".well-known/jwks.json", views.jwks),
+    path("connect/connectors/<str:public_id>/jwks.json", views.connector_jwks),
+    path("", include("connect.api.urls")),
 ]

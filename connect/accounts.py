@@ -6,6 +6,8 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.http import HttpRequest
 
+from connect import http
+
 
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
@@ -22,3 +24,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     ) -> list[Any]:
         # Connector apps are never SocialApp rows; whatever else is there is not a login option.
         return []
+
+    def get_requests_session(self) -> Any:
+        # allauth's provider calls get the same timeouts and SSRF guard as ours.
+        return http.session()

@@ -8,6 +8,7 @@ from connect.models.destinations import TriggerDestination
 from connect.models.installations import Grant, Installation
 from connect.models.links import ProjectLink
 from connect.models.projects import Environment, Project
+from connect.models.signing_keys import SigningKey
 from connect.models.teams import Membership, Team
 from connect.models.tokens import TokenIssue
 
@@ -27,6 +28,7 @@ __all__ = [
     "Project",
     "ProjectLink",
     "Role",
+    "SigningKey",
     "Team",
     "TokenIssue",
     "TriggerDestination",

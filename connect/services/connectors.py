@@ -2,6 +2,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect.models import Connector, ConnectorType, Installation
+from connect.services import oidc
 from connect.services.audit import Actor, audit_record
 
 
@@ -12,6 +13,12 @@ def connector_save(
     """Save a connector (secrets already sealed on it) and give single-account types their
     one implicit installation."""
     created = connector.pk is None
+    if (
+        connector.type == ConnectorType.OAUTH
+        and connector.config.get("tokenEndpointAuthMethod") == "private_key_jwt"
+        and not connector.has_secret("private_key")
+    ):
+        connector_assertion_key_create(connector=connector)
     connector.full_clean()
     connector.updated_at = timezone.now()
     connector.save()
@@ -30,6 +37,22 @@ def connector_save(
         fields={"uid": connector.uid, "secretsChanged": changed_secrets or []},
     )
     return connector
+
+
+def connector_assertion_key_create(*, connector: Connector) -> None:
+    """Give an OAuth connector its own RS256 key for ``private_key_jwt`` client authentication.
+
+    The private half is sealed on the connector; the public half is published at
+    ``/connect/connectors/<id>/jwks.json`` for the authorization server to trust.
+    """
+    pem = oidc.rsa_private_key_pem()
+    jwk = oidc.public_jwk(pem)
+    connector.seal("private_key", pem)
+    connector.config = {
+        **connector.config,
+        "clientAssertionKeyId": jwk["kid"],
+        "clientAssertionJwk": jwk,
+    }
 
 
 def connector_health(*, connector: Connector, unhealthy_grants: int) -> str:

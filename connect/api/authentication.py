@@ -1,0 +1,43 @@
+from typing import Any
+
+from django.conf import settings
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from connect import errors, ratelimits
+from connect.services.callers import Caller, caller_from_authorization
+
+
+class RuntimeCallerAuthentication(BaseAuthentication):
+    """A deployment credential or an OIDC token; ``request.auth`` becomes the Caller."""
+
+    def authenticate(self, request: Request) -> tuple[None, Caller]:
+        header = request.headers.get("Authorization", "")
+        if not header:
+            raise errors.Unauthorized("Send Authorization: Bearer <credential>.")
+        return None, caller_from_authorization(header)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="connect"'
+
+
+class TeamRateThrottle(BaseThrottle):
+    """Reads and writes counted per team, per minute (SPEC section 9)."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        caller = request.auth
+        if not isinstance(caller, Caller):
+            return True
+        kind = getattr(view, "rate_kind", None) or (
+            "read" if request.method in ("GET", "HEAD") else "write"
+        )
+        limits = {"read": settings.CONNECT_RATE_LIMIT_READS}
+        limit = limits.get(kind, settings.CONNECT_RATE_LIMIT_WRITES)
+        verdict = ratelimits.hit(bucket=f"team:{caller.team_id}:{kind}", limit=limit)
+        if not verdict.allowed:
+            raise errors.RateLimited(
+                f"More than {limit} {kind}s a minute for this team.",
+                retry_after=verdict.retry_after,
+            )
+        return True

@@ -1,0 +1,89 @@
+"""Every API error is ``{"error": {"code", "message", "vendor"?}}`` with a request id header.
+
+DRF's exception handler covers errors raised in views; the middleware covers what never reaches
+a view (unknown paths, Django's own 404/405/500 pages, with DEBUG on or off).
+"""
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from connect.errors import ConnectError, code_for_status
+
+logger = logging.getLogger(__name__)
+
+API_PREFIXES = ("/v1/", "/.well-known/")
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def error_body(code: str, message: str, vendor: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if vendor:
+        error["vendor"] = vendor
+    return {"error": error}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, ConnectError):
+        response = Response(error_body(exc.code, exc.message, exc.vendor), status=exc.status)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+    if isinstance(exc, drf.APIException):
+        handled = drf_exception_handler(exc, context)
+        assert handled is not None
+        status = handled.status_code
+        if isinstance(exc, drf.ParseError):
+            message = "The body is not valid JSON."
+        else:
+            detail = exc.detail
+            message = str(detail if not isinstance(detail, dict | list) else exc.default_detail)
+        response = Response(error_body(code_for_status(status), message), status=status)
+        for header in ("Retry-After", "Allow", "WWW-Authenticate"):
+            if header in handled:
+                response[header] = handled[header]
+        return response
+    logger.exception("unexpected error in %s", context.get("view").__class__.__name__)
+    return Response(error_body("internal_error", "Something went wrong."), status=500)
+
+
+class ApiEnvelopeMiddleware:
+    """Gives API paths a request id and turns any non-JSON error page into the envelope."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(API_PREFIXES):
+            return self.get_response(request)
+        request_id = request.headers.get(REQUEST_ID_HEADER, "")[:64] or secrets.token_hex(12)
+        request.request_id = request_id  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            replacement = JsonResponse(
+                error_body(
+                    code_for_status(response.status_code),
+                    response.reason_phrase or "Error",
+                ),
+                status=response.status_code,
+            )
+            for header in ("Allow", "Retry-After"):
+                if header in response:
+                    replacement[header] = response[header]
+            response = replacement
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith(API_PREFIXES):
+            return None
+        logger.exception("unexpected error on %s", request.path)
+        return JsonResponse(error_body("internal_error", "Something went wrong."), status=500)

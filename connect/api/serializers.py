@@ -1,0 +1,147 @@
+"""Request validation and response shapes of the runtime API (camelCase, epoch milliseconds)."""
+
+from datetime import datetime
+from typing import Any
+
+from rest_framework import serializers
+
+from connect.models import Connector
+from connect.models.connectors import SINGLE_ACCOUNT_TYPES
+from connect.providers import get_provider
+from connect.services.callers import Caller
+from connect.services.grants import ImportResult
+from connect.services.resolution import Subject
+from connect.services.tokens import IssuedToken, TokenAsk, subject_for
+
+
+def millis(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+class StringOrList(serializers.ListField):
+    """The SDKs send some fields as a string or a list of strings."""
+
+    child = serializers.CharField(max_length=2000)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return super().to_internal_value([data] if isinstance(data, str) else data)
+
+
+class SubjectSerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=20)
+    id = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    issuer = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, allow_null=True
+    )
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    subject = SubjectSerializer()
+    installationId = serializers.CharField(max_length=64, required=False, allow_null=True)
+    scopes = StringOrList(required=False, allow_null=True, max_length=100)
+    resources = StringOrList(required=False, allow_null=True, max_length=20)
+    audience = StringOrList(required=False, allow_null=True, max_length=20)
+    authorizationDetails = serializers.ListField(
+        child=serializers.DictField(), required=False, allow_null=True, max_length=20
+    )
+
+    def ask(self, caller: Caller) -> TokenAsk:
+        data = self.validated_data
+        raw = data["subject"]
+        scopes = data.get("scopes")
+        return TokenAsk(
+            subject=subject_for(
+                caller, type=raw["type"], id=raw.get("id", ""), issuer=raw.get("issuer") or ""
+            ),
+            installation_ref=data.get("installationId") or None,
+            scopes=None if scopes is None else tuple(scopes),
+            resources=tuple(data.get("resources") or ()),
+            audience=tuple(data.get("audience") or ()),
+            authorization_details=tuple(data.get("authorizationDetails") or ()),
+        )
+
+
+class RevokeRequestSerializer(serializers.Serializer):
+    subject = SubjectSerializer(required=False, allow_null=True)
+    installationId = serializers.CharField(max_length=64, required=False, allow_null=True)
+
+    def revoked_subject(self, caller: Caller) -> Subject | None:
+        raw = self.validated_data.get("subject")
+        if not raw:
+            return None
+        return subject_for(
+            caller, type=raw["type"], id=raw.get("id", ""), issuer=raw.get("issuer") or ""
+        )
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    tokens = serializers.ListField(
+        child=serializers.DictField(), allow_empty=False, max_length=1000
+    )
+
+
+def connector_ref(connector: Connector) -> dict[str, Any]:
+    return {
+        "id": connector.public_id,
+        "uid": connector.uid,
+        "type": connector.type,
+        "name": connector.name,
+        "service": connector.service,
+    }
+
+
+def token_body(issued: IssuedToken) -> dict[str, Any]:
+    installation, grant = issued.installation, issued.grant
+    return {
+        "token": issued.token,
+        "tokenId": issued.issue.public_id,
+        "expiresAt": millis(issued.expires_at),
+        "connector": connector_ref(issued.connector),
+        "installationId": installation.public_id,
+        "tenantId": installation.tenant_id,
+        "externalSubject": grant.subject_id or None,
+        "name": installation.display_name or issued.connector.name,
+        "metadata": dict(installation.metadata or {}),
+        "claims": {},
+    }
+
+
+def connector_body(connector: Connector) -> dict[str, Any]:
+    provider = get_provider(connector.type)
+    subject_types = ["app"] if connector.type == "api-key" else ["app", "user"]
+    return {
+        **connector_ref(connector),
+        "displayName": connector.name,
+        "description": connector.description,
+        "createdAt": millis(connector.created_at),
+        "updatedAt": millis(connector.updated_at),
+        # Public configuration only: secrets live in sealed columns, never in `config`.
+        "data": {"clientId": connector.client_id, **connector.config}
+        if connector.client_id
+        else dict(connector.config),
+        "supportedSubjectTypes": subject_types,
+        "supportsInstallation": connector.type not in SINGLE_ACCOUNT_TYPES,
+        "supportsRevocation": bool(connector.config.get("revocationEndpoint")),
+        "supportsTriggers": connector.triggers_enabled,
+        "supportsRefresh": provider is not None,
+        "icon": connector.icon_url or None,
+        "backgroundColor": connector.background_color,
+        "accentColor": connector.accent_color,
+        "triggers": {"enabled": connector.triggers_enabled},
+        "defaultScopes": connector.default_scopes,
+    }
+
+
+def import_body(result: ImportResult) -> dict[str, Any]:
+    return {
+        "accepted": result.accepted,
+        "imported": result.imported,
+        "tokens": [
+            {
+                **item.echo,
+                "succeeded": item.grant is not None,
+                **({"error": item.error} if item.error else {}),
+            }
+            for item in result.items
+        ],
+    }

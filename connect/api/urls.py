@@ -1,0 +1,28 @@
+from django.urls import path, register_converter
+
+from connect.api import views
+
+
+class ConnectorRefConverter:
+    """A ``scl_`` id, or a ``service/name`` uid (clients send ``%2F``; Django decodes it)."""
+
+    regex = r"scl_[A-Za-z0-9]+|[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ConnectorRefConverter, "connector")
+
+urlpatterns = [
+    path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
+    path("v1/connect/token/<connector:connector>/import", views.TokenImportView.as_view()),
+    path("v1/connect/connectors/<connector:connector>", views.ConnectorView.as_view()),
+    path(
+        "v1/connect/connectors/<connector:connector>/tokens",
+        views.ConnectorTokensView.as_view(),
+    ),
+]

@@ -1,0 +1,100 @@
+"""Who is asking: every runtime call resolves to exactly one team, project and environment."""
+
+import functools
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from connect.errors import Unauthorized
+from connect.models import DeploymentCredential, Project
+from connect.models.credentials import CREDENTIAL_TOKEN_PREFIX
+from connect.services import oidc
+
+
+@dataclass(frozen=True)
+class Caller:
+    team_id: int
+    project_id: int
+    project_public_id: str
+    environment: str
+    kind: str  # "credential" or "oidc"
+    label: str
+
+    @property
+    def default_user_issuer(self) -> str:
+        """User ids are the project's own namespace unless the caller names another."""
+        return self.project_public_id
+
+
+def caller_from_authorization(header: str) -> Caller:
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Send Authorization: Bearer <deployment credential or OIDC token>.")
+    if token.startswith(f"{CREDENTIAL_TOKEN_PREFIX}_"):
+        return caller_from_credential(token)
+    return caller_from_jwt(token)
+
+
+def caller_from_credential(token: str) -> Caller:
+    parts = token.split("_")
+    if len(parts) != 3:
+        raise Unauthorized("Malformed deployment credential.")
+    credential = (
+        DeploymentCredential.objects.select_related("project", "environment")
+        .filter(prefix=parts[1], revoked_at__isnull=True)
+        .first()
+    )
+    if credential is None or not credential.matches(token):
+        raise Unauthorized("Unknown or revoked deployment credential.")
+    now = timezone.now()
+    if credential.last_use_is_stale(now):
+        # At most once a minute per credential, so the hot path stays at its query budget.
+        DeploymentCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+    return Caller(
+        team_id=credential.project.team_id,
+        project_id=credential.project_id,
+        project_public_id=credential.project.public_id,
+        environment=credential.environment.slug,
+        kind="credential",
+        label=f"credential:{credential.public_id}",
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _project_ids(public_id: str) -> tuple[int, int] | None:
+    """(pk, team pk) of a project; both never change, so the answer can be kept."""
+    row = Project.objects.filter(public_id=public_id).values_list("pk", "team_id").first()
+    return (row[0], row[1]) if row else None
+
+
+def caller_from_jwt(token: str) -> Caller:
+    try:
+        issuer, kid = oidc.unverified_issuer(token)
+        if issuer == settings.PUBLIC_URL:
+            claims = oidc.own_token_claims(token, kid)
+            ids = _project_ids(str(claims.get("project_id", "")))
+            environment = str(claims.get("environment", ""))
+            if ids is None or not environment:
+                raise oidc.TokenRejected("token names no known project and environment")
+            return Caller(
+                team_id=ids[1],
+                project_id=ids[0],
+                project_public_id=str(claims["project_id"]),
+                environment=environment,
+                kind="oidc",
+                label=f"oidc:{claims.get('sub', '')}",
+            )
+        match = oidc.trusted_issuer_match(token, issuer, kid)
+    except oidc.TokenRejected as exc:
+        raise Unauthorized(f"The bearer token was refused: {exc}") from exc
+    rule = match.issuer
+    return Caller(
+        team_id=rule.team_id,
+        project_id=rule.project_id,
+        project_public_id=rule.project.public_id,
+        environment=rule.environment.slug,
+        kind="oidc",
+        label=f"oidc:{match.claims.get('iss')}:{match.claims.get('sub', '')}",
+    )

@@ -1,0 +1,218 @@
+"""Revoking and importing grants through the runtime API."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from connect import errors
+from connect.models import Connector, Grant, Installation
+from connect.models.installations import GrantStatus, SubjectType
+from connect.providers import get_provider
+from connect.services import resolution
+from connect.services.audit import audit_record
+from connect.services.callers import Caller
+from connect.services.resolution import Subject
+from connect.services.tokens import connector_for_caller, credentials_for, subject_for
+
+
+@dataclass
+class RevokeCounts:
+    tokens_found: int = 0
+    deleted: int = 0
+    provider_revoked: int = 0
+    provider_skipped: int = 0
+    provider_failed: int = 0
+
+    def as_wire(self) -> dict[str, int]:
+        return {
+            "tokensFound": self.tokens_found,
+            "deleted": self.deleted,
+            "providerRevoked": self.provider_revoked,
+            "providerSkipped": self.provider_skipped,
+            "providerFailed": self.provider_failed,
+        }
+
+
+def linked_connector(*, caller: Caller, connector_ref: str) -> Connector:
+    resolved = connector_for_caller(
+        caller=caller,
+        resolved=resolution.resolve(
+            team_id=caller.team_id,
+            project_id=caller.project_id,
+            connector_ref=connector_ref,
+            subject=Subject(type=SubjectType.APP),
+            installation_ref=None,
+        ),
+    )
+    return resolved.connector
+
+
+def _installations(connector: Connector, installation_ref: str | None) -> Any:
+    installations = Installation.objects.filter(connector=connector)
+    if installation_ref and installation_ref != "*":
+        installations = installations.filter(public_id=installation_ref)
+    return installations
+
+
+def grants_revoke(
+    *,
+    caller: Caller,
+    connector_ref: str,
+    subject: Subject | None,
+    installation_ref: str | None,
+) -> RevokeCounts:
+    """Revoke a subject's tokens. User grants go (revoked upstream where possible); app grants
+    lose their cached tokens, while the installation and the connector's secrets stay."""
+    connector = linked_connector(caller=caller, connector_ref=connector_ref)
+    if subject is None:
+        raise errors.Forbidden("Revoking every subject's tokens takes a team member.")
+    grants = list(
+        Grant.objects.filter(
+            installation__in=_installations(connector, installation_ref),
+            subject_type=subject.type,
+            subject_id=subject.id,
+            issuer=subject.issuer,
+        )
+    )
+    counts = RevokeCounts()
+    provider = get_provider(connector.type)
+    credentials = credentials_for(connector)
+    now = timezone.now()
+    for grant in grants:
+        token, hint = (
+            (grant.reveal("refresh_token"), "refresh_token")
+            if grant.has_secret("refresh_token")
+            else (grant.reveal("access_token"), "access_token")
+        )
+        if not token and connector.type != "api-key":
+            continue
+        counts.tokens_found += 1
+        if provider is None or not token:
+            counts.provider_skipped += 1
+        else:
+            outcome = provider.revoke(credentials, token, hint=hint, now=now)
+            if not outcome.attempted:
+                counts.provider_skipped += 1
+            elif outcome.succeeded:
+                counts.provider_revoked += 1
+            else:
+                counts.provider_failed += 1
+        with transaction.atomic():
+            if grant.subject_type == SubjectType.USER:
+                grant.delete()
+                counts.deleted += 1
+            elif token:
+                _drop_cached_token(grant, now)
+                counts.deleted += 1
+    audit_record(
+        team=connector.team_id,
+        type="token.revoked",
+        actor=caller.label,
+        targets={"connectorId": connector.public_id},
+        fields={"subject": subject.type, **counts.as_wire()},
+    )
+    return counts
+
+
+def _drop_cached_token(grant: Grant, now: datetime) -> None:
+    grant.seal("access_token", "")
+    grant.seal("refresh_token", "")
+    grant.access_expires_at = None
+    grant.version += 1
+    grant.updated_at = now
+    grant.save()
+
+
+@dataclass
+class ImportedGrant:
+    grant: Grant | None
+    echo: dict[str, Any]
+    error: str = ""
+
+
+@dataclass
+class ImportResult:
+    accepted: int = 0
+    imported: int = 0
+    items: list[ImportedGrant] = field(default_factory=list)
+
+
+def grants_import(
+    *, caller: Caller, connector_ref: str, items: list[dict[str, Any]]
+) -> ImportResult:
+    """Store existing tokens (a migration from elsewhere); each item succeeds or fails alone."""
+    connector = linked_connector(caller=caller, connector_ref=connector_ref)
+    result = ImportResult(accepted=len(items))
+    for item in items:
+        echo = {k: v for k, v in item.items() if k not in ("accessToken", "refreshToken")}
+        try:
+            grant = _import_one(caller, connector, item)
+        except errors.ConnectError as exc:
+            result.items.append(ImportedGrant(grant=None, echo=echo, error=exc.message))
+            continue
+        result.imported += 1
+        result.items.append(ImportedGrant(grant=grant, echo=echo))
+    audit_record(
+        team=connector.team_id,
+        type="token.imported",
+        actor=caller.label,
+        targets={"connectorId": connector.public_id},
+        fields={"accepted": result.accepted, "imported": result.imported},
+    )
+    return result
+
+
+def _millis(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.InvalidRequest(f"{name} must be epoch milliseconds.")
+    return datetime.fromtimestamp(value / 1000, tz=timezone.get_current_timezone())
+
+
+@transaction.atomic
+def _import_one(caller: Caller, connector: Connector, item: dict[str, Any]) -> Grant:
+    access_token = item.get("accessToken")
+    if not isinstance(access_token, str) or not access_token:
+        raise errors.InvalidRequest("accessToken is required.")
+    raw_subject = item.get("subject") or {}
+    if not isinstance(raw_subject, dict):
+        raise errors.InvalidRequest("subject must be an object.")
+    subject = subject_for(
+        caller,
+        type=str(raw_subject.get("type", "")),
+        id=str(raw_subject.get("id", "")),
+        issuer=str(raw_subject.get("issuer", "") or ""),
+    )
+    installation_ref = item.get("installationId")
+    installations = Installation.objects.filter(connector=connector, status="active")
+    if installation_ref:
+        installation = installations.filter(public_id=installation_ref).first()
+    else:
+        installation = installations.filter(is_default=True).first()
+    if installation is None:
+        raise errors.ConnectorInstallationRequired("No such installation for this connector.")
+    scopes = item.get("scopes") or []
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise errors.InvalidRequest("scopes must be a list of strings.")
+    grant, _ = Grant.objects.select_for_update().get_or_create(
+        installation=installation,
+        subject_type=subject.type,
+        subject_id=subject.id,
+        issuer=subject.issuer,
+    )
+    grant.seal("access_token", access_token)
+    refresh_token = item.get("refreshToken")
+    if refresh_token:
+        grant.seal("refresh_token", str(refresh_token))
+    grant.access_expires_at = _millis(item.get("expiresAt"), "expiresAt")
+    grant.refresh_expires_at = _millis(item.get("refreshTokenExpiresAt"), "refreshTokenExpiresAt")
+    grant.scopes = scopes
+    grant.status = GrantStatus.ACTIVE
+    grant.version += 1
+    grant.updated_at = timezone.now()
+    grant.save()
+    return grant

@@ -1,0 +1,266 @@
+"""The app as an OIDC issuer (its own RS256 keys) and as a verifier of trusted issuers."""
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from connect import http
+from connect.models import Project, SigningKey, TrustedIssuer
+
+ALGORITHMS = ["RS256", "ES256"]
+JWKS_REFETCH_INTERVAL = 60.0
+JWKS_CACHE_SECONDS = 3600
+OWN_KEYS_RELOAD_INTERVAL = 5.0
+
+
+class TokenRejected(Exception):
+    """The JWT is not acceptable; the message says why (kept out of API responses)."""
+
+
+def rsa_private_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def public_jwk(private_pem: str) -> dict[str, Any]:
+    """The public half as a JWK with an RFC 7638 thumbprint as ``kid``."""
+    private = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"))
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).decode().rstrip("=")
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+# Our own issuer ------------------------------------------------------------------------------
+
+
+def signing_key_create() -> SigningKey:
+    pem = rsa_private_key_pem()
+    jwk = public_jwk(pem)
+    key = SigningKey(kid=jwk["kid"], public_jwk=jwk)
+    key.seal("private_key", pem)
+    key.save()
+    return key
+
+
+@transaction.atomic
+def signing_keys_rotate(*, overlap: timedelta, now: datetime | None = None) -> SigningKey:
+    """A new key signs from now on; older keys stay published for ``overlap``, then drop out."""
+    now = now or timezone.now()
+    SigningKey.objects.select_for_update().filter(retires_at__isnull=True).update(
+        retires_at=now + overlap
+    )
+    return signing_key_create()
+
+
+def current_signing_key() -> SigningKey:
+    key = SigningKey.objects.filter(retires_at__isnull=True).order_by("-created_at").first()
+    if key is None:
+        with transaction.atomic():
+            key = (
+                SigningKey.objects.select_for_update()
+                .filter(retires_at__isnull=True)
+                .order_by("-created_at")
+                .first()
+            ) or signing_key_create()
+    return key
+
+
+def jwks(*, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    current_signing_key()  # the first discovery request creates the first key
+    return {"keys": [k.public_jwk for k in SigningKey.objects.published(now)]}
+
+
+def openid_configuration() -> dict[str, Any]:
+    issuer = settings.PUBLIC_URL
+    return {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "claims_supported": [
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "iss",
+            "jti",
+            "owner_id",
+            "project_id",
+            "environment",
+        ],
+    }
+
+
+def oidc_token_mint(
+    *,
+    project: Project,
+    environment: str,
+    ttl: timedelta = timedelta(hours=1),
+    audience: str | None = None,
+    extra_claims: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> str:
+    now = now or timezone.now()
+    key = current_signing_key()
+    team = project.team
+    claims = {
+        "iss": settings.PUBLIC_URL,
+        "sub": f"owner:{team.slug}:project:{project.slug}:environment:{environment}",
+        "aud": audience or settings.PUBLIC_URL,
+        "owner_id": team.public_id,
+        "project_id": project.public_id,
+        "environment": environment,
+        "iat": int(now.timestamp()),
+        "nbf": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+        **(extra_claims or {}),
+    }
+    return jwt.encode(
+        claims, key.reveal("private_key"), algorithm="RS256", headers={"kid": key.kid}
+    )
+
+
+class _OwnKeys:
+    """Public keys of our issuer, kept in process; an unknown kid reloads at most every 5 s."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, kid: str) -> jwt.PyJWK | None:
+        key = self._keys.get(kid)
+        if key is None and time.monotonic() - self._loaded_at >= OWN_KEYS_RELOAD_INTERVAL:
+            with self._lock:
+                self._keys = {
+                    k.kid: jwt.PyJWK(k.public_jwk)
+                    for k in SigningKey.objects.published(timezone.now())
+                }
+                self._loaded_at = time.monotonic()
+            key = self._keys.get(kid)
+        return key
+
+    def clear(self) -> None:
+        self._keys, self._loaded_at = {}, 0.0
+
+
+own_keys = _OwnKeys()
+
+
+# Verifying ------------------------------------------------------------------------------------
+
+
+def unverified_issuer(token: str) -> tuple[str, str]:
+    """(iss, kid) read without verification, only to pick the keys to verify with."""
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise TokenRejected(f"not a JWT: {exc}") from exc
+    if header.get("alg") not in ALGORITHMS:
+        raise TokenRejected(f"algorithm {header.get('alg')!r} is not accepted")
+    return str(claims.get("iss", "")), str(header.get("kid", ""))
+
+
+def verify(token: str, key: jwt.PyJWK, *, issuer: str, audience: str) -> dict[str, Any]:
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=ALGORITHMS,
+            audience=audience,
+            issuer=issuer,
+            options={"require": ["exp", "iss", "aud"]},
+            leeway=30,
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenRejected(str(exc)) from exc
+
+
+def own_token_claims(token: str, kid: str) -> dict[str, Any]:
+    key = own_keys.get(kid)
+    if key is None:
+        raise TokenRejected(f"unknown key id {kid!r}")
+    return verify(token, key, issuer=settings.PUBLIC_URL, audience=settings.PUBLIC_URL)
+
+
+def _jwks_fetch(url: str) -> dict[str, Any]:
+    try:
+        response = http.session().get(url, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        document = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise TokenRejected(f"JWKS at {url} unavailable: {type(exc).__name__}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise TokenRejected(f"JWKS at {url} is not a key set")
+    return document
+
+
+def jwks_key(url: str, kid: str) -> jwt.PyJWK:
+    """A key from a remote JWKS, cached; an unknown kid refetches at most once a minute."""
+    cache_key = "jwks:" + hashlib.sha256(url.encode()).hexdigest()
+    entry = cache.get(cache_key)
+    if entry is None or (
+        kid not in {k.get("kid") for k in entry["keys"]}
+        and time.time() - entry["fetched_at"] >= JWKS_REFETCH_INTERVAL
+    ):
+        entry = {"keys": _jwks_fetch(url)["keys"], "fetched_at": time.time()}
+        cache.set(cache_key, entry, JWKS_CACHE_SECONDS)
+    for candidate in entry["keys"]:
+        if candidate.get("kid") == kid:
+            try:
+                return jwt.PyJWK(candidate)
+            except jwt.PyJWTError as exc:
+                raise TokenRejected(f"unusable key {kid!r}: {exc}") from exc
+    raise TokenRejected(f"unknown key id {kid!r}")
+
+
+@dataclass(frozen=True)
+class TrustedMatch:
+    issuer: TrustedIssuer
+    claims: dict[str, Any]
+
+
+def trusted_issuer_match(token: str, issuer: str, kid: str) -> TrustedMatch:
+    """The first trusted-issuer rule (any team) whose audience and required claims match."""
+    rules = list(
+        TrustedIssuer.objects.filter(issuer=issuer).select_related("project", "environment")
+    )
+    if not rules:
+        raise TokenRejected(f"issuer {issuer!r} is not trusted")
+    failure: TokenRejected | None = None
+    for rule in rules:
+        try:
+            key = jwks_key(rule.jwks_url, kid)
+            claims = verify(token, key, issuer=issuer, audience=rule.audience)
+        except TokenRejected as exc:
+            failure = exc
+            continue
+        if all(claims.get(name) == value for name, value in rule.required_claims.items()):
+            return TrustedMatch(issuer=rule, claims=claims)
+        failure = TokenRejected("claims do not match any rule")
+    assert failure is not None
+    raise failure

@@ -1,0 +1,309 @@
+"""Handing out provider tokens: resolve, check, refresh if needed, record, answer."""
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from connect import errors
+from connect.models import Connector, ConnectorType, Grant, Installation, TokenIssue
+from connect.models.installations import GrantStatus, SubjectType
+from connect.providers import get_provider
+from connect.providers.base import (
+    Provider,
+    ProviderCredentials,
+    ProviderError,
+    ProviderInvalidGrant,
+    ProviderUnavailable,
+    TokenRequest,
+    TokenSet,
+    Unsupported,
+)
+from connect.services import resolution
+from connect.services.audit import audit_record
+from connect.services.callers import Caller
+from connect.services.resolution import Candidate, Resolution, Subject
+
+logger = logging.getLogger(__name__)
+
+PROVIDER_RETRY_AFTER = 5
+
+
+@dataclass(frozen=True)
+class TokenAsk:
+    subject: Subject
+    installation_ref: str | None = None
+    scopes: tuple[str, ...] | None = None  # None (or "*") means the connector's defaults
+    resources: tuple[str, ...] = ()
+    audience: tuple[str, ...] = ()
+    authorization_details: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    issue: TokenIssue
+    expires_at: datetime
+    connector: Connector
+    installation: Installation
+    grant: Grant
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def credentials_for(connector: Connector) -> ProviderCredentials:
+    """The connector's configuration with its secrets opened, for one provider call."""
+    return ProviderCredentials(
+        type=connector.type,
+        client_id=connector.client_id,
+        config=connector.config,
+        client_secret=connector.reveal("client_secret"),
+        private_key=connector.reveal("private_key"),
+        api_key=connector.reveal("api_key"),
+        key_id=str(connector.config.get("clientAssertionKeyId", "")),
+    )
+
+
+def subject_for(caller: Caller, *, type: str, id: str = "", issuer: str = "") -> Subject:
+    if type == SubjectType.APP:
+        return Subject(type=SubjectType.APP)
+    if type == SubjectType.USER:
+        if not id:
+            raise errors.InvalidRequest("A user subject needs an id.")
+        return Subject(type=SubjectType.USER, id=id, issuer=issuer or caller.default_user_issuer)
+    raise errors.InvalidRequest(f"Subject type {type!r} is not supported by this connector.")
+
+
+def connector_for_caller(*, caller: Caller, resolved: Resolution | None) -> Resolution:
+    """The link check shared by every runtime endpoint."""
+    if resolved is None:
+        raise errors.NotFound("No such connector.")
+    if resolved.link is None:
+        raise errors.ClientNotLinkedToProject(
+            "This project is not linked to the connector; add a project link in the admin."
+        )
+    if not resolved.link.allows(caller.environment):
+        raise errors.ClientNotEnabledForEnvironment(
+            f"The project link does not include the {caller.environment!r} environment."
+        )
+    return resolved
+
+
+def _choose(resolved: Resolution, ask: TokenAsk) -> Candidate:
+    candidates = resolved.candidates
+    if ask.installation_ref is None and candidates:
+        default = next((c for c in candidates if c.installation.is_default), None)
+        if default is not None:
+            return default
+        if len(candidates) == 1:
+            return candidates[0]
+        raise errors.ConnectorInstallationRequired(
+            "The connector has several installations and no default; pass installationId."
+        )
+    if candidates:
+        return candidates[0]
+    if ask.subject.type == SubjectType.USER and ask.installation_ref == "*":
+        raise errors.UserAuthorizationRequired("The user has not authorized this connector.")
+    raise errors.ConnectorInstallationRequired(
+        "The connector has no matching installation; install it first."
+    )
+
+
+def _scopes(
+    connector: Connector, grant: Grant, ask: TokenAsk, *, minted_on_demand: bool
+) -> tuple[str, ...]:
+    """The scopes to hand out: the defaults unless asked, never beyond what is allowed.
+
+    App tokens minted on demand may carry any of the connector's app scopes; anything granted
+    through consent may carry only what the grant holds. An empty allowance is unknown, and
+    left to the provider.
+    """
+    if ask.scopes is None or tuple(ask.scopes) == ("*",):
+        requested = tuple(connector.default_scopes.get(ask.subject.type, []) or ())
+    else:
+        requested = tuple(dict.fromkeys(ask.scopes))
+    if minted_on_demand:
+        allowed = set(connector.default_scopes.get(SubjectType.APP, []) or ())
+    else:
+        allowed = set(grant.scopes or ())
+    beyond = [scope for scope in requested if scope not in allowed]
+    if allowed and beyond:
+        raise errors.InvalidScope(f"Scopes beyond the grant: {' '.join(beyond)}")
+    return requested
+
+
+def _fresh(grant: Grant, scopes: Sequence[str], now: datetime) -> bool:
+    if not grant.has_secret("access_token"):
+        return False
+    if grant.scopes and not set(scopes) <= set(grant.scopes):
+        return False
+    margin = timedelta(seconds=settings.CONNECT_REFRESH_MARGIN_SECONDS)
+    return grant.access_expires_at is None or grant.access_expires_at > now + margin
+
+
+_flights: "weakref.WeakValueDictionary[int, threading.Lock]" = weakref.WeakValueDictionary()
+_flights_guard = threading.Lock()
+
+
+@contextmanager
+def single_flight(grant_id: int) -> Iterator[None]:
+    """Threads of one process queue here, so only one of them waits on the row lock."""
+    with _flights_guard:
+        lock = _flights.get(grant_id)
+        if lock is None:
+            lock = threading.Lock()
+            _flights[grant_id] = lock
+    with lock:
+        yield
+
+
+def _apply(grant: Grant, tokens: TokenSet, now: datetime) -> None:
+    grant.seal("access_token", tokens.access_token)
+    grant.access_expires_at = tokens.expires_at
+    if tokens.refresh_token:
+        # Rotation: the new refresh token replaces the old in the same transaction.
+        grant.seal("refresh_token", tokens.refresh_token)
+        grant.refresh_expires_at = tokens.refresh_expires_at
+    if tokens.scopes is not None:
+        grant.scopes = list(tokens.scopes)
+    grant.version += 1
+    grant.updated_at = now
+
+
+def grant_renew(
+    *, grant_id: int, connector: Connector, provider: Provider, request: TokenRequest
+) -> Grant:
+    """Refresh (or re-mint) one grant's token: one provider call however many ask at once.
+
+    The row lock serialises processes; whoever gets it second re-reads and finds the token
+    already fresh. A dead refresh token marks the grant ``needs_reauth``, committed before
+    answering ``invalid_grant``.
+    """
+    dead: ProviderInvalidGrant | None = None
+    with single_flight(grant_id), transaction.atomic():
+        grant = Grant.objects.select_for_update().get(pk=grant_id)
+        now = timezone.now()
+        if grant.status != GrantStatus.ACTIVE:
+            raise errors.NoToken("The grant needs re-authorization.")
+        if _fresh(grant, request.scopes, now):
+            return grant
+        credentials = credentials_for(connector)
+        try:
+            if grant.has_secret("refresh_token"):
+                tokens = provider.refresh(
+                    credentials, grant.reveal("refresh_token"), request, now=now
+                )
+            elif grant.subject_type == SubjectType.APP and provider.mints_app_tokens:
+                tokens = provider.mint_app_token(credentials, request, now=now)
+            else:
+                raise errors.NoToken("The token expired and there is no refresh token.")
+        except ProviderInvalidGrant as exc:
+            grant.status = GrantStatus.NEEDS_REAUTH
+            grant.updated_at = now
+            grant.save(update_fields=["status", "updated_at"])
+            dead = exc
+        except ProviderUnavailable as exc:
+            raise errors.ProviderUnavailable(
+                "The provider did not answer; try again shortly.",
+                retry_after=PROVIDER_RETRY_AFTER,
+            ) from exc
+        except (Unsupported, ProviderError) as exc:
+            raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
+        else:
+            _apply(grant, tokens, now)
+            grant.save()
+            return grant
+    audit_record(
+        team=connector.team_id,
+        type="grant.needs_reauth",
+        targets={"connectorId": connector.public_id, "grantId": grant.public_id},
+    )
+    raise errors.InvalidGrant(
+        "The provider rejected the stored refresh token; the subject must authorize again.",
+        vendor=dead.vendor or None,
+    )
+
+
+def _app_grant(installation: Installation) -> Grant:
+    grant, _ = Grant.objects.get_or_create(
+        installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
+    )
+    return grant
+
+
+def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedToken:
+    resolved = connector_for_caller(
+        caller=caller,
+        resolved=resolution.resolve(
+            team_id=caller.team_id,
+            project_id=caller.project_id,
+            connector_ref=connector_ref,
+            subject=ask.subject,
+            installation_ref=ask.installation_ref,
+        ),
+    )
+    connector = resolved.connector
+    chosen = _choose(resolved, ask)
+    installation, grant = chosen.installation, chosen.grant
+    provider = get_provider(connector.type)
+    mints = provider is not None and provider.mints_app_tokens
+    if grant is None:
+        if ask.subject.type == SubjectType.USER:
+            raise errors.UserAuthorizationRequired("The user has not authorized this connector.")
+        if not mints:
+            raise errors.ConnectorInstallationRequired("The installation has no app grant.")
+        grant = _app_grant(installation)
+    if grant.status != GrantStatus.ACTIVE:
+        raise errors.NoToken(f"The grant is {grant.status}; the subject must authorize again.")
+    scopes = _scopes(
+        connector, grant, ask, minted_on_demand=mints and ask.subject.type == SubjectType.APP
+    )
+    request = TokenRequest(
+        scopes=scopes,
+        resources=ask.resources,
+        audience=ask.audience,
+        authorization_details=ask.authorization_details,
+    )
+    now = timezone.now()
+    if connector.type == ConnectorType.API_KEY:
+        assert provider is not None
+        if not connector.has_secret("api_key"):
+            raise errors.NoToken("The connector has no API key set.")
+        tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
+        token, expires_at = tokens.access_token, tokens.expires_at
+    else:
+        if not _fresh(grant, scopes, now):
+            if provider is None:
+                raise errors.NoToken(f"{connector.type} connectors cannot refresh tokens yet.")
+            grant = grant_renew(
+                grant_id=grant.pk, connector=connector, provider=provider, request=request
+            )
+            grant.installation = installation
+        token, expires_at = grant.reveal("access_token"), grant.access_expires_at
+    if expires_at is None:
+        expires_at = now + timedelta(hours=1)
+    issue = TokenIssue.objects.create(
+        grant=grant,
+        project_id=caller.project_id,
+        environment=caller.environment,
+        scopes=list(scopes),
+        resources=list(ask.resources),
+        authorization_details=list(ask.authorization_details),
+        expires_at=expires_at,
+        created_at=now,
+    )
+    return IssuedToken(
+        token=token,
+        issue=issue,
+        expires_at=expires_at,
+        connector=connector,
+        installation=installation,
+        grant=grant,
+    )
