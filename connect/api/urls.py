@@ -18,6 +18,7 @@ class ConnectorRefConverter:
 register_converter(ConnectorRefConverter, "connector")
 
 urlpatterns = [
+    path("v1/health", views.HealthView.as_view()),
     path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
     path("v1/connect/token/<connector:connector>/import", views.TokenImportView.as_view()),
     path("v1/connect/connectors/<connector:connector>", views.ConnectorView.as_view()),

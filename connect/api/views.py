@@ -64,3 +64,13 @@ class ConnectorTokensView(RuntimeView):
             installation_ref=body.validated_data.get("installationId") or None,
         )
         return Response(counts.as_wire())
+
+
+class HealthView(APIView):
+    """For load balancers, and the benchmarks' floor: the same stack, no work."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})

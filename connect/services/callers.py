@@ -41,11 +41,13 @@ def caller_from_credential(token: str) -> Caller:
     parts = token.split("_")
     if len(parts) != 3:
         raise Unauthorized("Malformed deployment credential.")
-    credential = (
-        DeploymentCredential.objects.select_related("project", "environment")
-        .filter(prefix=parts[1], revoked_at__isnull=True)
-        .first()
-    )
+    try:
+        # get(), not first(): no ORDER BY over the model's related-field ordering.
+        credential = DeploymentCredential.objects.select_related("project", "environment").get(
+            prefix=parts[1], revoked_at__isnull=True
+        )
+    except DeploymentCredential.DoesNotExist:
+        credential = None
     if credential is None or not credential.matches(token):
         raise Unauthorized("Unknown or revoked deployment credential.")
     now = timezone.now()
