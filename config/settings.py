@@ -257,6 +257,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "connect.tasks.authorization_requests_expire",
         "schedule": crontab(minute="*"),
     },
+    "grants-refresh-due": {
+        "task": "connect.tasks.grants_refresh_due",
+        "schedule": crontab(minute="*"),
+    },
 }
 
 LOGGING = {

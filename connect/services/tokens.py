@@ -307,3 +307,36 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         installation=installation,
         grant=grant,
     )
+
+
+def grants_due_for_refresh(*, now: datetime | None = None) -> list[int]:
+    """Grants with a refresh token whose access token expires within the margin."""
+    now = now or timezone.now()
+    margin = timedelta(seconds=settings.CONNECT_REFRESH_MARGIN_SECONDS)
+    return list(Grant.objects.expiring_before(now + margin).values_list("pk", flat=True))
+
+
+def grant_refresh(*, grant_id: int) -> bool:
+    """Refresh one grant ahead of demand; False when it is gone or needs re-authorization.
+
+    A dead refresh token marks the grant ``needs_reauth`` (inside ``grant_renew``); a provider
+    outage propagates so the task retries.
+    """
+    grant = (
+        Grant.objects.select_related("installation__connector")
+        .filter(pk=grant_id, status=GrantStatus.ACTIVE)
+        .first()
+    )
+    if grant is None:
+        return False
+    connector = grant.installation.connector
+    provider = get_provider(connector.type)
+    if provider is None:
+        return False
+    request = TokenRequest(scopes=tuple(grant.scopes or ()))
+    try:
+        grant_renew(grant_id=grant.pk, connector=connector, provider=provider, request=request)
+    except (errors.InvalidGrant, errors.NoToken) as exc:
+        logger.info("grant %s not refreshed: %s", grant.public_id, exc.code)
+        return False
+    return True
