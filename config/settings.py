@@ -235,6 +235,9 @@ REST_FRAMEWORK = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A request that stores an event must not hang on a dead broker: the sweeper rings later.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -243,19 +246,25 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
     _broker_dir = VAR_DIR / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Exchange tables; kombu's default is ./control, inside the checkout.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_BEAT_SCHEDULE = {
     "authorization-requests-expire": {
         "task": "connect.tasks.authorization_requests_expire",
         "schedule": crontab(minute="*"),
+    },
+    "deliveries-sweep": {
+        "task": "connect.tasks.deliveries_sweep",
+        "schedule": 5.0,
     },
     "grants-refresh-due": {
         "task": "connect.tasks.grants_refresh_due",
@@ -284,3 +293,14 @@ if PRODUCTION and CONNECT_ALLOW_LOOPBACK:
 CONNECT_RATE_LIMIT_READS = env_int("CONNECT_RATE_LIMIT_READS", 200)
 CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
 CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")
+
+# Forwarding: attempt delays in seconds (attempt 1 at the first, …); then the delivery fails.
+CONNECT_DELIVERY_SCHEDULE = [
+    float(value)
+    for value in os.environ.get(
+        "CONNECT_DELIVERY_SCHEDULE", "0,5,300,1800,7200,18000,36000,36000"
+    ).split(",")
+]
+CONNECT_DELIVERY_TIMEOUT = float(os.environ.get("CONNECT_DELIVERY_TIMEOUT", "15"))
+CONNECT_DELIVERY_LEASE_SECONDS = env_int("CONNECT_DELIVERY_LEASE", 60)
+CONNECT_DELIVERY_BATCH = env_int("CONNECT_DELIVERY_BATCH", 50)

@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from connect import views
+from connect.webhooks import views as webhook_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -11,5 +12,6 @@ urlpatterns = [
     path(".well-known/openid-configuration", views.openid_configuration),
     path(".well-known/jwks.json", views.jwks),
     path("connect/connectors/<str:public_id>/jwks.json", views.connector_jwks),
+    path("connect/trigger/<str:connector_id>", webhook_views.trigger),
     path("", include("connect.api.urls")),
 ]

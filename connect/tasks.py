@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from connect import errors
-from connect.services import authorizations, tokens
+from connect.services import authorizations, deliveries, tokens
 
 
 @shared_task(acks_late=True)
@@ -31,3 +31,18 @@ def grants_refresh_due() -> int:
 def grant_refresh(grant_id: int) -> bool:
     # Idempotent: a grant refreshed meanwhile is fresh again and left alone.
     return tokens.grant_refresh(grant_id=grant_id)
+
+
+@shared_task(acks_late=True)
+def deliveries_send() -> int:
+    """The doorbell: claim due deliveries in batches and send them (idempotent by lease)."""
+    return deliveries.deliveries_send()
+
+
+@shared_task
+def deliveries_sweep() -> int:
+    """Every few seconds: ring for rows that are due or whose worker vanished."""
+    due = deliveries.deliveries_due()
+    if due:
+        deliveries.deliveries_ring()
+    return due

@@ -18,7 +18,7 @@ from connect.errors import ConnectError, code_for_status
 
 logger = logging.getLogger(__name__)
 
-API_PREFIXES = ("/v1/", "/.well-known/")
+API_PREFIXES = ("/v1/", "/.well-known/", "/connect/trigger/")
 REQUEST_ID_HEADER = "X-Request-Id"
 
 

@@ -9,6 +9,7 @@ from connect.models import Connector
 from connect.models.connectors import SINGLE_ACCOUNT_TYPES
 from connect.providers import get_provider
 from connect.services.callers import Caller
+from connect.services.destinations import DestinationsReplaced
 from connect.services.grants import ImportResult
 from connect.services.resolution import Subject
 from connect.services.tokens import IssuedToken, TokenAsk, subject_for
@@ -144,4 +145,35 @@ def import_body(result: ImportResult) -> dict[str, Any]:
             }
             for item in result.items
         ],
+    }
+
+
+class DestinationSerializer(serializers.Serializer):
+    projectId = serializers.CharField(max_length=40)
+    environment = serializers.SlugField(max_length=60)
+    path = serializers.CharField(max_length=500, default="/")
+
+
+class DestinationsRequestSerializer(serializers.Serializer):
+    destinations = DestinationSerializer(many=True)
+
+
+def destinations_body(replaced: DestinationsReplaced) -> dict[str, Any]:
+    return {
+        "destinations": [
+            {
+                "id": d.public_id,
+                "projectId": d.project.public_id,
+                "environment": d.environment.slug,
+                "path": d.path,
+                "enabled": d.enabled,
+                # Shown once, when the destination is created; rotate it in the admin.
+                **(
+                    {"signingSecret": replaced.new_secrets[d.pk]}
+                    if d.pk in replaced.new_secrets
+                    else {}
+                ),
+            }
+            for d in replaced.destinations
+        ]
     }

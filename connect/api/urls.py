@@ -26,4 +26,16 @@ urlpatterns = [
         "v1/connect/connectors/<connector:connector>/tokens",
         views.ConnectorTokensView.as_view(),
     ),
+    path(
+        "v1/connect/connectors/<connector:connector>/trigger-destinations",
+        views.TriggerDestinationsView.as_view(),
+    ),
+    path(
+        "v1/connect/connectors/<connector:connector>/trigger-destinations/<str:destination_id>/replay",
+        views.DestinationReplayView.as_view(),
+    ),
+    path(
+        "v1/connect/connectors/<connector:connector>/triggers/<str:trigger_id>/replay",
+        views.TriggerReplayView.as_view(),
+    ),
 ]

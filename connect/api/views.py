@@ -6,9 +6,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from connect import errors
 from connect.api import serializers
 from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
-from connect.services import grants, tokens
+from connect.models import InboundEvent, TriggerDestination
+from connect.services import deliveries, destinations, grants, tokens
 from connect.services.callers import Caller
 
 
@@ -74,3 +76,49 @@ class HealthView(APIView):
 
     def get(self, request: Request) -> Response:
         return Response({"ok": True})
+
+
+class TriggerDestinationsView(RuntimeView):
+    def patch(self, request: Request, connector: str) -> Response:
+        body = serializers.DestinationsRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        caller = self.caller(request)
+        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        replaced = destinations.destinations_replace(
+            connector=found,
+            specs=[
+                destinations.DestinationSpec(
+                    project_public_id=d["projectId"], environment=d["environment"], path=d["path"]
+                )
+                for d in body.validated_data["destinations"]
+            ],
+            actor=caller.label,
+            only_project_id=caller.project_id,
+        )
+        return Response(serializers.destinations_body(replaced))
+
+
+class TriggerReplayView(RuntimeView):
+    def post(self, request: Request, connector: str, trigger_id: str) -> Response:
+        caller = self.caller(request)
+        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        event = InboundEvent.objects.filter(connector=found, public_id=trigger_id).first()
+        if event is None:
+            raise errors.NotFound("No such trigger request for this connector.")
+        count = deliveries.event_replay(
+            event=event, actor=caller.label, project_id=caller.project_id
+        )
+        return Response({"replayed": count})
+
+
+class DestinationReplayView(RuntimeView):
+    def post(self, request: Request, connector: str, destination_id: str) -> Response:
+        caller = self.caller(request)
+        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        destination = TriggerDestination.objects.filter(
+            connector=found, public_id=destination_id, project_id=caller.project_id
+        ).first()
+        if destination is None:
+            raise errors.NotFound("No such destination of your project on this connector.")
+        count = deliveries.destination_replay_failed(destination=destination, actor=caller.label)
+        return Response({"replayed": count})

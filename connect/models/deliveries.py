@@ -23,6 +23,7 @@ class InboundEvent(models.Model):
     )
     provider_event_id = models.CharField(max_length=255, blank=True)
     event_type = models.CharField(max_length=120, blank=True)
+    tenant_id = models.CharField(max_length=255, blank=True)
     headers = models.JSONField(default=dict)
     content_type = models.CharField(max_length=255, blank=True)
     body = models.BinaryField()

@@ -2,9 +2,25 @@
 
 from connect.providers.api_key import ApiKeyProvider
 from connect.providers.base import Provider
+from connect.providers.discord import DiscordProvider
+from connect.providers.github import GitHubProvider
+from connect.providers.linear import LinearProvider
+from connect.providers.microsoft import MicrosoftProvider
 from connect.providers.oauth import OAuthProvider
+from connect.providers.slack import SlackProvider
 
-PROVIDERS: dict[str, Provider] = {p.key: p for p in (ApiKeyProvider(), OAuthProvider())}
+PROVIDERS: dict[str, Provider] = {
+    p.key: p
+    for p in (
+        ApiKeyProvider(),
+        OAuthProvider(),
+        SlackProvider(),
+        GitHubProvider(),
+        LinearProvider(),
+        MicrosoftProvider(),
+        DiscordProvider(),
+    )
+}
 
 
 def get_provider(connector_type: str) -> Provider | None:

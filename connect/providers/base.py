@@ -26,6 +26,14 @@ class Unsupported(ProviderError):
     """This connector type cannot do that (an API key cannot be refreshed)."""
 
 
+class InvalidWebhook(ProviderError):
+    """The signature, timestamp window or shared state did not check out."""
+
+
+class MalformedWebhook(ProviderError):
+    """Genuine (or unsigned by design) but unreadable: not JSON, or missing required fields."""
+
+
 @dataclass(frozen=True)
 class ProviderCredentials:
     """A connector's configuration with its secrets opened, for one call."""
@@ -37,6 +45,7 @@ class ProviderCredentials:
     private_key: str = ""
     api_key: str = ""
     key_id: str = ""
+    webhook_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,34 @@ class TokenSet:
     refresh_expires_at: datetime | None = None
     scopes: tuple[str, ...] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """What to answer the provider directly (handshakes, pings)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified inbound webhook: what to dedupe on, and whether to forward it."""
+
+    event_id: str = ""
+    event_type: str = ""
+    tenant_id: str = ""
+    reply: WebhookReply | None = None
+    forward: bool = True
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    headers: Mapping[str, str]  # lower-cased names
+    query: Mapping[str, str]
+    body: bytes
+    now: float  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -89,3 +126,9 @@ class Provider:
         self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
     ) -> Revocation:
         return Revocation(attempted=False, succeeded=False)
+
+    def verify_webhook(
+        self, credentials: ProviderCredentials, request: WebhookRequest
+    ) -> WebhookEvent:
+        """Check the request is genuine, then say what it is. Raises InvalidWebhook."""
+        raise Unsupported(f"{self.key} connectors do not receive webhooks")

@@ -11,6 +11,7 @@ import requests
 
 from connect import http
 from connect.providers.base import (
+    InvalidWebhook,
     Provider,
     ProviderCredentials,
     ProviderError,
@@ -19,7 +20,11 @@ from connect.providers.base import (
     Revocation,
     TokenRequest,
     TokenSet,
+    WebhookEvent,
+    WebhookRequest,
 )
+from connect.providers.webhook_bodies import json_object, text
+from connect.webhooks import signatures
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -155,3 +160,35 @@ class OAuthProvider(Provider):
             return Revocation(attempted=True, succeeded=False)
         # RFC 7009 2.2: 200 also for tokens the server no longer knows.
         return Revocation(attempted=True, succeeded=response.status_code == 200)
+
+    def verify_webhook(
+        self, credentials: ProviderCredentials, request: WebhookRequest
+    ) -> WebhookEvent:
+        """Standard Webhooks (default) or a generic HMAC-SHA256 header, per connector."""
+        config = credentials.config
+        scheme = config.get("triggerScheme") or "standard-webhooks"
+        headers = request.headers
+        if scheme == "standard-webhooks":
+            message_id = headers.get("webhook-id")
+            ok = signatures.standard_verify(
+                secret=credentials.webhook_secret,
+                body=request.body,
+                message_id=message_id,
+                timestamp=headers.get("webhook-timestamp"),
+                signature=headers.get("webhook-signature"),
+                now=request.now,
+            )
+            event_id = message_id or ""
+        else:
+            ok = signatures.generic_hmac(
+                secret=credentials.webhook_secret,
+                body=request.body,
+                signature=headers.get(str(config.get("signatureHeader", "x-signature")).lower()),
+                prefix=str(config.get("signaturePrefix", "")),
+                encoding=str(config.get("signatureEncoding", "hex")),
+            )
+            event_id = headers.get(str(config.get("eventIdHeader", "")).lower(), "")
+        if not ok:
+            raise InvalidWebhook("the webhook signature did not verify")
+        payload = json_object(request.body)
+        return WebhookEvent(event_id=event_id, event_type=text(payload.get("type")))

@@ -1,6 +1,12 @@
-from django.db import transaction
+from dataclasses import dataclass
+from datetime import timedelta
 
-from connect.models import TriggerDestination
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from connect import errors
+from connect.models import Connector, Environment, TriggerDestination
 from connect.models.destinations import new_signing_secret
 from connect.services.audit import Actor, audit_record
 
@@ -22,3 +28,103 @@ def destination_save(*, destination: TriggerDestination, actor: Actor) -> Trigge
         },
     )
     return destination
+
+
+@dataclass(frozen=True)
+class DestinationSpec:
+    project_public_id: str
+    environment: str
+    path: str
+
+
+@dataclass
+class DestinationsReplaced:
+    destinations: list[TriggerDestination]
+    new_secrets: dict[int, str]  # shown once, for rows created now
+
+
+@transaction.atomic
+def destinations_replace(
+    *,
+    connector: Connector,
+    specs: list[DestinationSpec],
+    actor: Actor,
+    only_project_id: int | None = None,
+) -> DestinationsReplaced:
+    """Make the connector's destinations exactly ``specs``; rows that stay keep their secrets.
+
+    ``only_project_id`` confines the replacement to one project (a deployment may manage only
+    its own project's destinations).
+    """
+    if len(specs) > settings.CONNECT_MAX_DESTINATIONS:
+        raise errors.InvalidRequest(
+            f"At most {settings.CONNECT_MAX_DESTINATIONS} destinations per connector."
+        )
+    wanted: dict[tuple[int, int, str], DestinationSpec] = {}
+    for spec in specs:
+        if not spec.path.startswith("/"):
+            raise errors.InvalidRequest("A destination path starts with '/'.")
+        environment = (
+            Environment.objects.select_related("project")
+            .filter(
+                project__public_id=spec.project_public_id,
+                project__team_id=connector.team_id,
+                slug=spec.environment,
+            )
+            .first()
+        )
+        if environment is None:
+            raise errors.InvalidRequest(
+                f"No environment {spec.environment!r} in project {spec.project_public_id!r}."
+            )
+        if only_project_id is not None and environment.project_id != only_project_id:
+            raise errors.Forbidden("A deployment may only manage its own project's destinations.")
+        wanted[(environment.project_id, environment.pk, spec.path)] = spec
+    existing = TriggerDestination.objects.select_for_update().filter(connector=connector)
+    if only_project_id is not None:
+        existing = existing.filter(project_id=only_project_id)
+    kept: list[TriggerDestination] = []
+    for destination in existing:
+        key = (destination.project_id, destination.environment_id, destination.path)
+        if key in wanted:
+            wanted.pop(key)
+            kept.append(destination)
+        else:
+            destination.delete()
+    new_secrets: dict[int, str] = {}
+    for project_id, environment_id, path in wanted:
+        secret = new_signing_secret()
+        destination = TriggerDestination(
+            connector=connector, project_id=project_id, environment_id=environment_id, path=path
+        )
+        destination.seal("signing_secret", secret)
+        destination.save()
+        new_secrets[destination.pk] = secret
+        kept.append(destination)
+    audit_record(
+        team=connector.team_id,
+        type="destinations.replaced",
+        actor=actor,
+        targets={"connectorId": connector.public_id},
+        fields={"count": len(kept)},
+    )
+    return DestinationsReplaced(destinations=kept, new_secrets=new_secrets)
+
+
+@transaction.atomic
+def destination_rotate_secret(
+    *, destination: TriggerDestination, actor: Actor, overlap: timedelta = timedelta(hours=24)
+) -> str:
+    """A new signing secret; the old one keeps signing alongside it for ``overlap``."""
+    destination.seal("previous_signing_secret", destination.reveal("signing_secret"))
+    destination.previous_secret_expires_at = timezone.now() + overlap
+    secret = new_signing_secret()
+    destination.seal("signing_secret", secret)
+    destination.save()
+    audit_record(
+        team=destination.connector.team_id,
+        type="destination.secret_rotated",
+        actor=actor,
+        targets={"destinationId": destination.public_id},
+    )
+    return secret
