@@ -36,8 +36,12 @@ class ConnectAdminSite(admin.AdminSite):
         next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
         if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
             next_url = reverse("admin:index", current_app=self.name)
-        if request.user.is_authenticated and self.has_permission(request):
-            return HttpResponseRedirect(next_url)
+        if request.user.is_authenticated:
+            if self.has_permission(request):
+                return HttpResponseRedirect(next_url)
+            # Signed in but in no team: the sign-in page would send them straight back here.
+            context = {**self.each_context(request), "title": "No team", **(extra_context or {})}
+            return TemplateResponse(request, "admin/connect_no_team.html", context, status=403)
         query = urlencode({REDIRECT_FIELD_NAME: next_url})
         return HttpResponseRedirect(f"{reverse('account_login')}?{query}")
 

@@ -9,6 +9,11 @@ class ConnectConfig(AppConfig):
 
 
 class ConnectAdminConfig(AdminConfig):
-    """Replaces Django's default admin site with the team-scoped one."""
+    """Replaces Django's default admin site with the team-scoped one.
 
-    default_site = "connect.admin.site.ConnectAdminSite"
+    The site class lives outside ``connect/admin/``: importing it must not import that package,
+    whose modules register on ``admin.site`` while the lazy site is still being built (the
+    registrations would land on a throwaway instance).
+    """
+
+    default_site = "connect.admin_site.ConnectAdminSite"

@@ -7,13 +7,17 @@ from django.forms import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from connect.admin.forms import WriteOnlySecretsForm
+from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
 from connect.services import connectors, destinations
 
 
 class ConnectorForm(WriteOnlySecretsForm):
+    client_secret = WriteOnlySecretField()
+    private_key = WriteOnlySecretField(multiline=True)
+    api_key = WriteOnlySecretField()
+    trigger_signing_secret = WriteOnlySecretField()
     sealed_inputs = {
         "client_secret": "client_secret",
         "private_key": "private_key",

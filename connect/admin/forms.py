@@ -5,10 +5,37 @@ from django import forms
 from connect.models.base import SealedSecrets
 
 
-class WriteOnlySecretsForm(forms.ModelForm):
-    """Adds a write-only input per secret; it never renders a value, only whether one is set.
+class WriteOnlyTextarea(forms.Textarea):
+    """For multi-line secrets (PEM keys): a password input would drop their newlines."""
 
-    A blank input keeps the stored value. ``sealed_inputs`` maps input name to secret name.
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+class WriteOnlySecretField(forms.CharField):
+    """An input for a secret that never renders a value; blank means "keep the stored one"."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
+        widget = (
+            WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"})
+            if multiline
+            else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+        )
+        self.multiline = multiline
+        super().__init__(required=False, strip=True, widget=widget, **kwargs)
+
+    def to_python(self, value: Any) -> str:
+        text: str = super().to_python(value)
+        # Browsers submit a textarea's line breaks as CRLF; a PEM key is stored as typed.
+        return text.replace("\r\n", "\n") if self.multiline else text
+
+
+class WriteOnlySecretsForm(forms.ModelForm):
+    """Write-only inputs for secrets: they never render a value, only whether one is set.
+
+    Subclasses declare a ``WriteOnlySecretField`` per secret (declared, so the admin's fieldsets
+    may name them) and map input name to secret name in ``sealed_inputs``. A blank input keeps
+    the stored value.
     """
 
     sealed_inputs: ClassVar[dict[str, str]] = {}
@@ -18,21 +45,15 @@ class WriteOnlySecretsForm(forms.ModelForm):
         instance = self.instance
         assert isinstance(instance, SealedSecrets)
         for input_name, secret in self.sealed_inputs.items():
+            field = self.fields.get(input_name)
+            if field is None:
+                continue
             is_set = instance.pk is not None and instance.has_secret(secret)
-            self.fields[input_name] = forms.CharField(
-                required=False,
-                strip=True,
-                label=secret.replace("_", " ").capitalize(),
-                widget=forms.PasswordInput(
-                    render_value=False,
-                    attrs={
-                        "autocomplete": "new-password",
-                        "placeholder": "•••••••• (set — leave blank to keep)"
-                        if is_set
-                        else "not set",
-                    },
-                ),
-                help_text="A value is set; type a new one to replace it." if is_set else "Not set.",
+            field.widget.attrs["placeholder"] = (
+                "•••••••• (set — leave blank to keep)" if is_set else "not set"
+            )
+            field.help_text = (
+                "A value is set; type a new one to replace it." if is_set else "Not set."
             )
 
     def changed_secrets(self) -> dict[str, str]:

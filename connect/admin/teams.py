@@ -75,19 +75,20 @@ class TeamAdmin(TeamScopedAdmin):
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)
             return
-        memberships = formset.save(commit=False)
+        formset.save(commit=False)
         for membership in formset.deleted_objects:
             teams.membership_remove(membership=membership, actor=request.user)
-        for membership_form in formset.forms:
-            membership = membership_form.instance
-            if membership not in memberships:
-                continue
-            if membership.pk is None:
-                teams.membership_add(
-                    team=form.instance,
-                    email=membership_form.cleaned_data["email"],
-                    role=Role(membership.role),
-                    actor=request.user,
-                )
-            else:
-                membership.save(update_fields=["role"])
+        for membership, _ in formset.changed_objects:
+            membership.save(update_fields=["role"])
+        added = [
+            teams.membership_add(
+                team=form.instance,
+                email=membership_form.cleaned_data["email"],
+                role=Role(membership_form.instance.role),
+                actor=request.user,
+            )
+            for membership_form in formset.forms
+            if membership_form.instance in formset.new_objects
+        ]
+        # The admin's change message names the added rows: the saved ones, which have a user.
+        formset.new_objects = added

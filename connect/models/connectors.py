@@ -27,8 +27,9 @@ SINGLE_ACCOUNT_TYPES = frozenset(
 class ConnectorQuerySet(TeamScopedQuerySet):
     def with_installation_counts(self) -> "ConnectorQuerySet":
         return self.annotate(
+            # Distinct: the join with grants repeats each installation once per grant.
             installation_count=models.Count(
-                "installations", filter=models.Q(installations__status="active")
+                "installations", filter=models.Q(installations__status="active"), distinct=True
             ),
             unhealthy_grant_count=models.Count(
                 "installations__grants",
