@@ -38,6 +38,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def secret_from_env_or_var(name: str, generate: Callable[[], str]) -> str:
     """Return the variable, or (outside production) a value generated once into ``var/``."""
     value = os.environ.get(name, "").strip()
@@ -283,6 +288,7 @@ LOGGING = {
 
 # Connect's own knobs.
 CONNECT_REFRESH_MARGIN_SECONDS = env_int("CONNECT_REFRESH_MARGIN", 300)
+CONNECT_PROVIDER_TIMEOUT_SECONDS = env_float("CONNECT_PROVIDER_TIMEOUT", 10.0)
 CONNECT_AUTHORIZATION_TTL_SECONDS = env_int("CONNECT_AUTHORIZATION_TTL", 600)
 CONNECT_TRIGGER_MAX_BYTES = env_int("CONNECT_TRIGGER_MAX_BYTES", 1024 * 1024)
 CONNECT_MAX_DESTINATIONS = env_int("CONNECT_MAX_DESTINATIONS", 10)

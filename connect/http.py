@@ -17,8 +17,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-DEFAULT_TIMEOUT = (3.05, 10.0)
+CONNECT_TIMEOUT = 3.05
 USER_AGENT = "Connect/0.1 (self-hosted credential broker)"
+
+
+def default_timeout() -> tuple[float, float]:
+    """(connect, read) seconds; a refresh holds a row lock for as long as the read may take."""
+    read = float(settings.CONNECT_PROVIDER_TIMEOUT_SECONDS)
+    return min(CONNECT_TIMEOUT, read), read
 
 
 class BlockedDestination(requests.exceptions.ConnectionError):
@@ -92,7 +98,7 @@ class GuardedSession(requests.Session):
         self.mount("https://", adapter)
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
+        kwargs.setdefault("timeout", default_timeout())
         kwargs["allow_redirects"] = False
         # Check before sending for a clear error; the pinned connection checks again on connect.
         parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
