@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from connect.admin.filters import TeamRelatedFilter
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin
 from connect.models import AuditEvent, AuthorizationRequest
 
@@ -7,7 +8,7 @@ from connect.models import AuditEvent, AuthorizationRequest
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyTeamScopedAdmin):
     list_display = ["type", "actor", "team", "created_at"]
-    list_filter = ["type", ("team", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["type", ("team", TeamRelatedFilter)]
     list_select_related = ["team"]
     search_fields = ["type", "actor"]
     show_full_result_count = False

@@ -1,55 +1,171 @@
-from django.contrib import admin
+from typing import Any
 
-from connect.admin.scoping import ReadOnlyTeamScopedAdmin
-from connect.models import Delivery, DeliveryAttempt, InboundEvent
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from connect.admin.filters import TeamRelatedFilter
+from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, has_role
+from connect.models import Delivery, DeliveryAttempt, InboundEvent, Role, TriggerDestination
+from connect.services import deliveries, destinations
 
 EVENT_FIELDS = (
     "public_id",
     "connector",
-    "installation",
     "provider_event_id",
     "event_type",
+    "tenant_id",
     "verified",
     "received_at",
     "content_type",
     "headers",
     "body_text",
 )
+DELIVERY_INLINE_FIELDS = (
+    "webhook_id",
+    "destination",
+    "status",
+    "attempts",
+    "last_status_code",
+    "next_attempt_at",
+)
+ATTEMPT_FIELDS = ("started_at", "status_code", "latency_ms", "error")
+DELIVERY_FIELDS = (
+    "webhook_id",
+    "event",
+    "destination",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "lease_until",
+    "last_status_code",
+    "created_at",
+    "updated_at",
+)
+
+
+class ReplayPermission:
+    """Replaying writes deliveries: members may, viewers may not."""
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return has_role(request, Role.MEMBER)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = DELIVERY_INLINE_FIELDS
+    readonly_fields = DELIVERY_INLINE_FIELDS
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ATTEMPT_FIELDS
+    readonly_fields = ATTEMPT_FIELDS
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(InboundEvent)
-class InboundEventAdmin(ReadOnlyTeamScopedAdmin):
-    list_display = ["public_id", "connector", "event_type", "verified", "received_at"]
-    list_filter = ["verified", ("connector", admin.RelatedOnlyFieldListFilter)]
+class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
+    list_display = ["public_id", "connector", "event_type", "tenant_id", "verified", "received_at"]
+    list_filter = ["verified", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
-    search_fields = ["public_id", "provider_event_id"]
+    search_fields = ["=public_id", "=provider_event_id"]
     fields = EVENT_FIELDS
     readonly_fields = EVENT_FIELDS
+    inlines = [DeliveryInline]
+    actions = ["replay"]
     show_full_result_count = False
 
     @admin.display(description="Body")
     def body_text(self, obj: InboundEvent) -> str:
         return bytes(obj.body).decode("utf-8", errors="replace")
 
+    @admin.action(description="Replay to every destination", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
+        count = sum(
+            deliveries.event_replay(event=event, actor=request.user)
+            for event in queryset.select_related("connector")
+        )
+        messages.success(request, f"Queued {count} delivery(ies) again.")
+
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyTeamScopedAdmin):
+class DeliveryAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = [
         "webhook_id",
+        "event",
         "destination",
         "status",
         "attempts",
         "last_status_code",
         "next_attempt_at",
     ]
-    list_filter = ["status", ("destination", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["destination__environment__project"]
-    search_fields = ["webhook_id", "event__public_id"]
+    list_filter = ["status", ("destination", TeamRelatedFilter)]
+    list_select_related = ["event", "destination__environment__project"]
+    search_fields = ["=webhook_id", "=event__public_id"]
+    readonly_fields = DELIVERY_FIELDS
+    fields = DELIVERY_FIELDS
+    inlines = [DeliveryAttemptInline]
     show_full_result_count = False
 
 
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(ReadOnlyTeamScopedAdmin):
     list_display = ["delivery", "started_at", "status_code", "latency_ms", "error"]
+    list_filter = ["status_code"]
     list_select_related = ["delivery"]
     show_full_result_count = False
+
+
+@admin.register(TriggerDestination)
+class TriggerDestinationAdmin(ReplayPermission, TeamScopedAdmin):
+    """Destinations are edited on their connector's page; here they are operated."""
+
+    list_display = ["__str__", "connector", "project", "environment", "path", "enabled"]
+    list_filter = ["enabled", ("connector", TeamRelatedFilter)]
+    list_select_related = ["connector", "project", "environment__project"]
+    fields = ["connector", "project", "environment", "path", "enabled", "has_previous_secret"]
+    readonly_fields = ["connector", "project", "environment", "path", "has_previous_secret"]
+    actions = ["replay_failed", "rotate_secret"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Previous secret still signing")
+    def has_previous_secret(self, obj: TriggerDestination) -> bool:
+        return obj.has_secret("previous_signing_secret")
+
+    @admin.action(description="Replay failed deliveries", permissions=["replay"])
+    def replay_failed(self, request: HttpRequest, queryset: QuerySet[TriggerDestination]) -> None:
+        count = sum(
+            deliveries.destination_replay_failed(destination=d, actor=request.user)
+            for d in queryset.select_related("connector")
+        )
+        messages.success(request, f"Queued {count} failed delivery(ies) again.")
+
+    @admin.action(
+        description="Rotate signing secret (old one signs for 24 h)", permissions=["change"]
+    )
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[TriggerDestination]) -> None:
+        for destination in queryset.select_related("connector"):
+            secret = destinations.destination_rotate_secret(
+                destination=destination, actor=request.user
+            )
+            # Shown once, to the member who asked for it; never stored in clear.
+            messages.warning(request, f"New signing secret for {destination}: {secret}")

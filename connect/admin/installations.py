@@ -3,6 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from connect.admin.filters import TeamRelatedFilter
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import Grant, Installation, TokenIssue
 
@@ -46,7 +47,7 @@ class GrantInline(TeamScopedInline, admin.TabularInline):
 @admin.register(Installation)
 class InstallationAdmin(TeamScopedAdmin):
     list_display = ["__str__", "connector", "tenant_id", "status", "is_default", "created_at"]
-    list_filter = ["status", ("connector", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
     search_fields = ["display_name", "tenant_id", "public_id"]
     readonly_fields = ["public_id", "connector", "tenant_id", "installed_by", "created_at"]
