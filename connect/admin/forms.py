@@ -24,10 +24,10 @@ class WriteOnlySecretField(forms.CharField):
         self.multiline = multiline
         super().__init__(required=False, strip=True, widget=widget, **kwargs)
 
-    def to_python(self, value: Any) -> str:
-        text: str = super().to_python(value)
+    def to_python(self, value: Any) -> str | None:
+        text = super().to_python(value)
         # Browsers submit a textarea's line breaks as CRLF; a PEM key is stored as typed.
-        return text.replace("\r\n", "\n") if self.multiline else text
+        return text.replace("\r\n", "\n") if text and self.multiline else text
 
 
 class WriteOnlySecretsForm(forms.ModelForm):
