@@ -7,6 +7,7 @@ from connect.providers.github import GitHubProvider
 from connect.providers.linear import LinearProvider
 from connect.providers.microsoft import MicrosoftProvider
 from connect.providers.oauth import OAuthProvider
+from connect.providers.salesforce import SalesforceProvider
 from connect.providers.slack import SlackProvider
 
 PROVIDERS: dict[str, Provider] = {
@@ -19,6 +20,7 @@ PROVIDERS: dict[str, Provider] = {
         LinearProvider(),
         MicrosoftProvider(),
         DiscordProvider(),
+        SalesforceProvider(),
     )
 }
 

@@ -54,6 +54,47 @@ class TokenRequest:
     resources: Sequence[str] = ()
     audience: Sequence[str] = ()
     authorization_details: Sequence[Mapping[str, Any]] = ()
+    tenant_id: str = ""  # the installation's provider tenant (GitHub installation id, Entra tenant)
+    subject_id: str = ""  # for jwt-bearer: the asserted subject
+
+
+class AuthorizationDenied(ProviderError):
+    """The person at the provider said no (``error=access_denied``)."""
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    kind: str  # "install" or "consent"
+    subject_type: str  # "app" or "user"
+    scopes: Sequence[str]
+    redirect_uri: str
+    state: str
+    code_challenge: str = ""  # S256, empty where the provider takes no PKCE
+    tenant_hint: str = ""
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    kind: str
+    subject_type: str
+    scopes: Sequence[str]
+    params: Mapping[str, str]  # the callback's query string
+    redirect_uri: str
+    code_verifier: str = ""
+    tenant_id: str = ""  # the installation already chosen, when the flow is for one
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What a completed flow yields. An empty ``tenant_id`` means the connector's own
+    (single-account) installation, or the one the flow was started for."""
+
+    tenant_id: str = ""
+    display_name: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    app_tokens: "TokenSet | None" = None
+    user_tokens: "TokenSet | None" = None
+    external_subject: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +125,9 @@ class WebhookEvent:
     tenant_id: str = ""
     reply: WebhookReply | None = None
     forward: bool = True
+    #: The provider says the tenant uninstalled the app (Slack app_uninstalled, GitHub
+    #: installation.deleted): its grants are revoked.
+    removes_installation: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +150,16 @@ class Provider:
     key: str = ""
     #: Whether app tokens are minted on demand (and cached on the app grant).
     mints_app_tokens: bool = False
+    #: Whether the install / consent flows send a PKCE challenge.
+    pkce: bool = True
+
+    def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
+        raise Unsupported(f"{self.key} connectors have no browser flow")
+
+    def complete(
+        self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
+    ) -> InstallResult:
+        raise Unsupported(f"{self.key} connectors have no browser flow")
 
     def mint_app_token(
         self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime

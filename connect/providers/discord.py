@@ -1,23 +1,70 @@
+"""Discord: the bot token for the app, OAuth user authorization for users, and Webhook Events."""
+
 import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
 from connect.providers.base import (
+    CallbackRequest,
+    InstallResult,
     InvalidWebhook,
-    Provider,
     ProviderCredentials,
+    ProviderError,
+    TokenRequest,
+    TokenSet,
     WebhookEvent,
     WebhookReply,
     WebhookRequest,
 )
+from connect.providers.code_flow import CodeFlowProvider, Endpoints, call, read_json
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
+WEB = "https://discord.com"
 PING = 0
+BOT_TOKEN_TTL = timedelta(hours=1)
 
 
-class DiscordProvider(Provider):
-    """Discord Webhook Events (not interactions, which need a synchronous reply)."""
-
+class DiscordProvider(CodeFlowProvider):
     key = "discord"
+    mints_app_tokens = True
+    pkce = False
+    token_auth_default = "client_secret_post"
+
+    def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
+        web = self.base(credentials, "baseUrl", WEB)
+        return Endpoints(
+            authorize=f"{web}/oauth2/authorize",
+            token=f"{web}/api/oauth2/token",
+            revoke=f"{web}/api/oauth2/token/revoke",
+        )
+
+    def mint_app_token(
+        self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime
+    ) -> TokenSet:
+        """The bot token typed in by an admin, handed out with a nominal expiry."""
+        if not credentials.api_key:
+            raise ProviderError("the Discord connector has no bot token set")
+        return TokenSet(access_token=credentials.api_key, expires_at=now + BOT_TOKEN_TTL)
+
+    def install_result(
+        self,
+        credentials: ProviderCredentials,
+        callback: CallbackRequest,
+        payload: Mapping[str, Any],
+        tokens: TokenSet,
+        *,
+        now: datetime,
+    ) -> InstallResult:
+        web = self.base(credentials, "baseUrl", WEB)
+        response = call(
+            "GET",
+            f"{web}/api/users/@me",
+            headers={"Authorization": f"Bearer {tokens.access_token}"},
+        )
+        user = read_json(response) if response.status_code == 200 else {}
+        return InstallResult(user_tokens=tokens, external_subject=text(user.get("id")))
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest
@@ -35,8 +82,7 @@ class DiscordProvider(Provider):
         if payload.get("type") == PING:
             return WebhookEvent(event_type="PING", reply=WebhookReply(204), forward=False)
         event = obj(payload.get("event"))
-        data = obj(event.get("data"))
-        guild = obj(data.get("guild"))
+        guild = obj(obj(event.get("data")).get("guild"))
         # Discord sends no event id; the signed (timestamp, body) pair is unique per delivery,
         # so a replayed request dedupes.
         digest = hashlib.sha256((timestamp or "").encode() + b"." + request.body).hexdigest()

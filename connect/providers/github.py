@@ -1,16 +1,260 @@
+"""GitHub Apps: installations with server-minted, down-scoped installation tokens, and
+user-to-server tokens (with refresh) for user subjects."""
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import jwt
+
 from connect.providers.base import (
+    AuthorizeRequest,
+    CallbackRequest,
+    InstallResult,
     InvalidWebhook,
-    Provider,
     ProviderCredentials,
+    ProviderError,
+    ProviderInvalidGrant,
+    ProviderUnavailable,
+    Revocation,
+    TokenRequest,
+    TokenSet,
     WebhookEvent,
     WebhookRequest,
+)
+from connect.providers.code_flow import (
+    CodeFlowProvider,
+    Endpoints,
+    call,
+    read_json,
+    tokens_from,
+    with_query,
 )
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
+WEB = "https://github.com"
+API = "https://api.github.com"
+API_VERSION = "2022-11-28"
+INSTALLATION_DETAIL = "github_app_installation"
 
-class GitHubProvider(Provider):
+
+def as_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return []
+
+
+def down_scope(details: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The body of an installation token request from ``github_app_installation`` details:
+    exactly the repositories and permissions asked for (GitHub's own down-scoping)."""
+    body: dict[str, Any] = {}
+    for detail in details:
+        if detail.get("type") != INSTALLATION_DETAIL:
+            continue
+        repositories = as_list(detail.get("repositories"))
+        if repositories:
+            body.setdefault("repositories", [])
+            body["repositories"] += [r.split("/")[-1] for r in repositories]
+        permissions = detail.get("permissions")
+        if isinstance(permissions, dict):
+            body.setdefault("permissions", {}).update(
+                {str(k): str(v) for k, v in permissions.items()}
+            )
+        else:
+            for entry in as_list(permissions):
+                name, _, level = entry.partition(":")
+                body.setdefault("permissions", {})[name] = level or "read"
+    return body
+
+
+class GitHubProvider(CodeFlowProvider):
     key = "github"
+    mints_app_tokens = True
+    token_auth_default = "client_secret_post"
+
+    def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
+        web = self.base(credentials, "webBaseUrl", WEB)
+        return Endpoints(
+            authorize=f"{web}/login/oauth/authorize", token=f"{web}/login/oauth/access_token"
+        )
+
+    def api(self, credentials: ProviderCredentials) -> str:
+        return self.base(credentials, "apiBaseUrl", API)
+
+    def app_jwt(self, credentials: ProviderCredentials, *, now: float | None = None) -> str:
+        """The app's own identity: RS256 over iss = app id, valid under ten minutes."""
+        issued = int(now if now is not None else time.time()) - 60
+        app_id = str(credentials.config.get("appId") or "")
+        if not app_id or not credentials.private_key:
+            raise ProviderError("the GitHub App needs its app id and private key")
+        return jwt.encode(
+            {"iat": issued, "exp": issued + 540, "iss": app_id},
+            credentials.private_key,
+            algorithm="RS256",
+        )
+
+    def _api_headers(self, token: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+        }
+
+    # Install and consent ------------------------------------------------------------------------
+
+    def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
+        if request.kind == "install":
+            slug = str(credentials.config.get("appSlug") or "")
+            if not slug:
+                raise ProviderError("the GitHub App needs its slug to be installed")
+            web = self.base(credentials, "webBaseUrl", WEB)
+            return with_query(f"{web}/apps/{slug}/installations/new", {"state": request.state})
+        return super().authorize_url(credentials, request)
+
+    def complete(
+        self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
+    ) -> InstallResult:
+        if callback.kind != "install":
+            return super().complete(credentials, callback, now=now)
+        installation_id = callback.params.get("installation_id", "")
+        if not installation_id.isdigit():
+            raise ProviderError("the install callback carries no installation_id")
+        # Ask GitHub, as the app, whether this installation is really ours.
+        response = call(
+            "GET",
+            f"{self.api(credentials)}/app/installations/{installation_id}",
+            headers=self._api_headers(self.app_jwt(credentials, now=now.timestamp())),
+        )
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"GitHub answered {response.status_code}")
+        if response.status_code != 200:
+            raise ProviderError(f"installation {installation_id} is not this app's")
+        account = obj(read_json(response).get("account"))
+        return InstallResult(
+            tenant_id=installation_id,
+            display_name=text(account.get("login")),
+            metadata={
+                "account": text(account.get("login")),
+                "accountId": text(account.get("id")),
+                "accountType": text(account.get("type")),
+                "setupAction": callback.params.get("setup_action", ""),
+            },
+        )
+
+    def install_result(
+        self,
+        credentials: ProviderCredentials,
+        callback: CallbackRequest,
+        payload: Mapping[str, Any],
+        tokens: TokenSet,
+        *,
+        now: datetime,
+    ) -> InstallResult:
+        response = call(
+            "GET", f"{self.api(credentials)}/user", headers=self._api_headers(tokens.access_token)
+        )
+        user = read_json(response) if response.status_code == 200 else {}
+        return InstallResult(user_tokens=tokens, external_subject=text(user.get("login")))
+
+    def token_request(
+        self,
+        credentials: ProviderCredentials,
+        body: dict[str, Any],
+        *,
+        now: datetime,
+        tenant_id: str = "",
+    ) -> dict[str, Any]:
+        body = {
+            **body,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+        }
+        response = call(
+            "POST",
+            self.endpoints(credentials).token,
+            data=body,
+            headers={"Accept": "application/json"},
+        )
+        payload = read_json(response)
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"GitHub answered {response.status_code}")
+        error = payload.get("error")
+        if error or not payload.get("access_token"):
+            # GitHub answers 200 with {"error": "bad_refresh_token"} and the like.
+            vendor = {k: v for k, v in payload.items() if k in ("error", "error_description")}
+            if error in ("bad_refresh_token", "bad_verification_code", "invalid_grant"):
+                raise ProviderInvalidGrant(f"GitHub: {error}", vendor=vendor)
+            raise ProviderError(f"GitHub: {error or 'no access_token'}", vendor=vendor)
+        return payload
+
+    # Installation tokens ------------------------------------------------------------------------
+
+    def mint_app_token(
+        self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime
+    ) -> TokenSet:
+        if not request.tenant_id.isdigit():
+            raise ProviderError("an installation token needs a GitHub installation")
+        response = call(
+            "POST",
+            f"{self.api(credentials)}/app/installations/{request.tenant_id}/access_tokens",
+            json=down_scope(request.authorization_details),
+            headers=self._api_headers(self.app_jwt(credentials, now=now.timestamp())),
+        )
+        payload = read_json(response)
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"GitHub answered {response.status_code}")
+        if response.status_code != 201 or not payload.get("token"):
+            raise ProviderError(
+                f"GitHub refused an installation token ({response.status_code})",
+                vendor={"message": text(payload.get("message"))},
+            )
+        expires = datetime.fromisoformat(str(payload["expires_at"]).replace("Z", "+00:00"))
+        permissions = obj(payload.get("permissions"))
+        return TokenSet(
+            access_token=str(payload["token"]),
+            expires_at=expires,
+            scopes=tuple(f"{k}:{v}" for k, v in sorted(permissions.items())),
+            metadata={"permissions": permissions},
+        )
+
+    def refresh(
+        self,
+        credentials: ProviderCredentials,
+        refresh_token: str,
+        request: TokenRequest,
+        *,
+        now: datetime,
+    ) -> TokenSet:
+        payload = self.token_request(
+            credentials, {"grant_type": "refresh_token", "refresh_token": refresh_token}, now=now
+        )
+        return tokens_from(payload, now=now, requested=None)
+
+    def revoke(
+        self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
+    ) -> Revocation:
+        try:
+            if token.startswith("ghs_"):  # an installation token revokes itself
+                response = call(
+                    "DELETE",
+                    f"{self.api(credentials)}/installation/token",
+                    headers=self._api_headers(token),
+                )
+            else:
+                response = call(
+                    "DELETE",
+                    f"{self.api(credentials)}/applications/{credentials.client_id}/token",
+                    json={"access_token": token},
+                    auth=(credentials.client_id, credentials.client_secret),
+                    headers={"Accept": "application/vnd.github+json"},
+                )
+        except (ProviderUnavailable, OSError):
+            return Revocation(attempted=True, succeeded=False)
+        return Revocation(attempted=True, succeeded=response.status_code == 204)
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest
@@ -29,4 +273,5 @@ class GitHubProvider(Provider):
             event_id=request.headers.get("x-github-delivery", ""),
             event_type=f"{event}.{action}" if action else event,
             tenant_id=text(obj(payload.get("installation")).get("id")),
+            removes_installation=event == "installation" and action == "deleted",
         )

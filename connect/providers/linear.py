@@ -1,16 +1,95 @@
+"""Linear: OAuth apps acting as the app (``actor=app``) or as a user, with refresh."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 from connect.providers.base import (
+    AuthorizeRequest,
+    CallbackRequest,
+    InstallResult,
     InvalidWebhook,
-    Provider,
     ProviderCredentials,
+    ProviderUnavailable,
+    Revocation,
+    TokenSet,
     WebhookEvent,
     WebhookRequest,
 )
-from connect.providers.webhook_bodies import json_object, text
+from connect.providers.code_flow import CodeFlowProvider, Endpoints, call, read_json
+from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
+WEB = "https://linear.app"
+API = "https://api.linear.app"
+VIEWER_QUERY = "query { viewer { id name } organization { id name urlKey } }"
 
-class LinearProvider(Provider):
+
+class LinearProvider(CodeFlowProvider):
     key = "linear"
+    scope_separator = ","
+    token_auth_default = "client_secret_post"
+
+    def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
+        web = self.base(credentials, "baseUrl", WEB)
+        api = self.base(credentials, "apiBaseUrl", API)
+        return Endpoints(
+            authorize=f"{web}/oauth/authorize",
+            token=f"{api}/oauth/token",
+            revoke=f"{api}/oauth/revoke",
+        )
+
+    def authorize_params(
+        self, credentials: ProviderCredentials, request: AuthorizeRequest
+    ) -> dict[str, str]:
+        params = super().authorize_params(credentials, request)
+        # An install makes the app itself the actor of what it does in the workspace.
+        params["actor"] = "app" if request.subject_type == "app" else "user"
+        params["prompt"] = "consent"
+        return params
+
+    def install_result(
+        self,
+        credentials: ProviderCredentials,
+        callback: CallbackRequest,
+        payload: Mapping[str, Any],
+        tokens: TokenSet,
+        *,
+        now: datetime,
+    ) -> InstallResult:
+        api = self.base(credentials, "apiBaseUrl", API)
+        response = call(
+            "POST",
+            f"{api}/graphql",
+            json={"query": VIEWER_QUERY},
+            headers={"Authorization": f"Bearer {tokens.access_token}"},
+        )
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"Linear answered {response.status_code}")
+        data = obj(read_json(response).get("data"))
+        organization, viewer = obj(data.get("organization")), obj(data.get("viewer"))
+        is_user = callback.subject_type == "user"
+        return InstallResult(
+            tenant_id=text(organization.get("id")),
+            display_name=text(organization.get("name")),
+            metadata={"urlKey": text(organization.get("urlKey"))},
+            app_tokens=None if is_user else tokens,
+            user_tokens=tokens if is_user else None,
+            external_subject=text(viewer.get("id")) if is_user else "",
+        )
+
+    def revoke(
+        self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
+    ) -> Revocation:
+        try:
+            response = call(
+                "POST",
+                self.endpoints(credentials).revoke,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except (ProviderUnavailable, OSError):
+            return Revocation(attempted=True, succeeded=False)
+        return Revocation(attempted=True, succeeded=response.status_code == 200)
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest

@@ -1,19 +1,131 @@
+"""Slack: OAuth v2 workspace installs (bot token, optional user token), token rotation."""
+
 import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from connect.providers.base import (
+    AuthorizeRequest,
+    CallbackRequest,
+    InstallResult,
     InvalidWebhook,
-    Provider,
     ProviderCredentials,
+    ProviderError,
+    ProviderInvalidGrant,
+    ProviderUnavailable,
+    Revocation,
+    TokenSet,
     WebhookEvent,
     WebhookReply,
     WebhookRequest,
 )
+from connect.providers.code_flow import CodeFlowProvider, Endpoints, call, read_json, tokens_from
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
+SLACK = "https://slack.com"
+#: Slack answers 200 with {"ok": false, "error": …}; these mean the grant is gone.
+DEAD = frozenset({"invalid_refresh_token", "invalid_grant", "token_revoked", "token_expired"})
 
-class SlackProvider(Provider):
+
+class SlackProvider(CodeFlowProvider):
     key = "slack"
+    scope_separator = ","
+    pkce = False  # a confidential client; Slack's v2 install takes no PKCE
+    token_auth_default = "client_secret_post"
+
+    def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
+        base = self.base(credentials, "baseUrl", SLACK)
+        return Endpoints(
+            authorize=f"{base}/oauth/v2/authorize",
+            token=f"{base}/api/oauth.v2.access",
+            revoke=f"{base}/api/auth.revoke",
+        )
+
+    def authorize_params(
+        self, credentials: ProviderCredentials, request: AuthorizeRequest
+    ) -> dict[str, str]:
+        params = super().authorize_params(credentials, request)
+        params.pop("response_type", None)
+        # Bot scopes go in `scope`, user scopes in `user_scope`; a consent asks only the latter.
+        if request.subject_type == "user":
+            params.pop("scope", None)
+            params["user_scope"] = ",".join(request.scopes)
+        else:
+            user_scopes = credentials.config.get("userScopes") or []
+            if user_scopes:
+                params["user_scope"] = ",".join(user_scopes)
+        if request.tenant_hint:
+            params["team"] = request.tenant_hint
+        return params
+
+    def token_request(
+        self,
+        credentials: ProviderCredentials,
+        body: dict[str, Any],
+        *,
+        now: datetime,
+        tenant_id: str = "",
+    ) -> dict[str, Any]:
+        body = {
+            **body,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+        }
+        response = call("POST", self.endpoints(credentials).token, data=body)
+        payload = read_json(response)
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"Slack answered {response.status_code}")
+        if not payload.get("ok"):
+            error = str(payload.get("error", "unknown"))
+            if error in DEAD:
+                raise ProviderInvalidGrant(f"Slack: {error}", vendor={"error": error})
+            raise ProviderError(f"Slack: {error}", vendor={"error": error})
+        return payload
+
+    def install_result(
+        self,
+        credentials: ProviderCredentials,
+        callback: CallbackRequest,
+        payload: Mapping[str, Any],
+        tokens: TokenSet,
+        *,
+        now: datetime,
+    ) -> InstallResult:
+        team, enterprise, user = (
+            obj(payload.get("team")),
+            obj(payload.get("enterprise")),
+            obj(payload.get("authed_user")),
+        )
+        user_tokens = tokens_from(user, now=now, requested=()) if user.get("access_token") else None
+        bot = tokens if payload.get("token_type") == "bot" and payload.get("access_token") else None
+        return InstallResult(
+            tenant_id=text(team.get("id")),
+            display_name=text(team.get("name")),
+            metadata={
+                "teamName": text(team.get("name")),
+                "enterpriseId": text(enterprise.get("id")) or None,
+                "botUserId": text(payload.get("bot_user_id")) or None,
+                "appId": text(payload.get("app_id")) or None,
+            },
+            app_tokens=bot,
+            user_tokens=user_tokens,
+            external_subject=text(user.get("id")),
+        )
+
+    def revoke(
+        self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
+    ) -> Revocation:
+        try:
+            response = call(
+                "POST",
+                self.endpoints(credentials).revoke,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except (ProviderUnavailable, OSError):
+            return Revocation(attempted=True, succeeded=False)
+        return Revocation(attempted=True, succeeded=bool(read_json(response).get("ok")))
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest
@@ -36,8 +148,10 @@ class SlackProvider(Provider):
                 forward=False,
             )
         event = obj(payload.get("event"))
+        event_type = text(event.get("type")) or text(payload.get("type"))
         return WebhookEvent(
             event_id=text(payload.get("event_id")),
-            event_type=text(event.get("type")) or text(payload.get("type")),
+            event_type=event_type,
             tenant_id=text(payload.get("team_id")),
+            removes_installation=event_type == "app_uninstalled",
         )

@@ -1,19 +1,22 @@
 """Handing out provider tokens: resolve, check, refresh if needed, record, answer."""
 
+import hashlib
+import json
 import logging
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from connect import errors
+from connect import crypto, errors
 from connect.models import Connector, ConnectorType, Grant, Installation, TokenIssue
 from connect.models.installations import GrantStatus, SubjectType
 from connect.providers import get_provider
@@ -202,6 +205,12 @@ def grant_renew(
                 )
             elif grant.subject_type == SubjectType.APP and provider.mints_app_tokens:
                 tokens = provider.mint_app_token(credentials, request, now=now)
+                # The cached token answers what it was asked for as well as what came back:
+                # a provider that grants less (or names ".default" by what it stands for)
+                # would otherwise have every request mint anew.
+                tokens = replace(
+                    tokens, scopes=tuple(dict.fromkeys((*request.scopes, *(tokens.scopes or ()))))
+                )
             else:
                 raise errors.NoToken("The token expired and there is no refresh token.")
         except ProviderInvalidGrant as exc:
@@ -229,6 +238,49 @@ def grant_renew(
         "The provider rejected the stored refresh token; the subject must authorize again.",
         vendor=dead.vendor or None,
     )
+
+
+@contextmanager
+def _provider_errors() -> Iterator[None]:
+    """Provider failures as the API's codes (a dead grant is handled where a grant is)."""
+    try:
+        yield
+    except ProviderUnavailable as exc:
+        raise errors.ProviderUnavailable(
+            "The provider did not answer; try again shortly.", retry_after=PROVIDER_RETRY_AFTER
+        ) from exc
+    except (Unsupported, ProviderError) as exc:
+        raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
+
+
+def _distinct_app_token(
+    grant: Grant, connector: Connector, provider: Provider, request: TokenRequest, now: datetime
+) -> tuple[str, datetime | None]:
+    """A token minted for exactly this request (GitHub down-scoping), cached per distinct
+    request until it nears expiry. The cache holds it sealed, bound to its key."""
+    fingerprint = json.dumps(
+        [
+            grant.public_id,
+            list(request.scopes),
+            list(request.resources),
+            list(request.audience),
+            list(request.authorization_details),
+        ],
+        sort_keys=True,
+    )
+    key = "connect:token:" + hashlib.sha256(fingerprint.encode()).hexdigest()
+    margin = timedelta(seconds=settings.CONNECT_REFRESH_MARGIN_SECONDS)
+    cached = cache.get(key)
+    if cached and cached["expires_at"] > now + margin:
+        return crypto.open_sealed(cached["sealed"], binding=key), cached["expires_at"]
+    with _provider_errors():
+        tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
+    if tokens.expires_at is not None:
+        ttl = int((tokens.expires_at - now - margin).total_seconds())
+        if ttl > 0:
+            sealed = crypto.seal(tokens.access_token, binding=key)
+            cache.set(key, {"sealed": sealed, "expires_at": tokens.expires_at}, ttl)
+    return tokens.access_token, tokens.expires_at
 
 
 def _app_grant(installation: Installation) -> Grant:
@@ -270,9 +322,13 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         resources=ask.resources,
         audience=ask.audience,
         authorization_details=ask.authorization_details,
+        tenant_id=installation.tenant_id,
     )
     now = timezone.now()
-    if connector.type == ConnectorType.API_KEY:
+    if ask.authorization_details and mints and ask.subject.type == SubjectType.APP:
+        assert provider is not None
+        token, expires_at = _distinct_app_token(grant, connector, provider, request, now)
+    elif connector.type == ConnectorType.API_KEY:
         assert provider is not None
         if not connector.has_secret("api_key"):
             raise errors.NoToken("The connector has no API key set.")
@@ -333,7 +389,7 @@ def grant_refresh(*, grant_id: int) -> bool:
     provider = get_provider(connector.type)
     if provider is None:
         return False
-    request = TokenRequest(scopes=tuple(grant.scopes or ()))
+    request = TokenRequest(scopes=tuple(grant.scopes or ()), tenant_id=grant.installation.tenant_id)
     try:
         grant_renew(grant_id=grant.pk, connector=connector, provider=provider, request=request)
     except (errors.InvalidGrant, errors.NoToken) as exc:

@@ -1,0 +1,85 @@
+"""Salesforce: the web server flow for one org; the instance URL is kept with the installation.
+
+Salesforce does not say when an access token expires (the org's session timeout decides), so
+tokens carry a nominal lifetime (``sessionSeconds``, default two hours) after which they are
+refreshed. A refresh token replayed after rotation would kill the grant at Salesforce; the row
+lock around refreshes makes sure each one is spent once.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from connect.providers.base import (
+    CallbackRequest,
+    InstallResult,
+    ProviderCredentials,
+    TokenRequest,
+    TokenSet,
+)
+from connect.providers.code_flow import CodeFlowProvider, Endpoints, tokens_from
+from connect.providers.webhook_bodies import text
+
+LOGIN = "https://login.salesforce.com"
+DEFAULT_SESSION_SECONDS = 7200
+
+
+class SalesforceProvider(CodeFlowProvider):
+    key = "salesforce"
+    token_auth_default = "client_secret_post"
+
+    def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
+        login = self.base(credentials, "loginBaseUrl", LOGIN)
+        return Endpoints(
+            authorize=f"{login}/services/oauth2/authorize",
+            token=f"{login}/services/oauth2/token",
+            revoke=f"{login}/services/oauth2/revoke",
+        )
+
+    def _nominal(
+        self, credentials: ProviderCredentials, tokens: TokenSet, now: datetime
+    ) -> TokenSet:
+        if tokens.expires_at is not None:
+            return tokens
+        seconds = int(credentials.config.get("sessionSeconds") or DEFAULT_SESSION_SECONDS)
+        return TokenSet(
+            access_token=tokens.access_token,
+            expires_at=now + timedelta(seconds=seconds),
+            refresh_token=tokens.refresh_token,
+            refresh_expires_at=tokens.refresh_expires_at,
+            scopes=tokens.scopes,
+        )
+
+    def install_result(
+        self,
+        credentials: ProviderCredentials,
+        callback: CallbackRequest,
+        payload: Mapping[str, Any],
+        tokens: TokenSet,
+        *,
+        now: datetime,
+    ) -> InstallResult:
+        # `id` reads https://login.salesforce.com/id/<org id>/<user id>.
+        identity = text(payload.get("id")).rstrip("/").split("/")
+        org_id, user_id = (identity[-2], identity[-1]) if len(identity) >= 2 else ("", "")
+        tokens = self._nominal(credentials, tokens, now)
+        is_user = callback.subject_type == "user"
+        return InstallResult(
+            metadata={"instanceUrl": text(payload.get("instance_url")), "organizationId": org_id},
+            app_tokens=None if is_user else tokens,
+            user_tokens=tokens if is_user else None,
+            external_subject=user_id,
+        )
+
+    def refresh(
+        self,
+        credentials: ProviderCredentials,
+        refresh_token: str,
+        request: TokenRequest,
+        *,
+        now: datetime,
+    ) -> TokenSet:
+        payload = self.token_request(
+            credentials, {"grant_type": "refresh_token", "refresh_token": refresh_token}, now=now
+        )
+        return self._nominal(credentials, tokens_from(payload, now=now, requested=None), now)
