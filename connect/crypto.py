@@ -87,12 +87,27 @@ def open_sealed(sealed: str, *, binding: str) -> str:
         raise DecryptionError(
             f"value was sealed with key id {kid!r}, which is not in CONNECT_ENCRYPTION_KEYS"
         )
+    data = _decode_body(body)
     try:
-        data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         plaintext = key.aead.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], binding.encode())
-    except (InvalidTag, binascii.Error, ValueError) as exc:
+    except (InvalidTag, ValueError) as exc:
         raise DecryptionError(f"value bound to {binding!r} failed authentication") from exc
     return plaintext.decode()
+
+
+def _decode_body(body: str) -> bytes:
+    """Strict base64url: a changed character never decodes to the same bytes.
+
+    The lenient decoder skips stray characters and ignores the spare low bits of the last one,
+    so an altered stored value could still open; only the canonical encoding is accepted.
+    """
+    try:
+        data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise DecryptionError("sealed value is not valid base64url") from exc
+    if base64.urlsafe_b64encode(data).decode().rstrip("=") != body:
+        raise DecryptionError("sealed value is not canonical base64url")
+    return data
 
 
 def _split(sealed: str) -> tuple[str, str, str]:

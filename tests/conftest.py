@@ -5,27 +5,35 @@ Service-backed tests skip when their service is missing, unless ``CONNECT_REQUIR
 """
 
 import os
+import secrets as random_secrets
 import shutil
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.utils import timezone
 
 from connect.models import (
+    AuthorizationRequest,
     Connector,
     ConnectorType,
     Environment,
+    Grant,
     Installation,
     Membership,
     Project,
     ProjectLink,
     Role,
     Team,
+    TriggerDestination,
 )
+from connect.models.authorizations import verifier_digest
 from connect.services.connectors import connector_save
+from connect.services.destinations import destination_save
 
 REQUIRE_SERVICES = os.environ.get("CONNECT_REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CONNECT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,9 +49,8 @@ def missing_service(reason: str) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
         missing_service("needs Redis: set REDIS_URL")
-    if item.get_closest_marker("browser"):
-        if not os.path.exists(CHROMIUM):
-            missing_service(f"needs headless Chromium at {CHROMIUM}")
+    if item.get_closest_marker("browser") and not os.path.exists(CHROMIUM):
+        missing_service(f"needs headless Chromium at {CHROMIUM}")
 
 
 @pytest.fixture
@@ -59,9 +66,17 @@ def _isolated_cache_prefix(settings: Any) -> None:
         cache["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings: Any) -> None:
+    # The production hasher is slow on purpose; tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
-    def make(username: str | None = None, password: str = "correct horse battery", **kw: Any) -> User:
+    def make(
+        username: str | None = None, password: str = "correct horse battery", **kw: Any
+    ) -> User:
         username = username or f"user-{uuid.uuid4().hex[:8]}"
         kw.setdefault("email", f"{username}@example.com")
         return User.objects.create_user(username=username, password=password, **kw)
@@ -90,7 +105,9 @@ def make_member(make_user: Callable[..., User]) -> Callable[..., User]:
 
 @pytest.fixture
 def make_project(db: None) -> Callable[..., Project]:
-    def make(team: Team, slug: str = "app", environments: tuple[str, ...] = ("production",)) -> Project:
+    def make(
+        team: Team, slug: str = "app", environments: tuple[str, ...] = ("production",)
+    ) -> Project:
         project = Project.objects.create(team=team, slug=slug, name=slug.title())
         for env in environments:
             Environment.objects.create(project=project, slug=env, base_url="")
@@ -139,5 +156,62 @@ def make_installation(db: None) -> Callable[..., Installation]:
         return Installation.objects.create(
             connector=connector, tenant_id=tenant_id or f"T{uuid.uuid4().hex[:8]}", **kw
         )
+
+    return make
+
+
+@pytest.fixture
+def make_grant(db: None) -> Callable[..., Grant]:
+    def make(
+        installation: Installation,
+        subject_type: str = Grant.SubjectType.APP,
+        subject_id: str = "",
+        secrets: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Grant:
+        grant = Grant(
+            installation=installation, subject_type=subject_type, subject_id=subject_id, **kw
+        )
+        for name, value in (secrets or {}).items():
+            grant.seal(name, value)
+        grant.save()
+        return grant
+
+    return make
+
+
+@pytest.fixture
+def make_destination(db: None) -> Callable[..., TriggerDestination]:
+    """A destination through the service, so it gets its own sealed ``whsec_`` secret."""
+
+    def make(
+        connector: Connector, project: Project, environment: str = "production", path: str = "/"
+    ) -> TriggerDestination:
+        destination = TriggerDestination(
+            connector=connector,
+            project=project,
+            environment=project.environments.get(slug=environment),
+            path=path,
+        )
+        return destination_save(destination=destination, actor="test")
+
+    return make
+
+
+@pytest.fixture
+def make_authorization_request(db: None) -> Callable[..., AuthorizationRequest]:
+    def make(connector: Connector, pkce_verifier: str = "", **kw: Any) -> AuthorizationRequest:
+        request = AuthorizationRequest(
+            connector=connector,
+            kind=kw.pop("kind", AuthorizationRequest.Kind.INSTALL),
+            verifier_sha256=verifier_digest(random_secrets.token_urlsafe(32)),
+            state=random_secrets.token_urlsafe(32),
+            expires_at=kw.pop("expires_at", timezone.now() + timedelta(minutes=10)),
+            **kw,
+        )
+        if pkce_verifier:
+            request.seal("pkce_verifier", pkce_verifier)
+        request.save()
+        return request
 
     return make

@@ -1,4 +1,3 @@
-import os
 import secrets
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from connect.models import (
 )
 from connect.models.projects import STANDARD_ENVIRONMENTS
 from connect.services.connectors import connector_save
+from connect.var_files import read_or_create
 
 DEMO_TEAM_SLUG = "demo"
 DEMO_USERNAME = "demo"
@@ -27,12 +27,7 @@ DEMO_API_KEY = "demo-secret-key"
 
 def demo_password() -> str:
     """Generated once into var/ and reused, so every run prints the same working login."""
-    path = settings.VAR_DIR / "demo_password"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(12))
-    return path.read_text().strip()
+    return read_or_create(settings.VAR_DIR / "demo_password", lambda: secrets.token_urlsafe(12))
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 
@@ -85,6 +86,8 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
 
 @transaction.atomic
 def team_create(*, slug: str, name: str, owner_email: str, actor: Actor = None) -> Team:
+    # The owner's only way in is the emailed link: an address that cannot receive it is refused.
+    validate_email(owner_email.strip())
     team = Team(slug=slug, name=name)
     team.full_clean()
     team.save()
