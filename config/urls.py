@@ -13,5 +13,7 @@ urlpatterns = [
     path(".well-known/jwks.json", views.jwks),
     path("connect/connectors/<str:public_id>/jwks.json", views.connector_jwks),
     path("connect/trigger/<str:connector_id>", webhook_views.trigger),
+    path("connect/install/<str:connector_id>", views.install_page, name="connect-install"),
+    path("connect/callback", views.callback, name="connect-callback"),
     path("", include("connect.api.urls")),
 ]

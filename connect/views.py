@@ -1,11 +1,11 @@
 """Public, unauthenticated pages and documents."""
 
-from django.http import Http404, HttpRequest, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from connect.models import Connector
-from connect.services import oidc
+from connect.services import authorizations, oidc
 
 
 @require_GET
@@ -28,3 +28,49 @@ def jwks(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(oidc.jwks())
     response["Cache-Control"] = "public, max-age=300"
     return response
+
+
+def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpResponse:
+    flow = error.request
+    back = authorizations.return_redirect(flow, error="access_denied") if flow else ""
+    context = {
+        "connector": flow.connector if flow else None,
+        "title": error.title,
+        "detail": error.detail,
+        "back_url": back,
+    }
+    return render(request, "connect/flow_error.html", context, status=400)
+
+
+@require_GET
+def install_page(request: HttpRequest, connector_id: str) -> HttpResponse:
+    """The public page behind an install or consent link: the connector's branding and a link
+    to the provider. Plain HTML, no JavaScript needed."""
+    try:
+        flow, provider_url = authorizations.authorization_page(
+            connector_id=connector_id, request_id=request.GET.get("request", "")
+        )
+    except authorizations.FlowError as error:
+        return _flow_error(request, error)
+    context = {"connector": flow.connector, "request": flow, "provider_url": provider_url}
+    response = render(request, "connect/flow_start.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    """Where every provider sends the tenant back (``{PUBLIC_URL}/connect/callback``)."""
+    params = {name: request.GET.get(name, "") for name in request.GET}
+    try:
+        done = authorizations.authorization_complete(params=params)
+    except authorizations.FlowError as error:
+        return _flow_error(request, error)
+    if done.redirect_to:
+        return HttpResponseRedirect(done.redirect_to)
+    context = {
+        "connector": done.request.connector,
+        "request": done.request,
+        "installation": done.installation,
+    }
+    return render(request, "connect/flow_done.html", context)

@@ -5,9 +5,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from connect.models import Connector
+from connect.models import AuthorizationRequest, Connector
 from connect.models.connectors import SINGLE_ACCOUNT_TYPES
 from connect.providers import get_provider
+from connect.services.authorizations import StartedFlow
 from connect.services.callers import Caller
 from connect.services.destinations import DestinationsReplaced
 from connect.services.grants import ImportResult
@@ -176,4 +177,44 @@ def destinations_body(replaced: DestinationsReplaced) -> dict[str, Any]:
             }
             for d in replaced.destinations
         ]
+    }
+
+
+class FlowRequestSerializer(serializers.Serializer):
+    """Fields shared by authorize (consent) and install; unknown fields are ignored."""
+
+    scopes = StringOrList(required=False, allow_null=True, max_length=100)
+    returnUrl = serializers.URLField(required=False, allow_null=True, allow_blank=True)
+    expiresInMs = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    installationId = serializers.CharField(max_length=64, required=False, allow_null=True)
+
+
+class AuthorizeRequestSerializer(FlowRequestSerializer):
+    subject = SubjectSerializer()
+
+
+class InstallRequestSerializer(FlowRequestSerializer):
+    tenantId = serializers.CharField(max_length=255, required=False, allow_null=True)
+
+
+def flow_body(started: StartedFlow) -> dict[str, Any]:
+    return {
+        "url": started.url,
+        "request": started.request.public_id,
+        "verifier": started.verifier,
+        "expiresAt": millis(started.request.expires_at),
+        "connector": connector_ref(started.request.connector),
+    }
+
+
+def result_body(request: AuthorizationRequest) -> dict[str, Any]:
+    installation = request.installation
+    return {
+        "status": request.outcome,
+        "request": request.public_id,
+        "kind": request.kind,
+        "connector": connector_ref(request.connector),
+        "installationId": installation.public_id if installation else None,
+        "tenantId": installation.tenant_id if installation else None,
+        "subject": {"type": request.subject_type, "id": request.subject_id or None},
     }

@@ -4,9 +4,13 @@ from connect.api import views
 
 
 class ConnectorRefConverter:
-    """A ``scl_`` id, or a ``service/name`` uid (clients send ``%2F``; Django decodes it)."""
+    """A ``scl_`` id, or a ``service/name`` uid (clients send ``%2F``; Django decodes it).
 
-    regex = r"scl_[A-Za-z0-9]+|[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*"
+    A segment starting ``scl_`` is always an id: without the lookahead an all-lowercase id
+    followed by ``/tokens`` would read as a uid and route to the wrong view.
+    """
+
+    regex = r"scl_[A-Za-z0-9]+|(?!scl_)[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*"
 
     def to_python(self, value: str) -> str:
         return value
@@ -20,6 +24,9 @@ register_converter(ConnectorRefConverter, "connector")
 urlpatterns = [
     path("v1/health", views.HealthView.as_view()),
     path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
+    path("v1/connect/authorize/<connector:connector>", views.AuthorizeView.as_view()),
+    path("v1/connect/install/<connector:connector>", views.InstallView.as_view()),
+    path("v1/connect/result/<str:verifier>", views.ResultView.as_view()),
     path("v1/connect/token/<connector:connector>/import", views.TokenImportView.as_view()),
     path("v1/connect/connectors/<connector:connector>", views.ConnectorView.as_view()),
     path(

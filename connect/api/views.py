@@ -1,5 +1,6 @@
 """The runtime API: thin views that parse, call one service, and render."""
 
+from datetime import timedelta
 from typing import Any
 
 from rest_framework.request import Request
@@ -10,7 +11,7 @@ from connect import errors
 from connect.api import serializers
 from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
 from connect.models import InboundEvent, TriggerDestination
-from connect.services import deliveries, destinations, grants, tokens
+from connect.services import authorizations, deliveries, destinations, grants, tokens
 from connect.services.callers import Caller
 
 
@@ -122,3 +123,68 @@ class DestinationReplayView(RuntimeView):
             raise errors.NotFound("No such destination of your project on this connector.")
         count = deliveries.destination_replay_failed(destination=destination, actor=caller.label)
         return Response({"replayed": count})
+
+
+def _expires_in(data: dict[str, Any]) -> timedelta | None:
+    value = data.get("expiresInMs")
+    return None if value is None else timedelta(milliseconds=value)
+
+
+class AuthorizeView(RuntimeView):
+    """Start a user's consent: a link to send them to, and a verifier to poll the result."""
+
+    def post(self, request: Request, connector: str) -> Response:
+        body = serializers.AuthorizeRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        caller, data = self.caller(request), body.validated_data
+        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        ask = serializers.TokenRequestSerializer(data={"subject": data["subject"]})
+        ask.is_valid(raise_exception=True)
+        scopes = data.get("scopes")
+        started = authorizations.authorization_start(
+            connector=found,
+            kind="consent",
+            subject=ask.ask(caller).subject,
+            scopes=None if scopes is None else tuple(scopes),
+            return_url=data.get("returnUrl") or "",
+            expires_in=_expires_in(data),
+            installation_ref=data.get("installationId") or None,
+            project_id=caller.project_id,
+            environment=caller.environment,
+            actor=caller.label,
+        )
+        return Response(serializers.flow_body(started))
+
+
+class InstallView(RuntimeView):
+    """Start an installation into a tenant (a Slack workspace, a GitHub org, an Entra tenant)."""
+
+    def post(self, request: Request, connector: str) -> Response:
+        body = serializers.InstallRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        caller, data = self.caller(request), body.validated_data
+        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        scopes = data.get("scopes")
+        started = authorizations.authorization_start(
+            connector=found,
+            kind="install",
+            subject=None,
+            scopes=None if scopes is None else tuple(scopes),
+            return_url=data.get("returnUrl") or "",
+            expires_in=_expires_in(data),
+            tenant_hint=data.get("tenantId") or "",
+            project_id=caller.project_id,
+            environment=caller.environment,
+            actor=caller.label,
+        )
+        return Response(serializers.flow_body(started))
+
+
+class ResultView(RuntimeView):
+    rate_kind = "read"
+
+    def get(self, request: Request, verifier: str) -> Response:
+        found = authorizations.authorization_result(
+            team_id=self.caller(request).team_id, verifier=verifier
+        )
+        return Response(serializers.result_body(found))

@@ -2,6 +2,7 @@ import hashlib
 import hmac
 from datetime import datetime
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -56,6 +57,10 @@ class AuthorizationRequest(SealedSecrets):
     state = models.CharField(max_length=64, unique=True, editable=False)
     pkce_verifier_sealed = sealed_field()
     return_url = models.URLField(max_length=2000, blank=True)
+    tenant_hint = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     expires_at = models.DateTimeField()
     outcome = models.CharField(
         max_length=10, choices=AuthorizationOutcome.choices, default=AuthorizationOutcome.PENDING

@@ -101,6 +101,9 @@ class Grant(SealedSecrets):
     access_expires_at = models.DateTimeField(null=True, blank=True)
     refresh_expires_at = models.DateTimeField(null=True, blank=True)
     scopes = models.JSONField(default=list, blank=True)
+    external_subject = models.CharField(
+        max_length=255, blank=True, help_text="The provider's own id for the subject."
+    )
     status = models.CharField(
         max_length=15, choices=GrantStatus.choices, default=GrantStatus.ACTIVE
     )
