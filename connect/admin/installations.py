@@ -1,11 +1,13 @@
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from connect.admin.filters import TeamRelatedFilter
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import Grant, Installation, TokenIssue
+from connect.services import installations
 
 GRANT_INLINE_FIELDS = (
     "subject_type",
@@ -67,6 +69,15 @@ class InstallationAdmin(TeamScopedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Installations come from install flows (or, for single-account types, the connector).
         return False
+
+    def delete_model(self, request: HttpRequest, obj: Installation) -> None:
+        installations.installation_remove(installation=obj, actor=request.user, delete=True)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Installation]) -> None:
+        for installation in queryset.select_related("connector"):
+            installations.installation_remove(
+                installation=installation, actor=request.user, delete=True
+            )
 
 
 @admin.register(Grant)

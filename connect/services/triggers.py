@@ -17,7 +17,7 @@ from connect.providers.base import (
     Unsupported,
     WebhookRequest,
 )
-from connect.services import deliveries
+from connect.services import deliveries, installations
 from connect.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,10 @@ def trigger_receive(
         raise errors.NotFound("No connector receives triggers here.") from exc
     if event.reply is not None and not event.forward:
         return TriggerReply(event.reply.status, event.reply.body, event.reply.content_type)
+    if event.removes_installation and event.tenant_id:
+        installations.installation_removed_by_provider(
+            connector=connector, tenant_id=event.tenant_id
+        )
     try:
         with transaction.atomic():
             inbound = InboundEvent.objects.create(
