@@ -1,16 +1,62 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
+from connect import errors, presets
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
-from connect.services import connectors, destinations
+from connect.services import authorizations, connectors, destinations
+
+SECRET_LABELS = {
+    "client_secret": "Client secret",
+    "private_key": "Private key (PEM)",
+    "api_key": "API key",
+    "trigger_signing_secret": "Trigger signing secret",
+}
+#: Which secrets each type uses, with the provider's own name for them.
+TYPE_SECRETS: dict[str, dict[str, str]] = {
+    "slack": {"client_secret": "Client secret", "trigger_signing_secret": "Signing secret"},
+    "github": {
+        "client_secret": "Client secret (for user tokens)",
+        "private_key": "App private key (PEM)",
+        "trigger_signing_secret": "Webhook secret",
+    },
+    "linear": {
+        "client_secret": "Client secret",
+        "trigger_signing_secret": "Webhook signing secret",
+    },
+    "microsoft": {"client_secret": "Client secret", "trigger_signing_secret": "Graph clientState"},
+    "salesforce": {"client_secret": "Consumer secret"},
+    "discord": {"client_secret": "Client secret", "api_key": "Bot token"},
+    "oauth": {
+        "client_secret": "Client secret",
+        "private_key": "Client assertion key (generated for private_key_jwt when empty)",
+        "trigger_signing_secret": "Webhook secret (whsec_… for Standard Webhooks)",
+    },
+    "api-key": {"api_key": "API key"},
+}
+#: What goes in `config` for each type (all optional unless noted).
+TYPE_CONFIG_HELP = {
+    "slack": 'baseUrl (default https://slack.com), userScopes: ["…"] asked at install',
+    "github": "appId and appSlug (required), webBaseUrl / apiBaseUrl for GitHub Enterprise",
+    "linear": "baseUrl (https://linear.app), apiBaseUrl (https://api.linear.app)",
+    "microsoft": "loginBaseUrl (default https://login.microsoftonline.com)",
+    "salesforce": "loginBaseUrl (login / test / My Domain), sessionSeconds (default 7200)",
+    "discord": "publicKey (hex, for Webhook Events), baseUrl",
+    "oauth": "authorizationEndpoint, tokenEndpoint, revocationEndpoint, "
+    "tokenEndpointAuthMethod (client_secret_basic | client_secret_post | private_key_jwt | none), "
+    "triggerScheme (standard-webhooks | hmac-sha256) — or fill them by discovery below",
+    "api-key": "tokenTtlSeconds: the nominal expiry handed out with the key (default 3600)",
+}
 
 
 class ConnectorForm(WriteOnlySecretsForm):
@@ -24,6 +70,12 @@ class ConnectorForm(WriteOnlySecretsForm):
         "api_key": "api_key",
         "trigger_signing_secret": "trigger_signing_secret",
     }
+
+    discovery_issuer = forms.URLField(
+        required=False,
+        label="Discover from issuer",
+        help_text="oauth: an issuer URL; its RFC 8414 / OpenID metadata fills the endpoints.",
+    )
 
     class Meta:
         model = Connector
@@ -47,6 +99,27 @@ class ConnectorForm(WriteOnlySecretsForm):
             "background_color": forms.TextInput(attrs={"type": "color"}),
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        kind = self.data.get("type") or self.initial.get("type") or self.instance.type
+        for name, label in TYPE_SECRETS.get(str(kind), SECRET_LABELS).items():
+            if name in self.fields:
+                self.fields[name].label = label
+        if "config" in self.fields and kind in TYPE_CONFIG_HELP:
+            self.fields["config"].help_text = TYPE_CONFIG_HELP[str(kind)]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        issuer = cleaned.get("discovery_issuer")
+        if issuer:
+            try:
+                discovered = connectors.connector_discover(issuer=issuer)
+            except errors.ConnectError as exc:
+                self.add_error("discovery_issuer", exc.message)
+            else:
+                cleaned["config"] = {**(cleaned.get("config") or {}), **discovered}
+        return cleaned
 
 
 class ProjectLinkForm(forms.ModelForm):
@@ -147,8 +220,136 @@ class ConnectorAdmin(TeamScopedAdmin):
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
+    change_form_template = "admin/connect/connector/change_form.html"
+    change_list_template = "admin/connect/connector/change_list.html"
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
         return super().get_queryset(request).with_installation_counts()  # type: ignore[attr-defined]
+
+    def _kind(self, request: HttpRequest, obj: Connector | None) -> str:
+        if obj is not None:
+            return obj.type
+        kind = request.POST.get("type") or request.GET.get("type") or ""
+        return kind if kind in TYPE_SECRETS else ""
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        kind = self._kind(request, obj)
+        if not kind:
+            return self.fieldsets
+        secrets = [n for n in TYPE_SECRETS[kind] if n != "trigger_signing_secret"]
+        provider = [
+            *([] if kind == "api-key" else ["client_id"]),
+            *secrets,
+            "config",
+            *(["discovery_issuer"] if kind == "oauth" else []),
+            *([] if kind == "api-key" else ["default_scopes", "allowed_return_origins"]),
+        ]
+        sets: list[Any] = [
+            (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
+            (
+                "Branding",
+                {"fields": ["icon_url", "background_color", "accent_color", "branding_preview"]},
+            ),
+            (f"{dict(Connector.Type.choices)[kind]} settings", {"fields": provider}),
+        ]
+        if "trigger_signing_secret" in TYPE_SECRETS[kind]:
+            sets.append(("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret"]}))
+        if obj is not None:
+            sets.append(
+                ("Status", {"fields": ["public_id", "reconsent", "created_at", "updated_at"]})
+            )
+        return sets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*self.readonly_fields, "reconsent"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        preset_id = request.GET.get("preset")
+        if not preset_id:
+            return initial
+        try:
+            preset = presets.preset_connector(
+                preset_id, instance_url=request.GET.get("instance_url", "")
+            )
+        except presets.PresetError as exc:
+            messages.error(request, str(exc))
+            return initial
+        return {
+            **initial,
+            "type": "oauth",
+            "service": preset.service,
+            "name": preset.name,
+            "uid": f"{preset.service.replace('_', '-')}/default",
+            "config": preset.config,
+            "default_scopes": preset.default_scopes,
+        }
+
+    @admin.display(description="Must consent again")
+    def reconsent(self, obj: Connector) -> str:
+        stale = connectors.connector_reconsent_needed(connector=obj)
+        if not stale:
+            return "Nobody: every grant holds the connector's default scopes."
+        names = ", ".join(f"{g.subject_type}:{g.subject_id or g.installation}" for g in stale[:20])
+        more = f" and {len(stale) - 20} more" if len(stale) > 20 else ""
+        return (
+            f"{len(stale)} grant(s) predate the current default scopes and keep their old "
+            f"scopes until they consent again: {names}{more}."
+        )
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/install-link/",
+                self.admin_site.admin_view(self.install_link_view),
+                name="connect_connector_install_link",
+            ),
+            path(
+                "add-from-preset/",
+                self.admin_site.admin_view(self.preset_view),
+                name="connect_connector_preset",
+            ),
+            *super().get_urls(),
+        ]
+
+    def install_link_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A fresh install link for a tenant (single use, 10 minutes), made by a member."""
+        connector = self.get_object(request, object_id)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": connector,
+            "title": f"Install link for {connector.name}",
+        }
+        if request.method == "POST":
+            try:
+                started = authorizations.authorization_start(
+                    connector=connector,
+                    kind="install",
+                    subject=None,
+                    scopes=None,
+                    tenant_hint=request.POST.get("tenant", "").strip(),
+                    actor=request.user,
+                )
+            except errors.ConnectError as exc:
+                messages.error(request, exc.message)
+            else:
+                context["link"] = started.url
+                context["expires_at"] = started.request.expires_at
+        return TemplateResponse(request, "admin/connect/connector/install_link.html", context)
+
+    def preset_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Add a connector from a preset",
+            "presets": sorted(presets.PRESETS.values(), key=lambda p: p.name),
+        }
+        return TemplateResponse(request, "admin/connect/connector/preset.html", context)
 
     @admin.display(description="Installations", ordering="installation_count")
     def installations(self, obj: Connector) -> int:

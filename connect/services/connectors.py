@@ -1,7 +1,11 @@
+from typing import Any
+
+import requests
 from django.db import transaction
 from django.utils import timezone
 
-from connect.models import Connector, ConnectorType, Installation
+from connect import errors, http
+from connect.models import Connector, ConnectorType, Grant, Installation
 from connect.services import oidc
 from connect.services.audit import Actor, audit_record
 
@@ -61,3 +65,63 @@ def connector_health(*, connector: Connector, unhealthy_grants: int) -> str:
     if unhealthy_grants:
         return f"{unhealthy_grants} grant(s) need re-authorization"
     return "OK"
+
+
+DISCOVERY_PATHS = (".well-known/oauth-authorization-server", ".well-known/openid-configuration")
+DISCOVERED_KEYS = {
+    "authorization_endpoint": "authorizationEndpoint",
+    "token_endpoint": "tokenEndpoint",
+    "revocation_endpoint": "revocationEndpoint",
+    "userinfo_endpoint": "userinfoEndpoint",
+    "jwks_uri": "jwksUri",
+    "issuer": "issuer",
+}
+
+
+def connector_discover(*, issuer: str) -> dict[str, Any]:
+    """Endpoints of an OAuth server from RFC 8414 metadata, or OpenID Connect discovery.
+
+    Fetched through the outbound module, so the SSRF guard applies to the typed-in issuer.
+    """
+    base = issuer.rstrip("/")
+    last_error = ""
+    for path in DISCOVERY_PATHS:
+        try:
+            response = http.session().get(f"{base}/{path}", headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            last_error = f"{type(exc).__name__}"
+            continue
+        if response.status_code != 200:
+            last_error = f"{path} answered {response.status_code}"
+            continue
+        try:
+            document = response.json()
+        except ValueError:
+            last_error = f"{path} is not JSON"
+            continue
+        if not isinstance(document, dict) or not document.get("token_endpoint"):
+            last_error = f"{path} names no token endpoint"
+            continue
+        config: dict[str, Any] = {
+            ours: document[theirs] for theirs, ours in DISCOVERED_KEYS.items() if theirs in document
+        }
+        methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        preferred = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+        config["tokenEndpointAuthMethod"] = next((m for m in preferred if m in methods), methods[0])
+        challenge_methods = document.get("code_challenge_methods_supported")
+        config["pkce"] = challenge_methods is None or "S256" in challenge_methods
+        return config
+    raise errors.InvalidRequest(f"Could not discover {issuer}: {last_error}")
+
+
+def connector_reconsent_needed(*, connector: Connector) -> list[Grant]:
+    """Grants issued before the connector's default scopes grew: their subjects must consent
+    again to get the new scopes (existing grants are left as they are)."""
+    stale = []
+    for grant in Grant.objects.filter(
+        installation__connector=connector, status="active"
+    ).select_related("installation")[:500]:
+        wanted = set(connector.default_scopes.get(grant.subject_type, []) or [])
+        if grant.scopes and not wanted <= set(grant.scopes):
+            stale.append(grant)
+    return stale

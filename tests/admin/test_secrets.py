@@ -146,18 +146,21 @@ def test_inputs_say_whether_a_value_is_set(browser: Client, team: Team) -> None:
     assert page.status_code == 200
     assert help_text(page, "client_secret") == "A value is set; type a new one to replace it."
     assert help_text(page, "private_key") == "A value is set; type a new one to replace it."
-    assert help_text(page, "api_key") == "Not set."
     assert help_text(page, "trigger_signing_secret") == "Not set."
     html = page.content.decode()
     assert re.search(
         r'<input type="password" name="client_secret"[^>]*placeholder="[^"]*set — leave blank', html
     )
-    assert re.search(r'<input type="password" name="api_key"[^>]*placeholder="not set"', html)
+    assert re.search(
+        r'<input type="password" name="trigger_signing_secret"[^>]*placeholder="not set"', html
+    )
+    # A GitHub App has no API key: its page offers only the secrets the type uses.
+    assert 'name="api_key"' not in html
     # Write-only: the inputs are rendered empty.
     data = form_data(page, "connector_form")
-    for name in SECRETS:
+    for name in ("client_secret", "private_key", "trigger_signing_secret"):
         assert data[name] == [""], name
-    assert not re.search(r'name="(client_secret|api_key|trigger_signing_secret)"[^>]*value=', html)
+    assert not re.search(r'name="(client_secret|trigger_signing_secret)"[^>]*value=', html)
 
 
 def test_a_blank_input_keeps_the_stored_value(browser: Client, team: Team) -> None:
