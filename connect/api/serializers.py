@@ -35,6 +35,9 @@ class SubjectSerializer(serializers.Serializer):
     issuer = serializers.CharField(
         max_length=255, required=False, allow_blank=True, allow_null=True
     )
+    # jwt-bearer subjects name themselves the JWT way.
+    sub = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    iss = serializers.CharField(max_length=255, required=False, allow_blank=True, allow_null=True)
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -53,7 +56,10 @@ class TokenRequestSerializer(serializers.Serializer):
         scopes = data.get("scopes")
         return TokenAsk(
             subject=subject_for(
-                caller, type=raw["type"], id=raw.get("id", ""), issuer=raw.get("issuer") or ""
+                caller,
+                type=raw["type"],
+                id=raw.get("id") or raw.get("sub") or "",
+                issuer=raw.get("issuer") or raw.get("iss") or "",
             ),
             installation_ref=data.get("installationId") or None,
             scopes=None if scopes is None else tuple(scopes),

@@ -65,6 +65,8 @@ class Installation(models.Model):
 class SubjectType(models.TextChoices):
     APP = "app", "App"
     USER = "user", "User"
+    #: RFC 7523: a user asserted by the calling app, no consent screen (custom OAuth only).
+    JWT_BEARER = "jwt-bearer", "JWT bearer"
 
 
 class GrantStatus(models.TextChoices):

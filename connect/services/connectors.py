@@ -19,7 +19,10 @@ def connector_save(
     created = connector.pk is None
     if (
         connector.type == ConnectorType.OAUTH
-        and connector.config.get("tokenEndpointAuthMethod") == "private_key_jwt"
+        and (
+            connector.config.get("tokenEndpointAuthMethod") == "private_key_jwt"
+            or (connector.config.get("jwtBearer") or {}).get("enabled")
+        )
         and not connector.has_secret("private_key")
     ):
         connector_assertion_key_create(connector=connector)

@@ -30,6 +30,7 @@ from connect.providers.base import (
     TokenSet,
     Unsupported,
 )
+from connect.providers.oauth import OAuthProvider
 from connect.services import resolution
 from connect.services.audit import audit_record
 from connect.services.callers import Caller
@@ -81,6 +82,10 @@ def subject_for(caller: Caller, *, type: str, id: str = "", issuer: str = "") ->
         if not id:
             raise errors.InvalidRequest("A user subject needs an id.")
         return Subject(type=SubjectType.USER, id=id, issuer=issuer or caller.default_user_issuer)
+    if type == SubjectType.JWT_BEARER:
+        if not id:
+            raise errors.InvalidRequest("A jwt-bearer subject needs `sub`.")
+        return Subject(type=SubjectType.JWT_BEARER, id=id, issuer=issuer)
     raise errors.InvalidRequest(f"Subject type {type!r} is not supported by this connector.")
 
 
@@ -133,7 +138,8 @@ def _scopes(
     else:
         requested = tuple(dict.fromkeys(ask.scopes))
     if minted_on_demand:
-        allowed = set(connector.default_scopes.get(SubjectType.APP, []) or ())
+        defaults = connector.default_scopes
+        allowed = set(defaults.get(ask.subject.type) or defaults.get(SubjectType.APP) or ())
     else:
         allowed = set(grant.scopes or ())
     beyond = [scope for scope in requested if scope not in allowed]
@@ -202,6 +208,17 @@ def grant_renew(
             if grant.has_secret("refresh_token"):
                 tokens = provider.refresh(
                     credentials, grant.reveal("refresh_token"), request, now=now
+                )
+            elif grant.subject_type == SubjectType.JWT_BEARER and isinstance(
+                provider, OAuthProvider
+            ):
+                settings_ = connector.config.get("jwtBearer", {})
+                tokens = provider.mint_jwt_bearer_token(
+                    credentials,
+                    replace(request, subject_id=grant.subject_id),
+                    issuer=grant.issuer or str(settings_.get("iss", "")),
+                    audience=str(settings_.get("aud", "")),
+                    now=now,
                 )
             elif grant.subject_type == SubjectType.APP and provider.mints_app_tokens:
                 tokens = provider.mint_app_token(credentials, request, now=now)
@@ -283,6 +300,16 @@ def _distinct_app_token(
     return tokens.access_token, tokens.expires_at
 
 
+def _asserted_grant(installation: Installation, ask: TokenAsk) -> Grant:
+    grant, _ = Grant.objects.get_or_create(
+        installation=installation,
+        subject_type=SubjectType.JWT_BEARER,
+        subject_id=ask.subject.id,
+        issuer=ask.subject.issuer,
+    )
+    return grant
+
+
 def _app_grant(installation: Installation) -> Grant:
     grant, _ = Grant.objects.get_or_create(
         installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
@@ -306,16 +333,24 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
     installation, grant = chosen.installation, chosen.grant
     provider = get_provider(connector.type)
     mints = provider is not None and provider.mints_app_tokens
+    asserted = ask.subject.type == SubjectType.JWT_BEARER
+    if asserted and not (
+        isinstance(provider, OAuthProvider) and connector.config.get("jwtBearer", {}).get("enabled")
+    ):
+        raise errors.InvalidRequest("This connector does not accept jwt-bearer subjects.")
     if grant is None:
         if ask.subject.type == SubjectType.USER:
             raise errors.UserAuthorizationRequired("The user has not authorized this connector.")
         if not mints:
             raise errors.ConnectorInstallationRequired("The installation has no app grant.")
-        grant = _app_grant(installation)
+        grant = _app_grant(installation) if not asserted else _asserted_grant(installation, ask)
     if grant.status != GrantStatus.ACTIVE:
         raise errors.NoToken(f"The grant is {grant.status}; the subject must authorize again.")
     scopes = _scopes(
-        connector, grant, ask, minted_on_demand=mints and ask.subject.type == SubjectType.APP
+        connector,
+        grant,
+        ask,
+        minted_on_demand=mints and ask.subject.type in (SubjectType.APP, SubjectType.JWT_BEARER),
     )
     request = TokenRequest(
         scopes=scopes,
