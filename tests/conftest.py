@@ -21,6 +21,7 @@ from connect.models import (
     AuthorizationRequest,
     Connector,
     ConnectorType,
+    DeploymentCredential,
     Environment,
     Grant,
     Installation,
@@ -33,6 +34,7 @@ from connect.models import (
 )
 from connect.models.authorizations import verifier_digest
 from connect.services.connectors import connector_save
+from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
 
 REQUIRE_SERVICES = os.environ.get("CONNECT_REQUIRE_SERVICES") == "1"
@@ -64,6 +66,7 @@ def _isolated_cache_prefix(settings: Any) -> None:
     # Tests share a Redis with each other and with benchmarks: never the same keys.
     for cache in settings.CACHES.values():
         cache["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CONNECT_RATE_LIMIT_PREFIX = f"test-rl-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(autouse=True)
@@ -156,6 +159,19 @@ def make_installation(db: None) -> Callable[..., Installation]:
         return Installation.objects.create(
             connector=connector, tenant_id=tenant_id or f"T{uuid.uuid4().hex[:8]}", **kw
         )
+
+    return make
+
+
+@pytest.fixture
+def make_credential(db: None) -> Callable[..., str]:
+    """A deployment credential for one environment of a project; returns its bearer token."""
+
+    def make(project: Project, environment: str = "production") -> str:
+        credential = DeploymentCredential(
+            project=project, environment=project.environments.get(slug=environment)
+        )
+        return deployment_credential_create(credential=credential, actor="test")
 
     return make
 

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -35,6 +36,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if exc.retry_after is not None:
             response["Retry-After"] = str(exc.retry_after)
         return response
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("payload_too_large", "The request body is too large."), status=413
+        )
     if isinstance(exc, drf.APIException):
         handled = drf_exception_handler(exc, context)
         assert handled is not None

@@ -24,7 +24,7 @@ from connect.models import Project, SigningKey, TrustedIssuer
 ALGORITHMS = ["RS256", "ES256"]
 JWKS_REFETCH_INTERVAL = 60.0
 JWKS_CACHE_SECONDS = 3600
-OWN_KEYS_RELOAD_INTERVAL = 5.0
+OWN_KEYS_MAX_AGE = 60.0
 
 
 class TokenRejected(Exception):
@@ -144,27 +144,39 @@ def oidc_token_mint(
 
 
 class _OwnKeys:
-    """Public keys of our issuer, kept in process; an unknown kid reloads at most every 5 s."""
+    """Public keys of our issuer, kept in process, each with the moment it retires.
+
+    An unknown kid reloads them at once (one query on a table of a few rows, no dearer than a
+    deployment credential lookup), so a token of a key rotated in by another process verifies
+    straight away; they are also reloaded when a minute old, so a rotation run elsewhere is seen
+    even by a process that never meets the new kid. A key stops verifying at its ``retires_at``
+    whenever it was loaded.
+    """
 
     def __init__(self) -> None:
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._loaded_at = 0.0
+        self._keys: dict[str, tuple[jwt.PyJWK, datetime | None]] = {}
+        self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
-    def get(self, kid: str) -> jwt.PyJWK | None:
-        key = self._keys.get(kid)
-        if key is None and time.monotonic() - self._loaded_at >= OWN_KEYS_RELOAD_INTERVAL:
+    def get(self, kid: str, *, now: datetime) -> jwt.PyJWK | None:
+        entry = self._keys.get(kid)
+        if entry is None or time.monotonic() - self._loaded_at >= OWN_KEYS_MAX_AGE:
             with self._lock:
                 self._keys = {
-                    k.kid: jwt.PyJWK(k.public_jwk)
-                    for k in SigningKey.objects.published(timezone.now())
+                    k.kid: (jwt.PyJWK(k.public_jwk), k.retires_at)
+                    for k in SigningKey.objects.published(now)
                 }
                 self._loaded_at = time.monotonic()
-            key = self._keys.get(kid)
+            entry = self._keys.get(kid)
+        if entry is None:
+            return None
+        key, retires_at = entry
+        if retires_at is not None and retires_at <= now:
+            return None
         return key
 
     def clear(self) -> None:
-        self._keys, self._loaded_at = {}, 0.0
+        self._keys, self._loaded_at = {}, float("-inf")
 
 
 own_keys = _OwnKeys()
@@ -201,7 +213,7 @@ def verify(token: str, key: jwt.PyJWK, *, issuer: str, audience: str) -> dict[st
 
 
 def own_token_claims(token: str, kid: str) -> dict[str, Any]:
-    key = own_keys.get(kid)
+    key = own_keys.get(kid, now=timezone.now())
     if key is None:
         raise TokenRejected(f"unknown key id {kid!r}")
     return verify(token, key, issuer=settings.PUBLIC_URL, audience=settings.PUBLIC_URL)

@@ -48,8 +48,12 @@ def _build(model: type[models.Model], names: list[str], values: tuple[Any, ...])
         return None
     converted = []
     for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        for converter in field.get_db_converters(connection):
-            value = converter(value, field, connection)
+        # The backend's converters first, as the ORM's compiler does: SQLite hands back naive
+        # datetimes and 0/1 for booleans, which only these turn into aware datetimes and bools.
+        col = field.cached_col
+        converters = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        for converter in converters:
+            value = converter(value, col, connection)
         converted.append(value)
     return model.from_db(connection.alias or "default", names, converted)
 
