@@ -96,6 +96,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 APPEND_SLASH = False
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default, now
 
 INSTALLED_APPS = [
     "connect.apps.ConnectAdminConfig",
@@ -214,6 +215,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise serves from here once collectstatic has run
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
