@@ -96,7 +96,6 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 APPEND_SLASH = False
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default, now
 
 INSTALLED_APPS = [
     "connect.apps.ConnectAdminConfig",

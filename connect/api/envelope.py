@@ -30,11 +30,27 @@ def error_body(code: str, message: str, vendor: dict[str, Any] | None = None) ->
     return {"error": error}
 
 
+def validation_message(detail: Any, path: str = "") -> str:
+    """The first problem, named by its field: ``subject.type: This field is required.``"""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else ""
+            return validation_message(value, f"{path}.{name}".strip(".") if name else path)
+    if isinstance(detail, list) and detail:
+        first = detail[0]
+        if isinstance(first, dict | list):
+            return validation_message(first, path)
+        return f"{path}: {first}" if path else str(first)
+    return f"{path}: {detail}" if path else str(detail or "Invalid input.")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ConnectError):
         response = Response(error_body(exc.code, exc.message, exc.vendor), status=exc.status)
         if exc.retry_after is not None:
             response["Retry-After"] = str(exc.retry_after)
+        if exc.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="connect"'
         return response
     if isinstance(exc, RequestDataTooBig):
         return Response(
@@ -46,6 +62,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         status = handled.status_code
         if isinstance(exc, drf.ParseError):
             message = "The body is not valid JSON."
+        elif isinstance(exc, drf.ValidationError):
+            message = validation_message(exc.detail)
         else:
             detail = exc.detail
             message = str(detail if not isinstance(detail, dict | list) else exc.default_detail)

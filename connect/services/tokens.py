@@ -81,6 +81,9 @@ def subject_for(caller: Caller, *, type: str, id: str = "", issuer: str = "") ->
     if type == SubjectType.USER:
         if not id:
             raise errors.InvalidRequest("A user subject needs an id.")
+        if issuer.startswith("prj_") and issuer != caller.default_user_issuer:
+            # Another project's users are that project's: user 42 there is not ours to ask for.
+            raise errors.Forbidden("A deployment may not name another project as issuer.")
         return Subject(type=SubjectType.USER, id=id, issuer=issuer or caller.default_user_issuer)
     if type == SubjectType.JWT_BEARER:
         if not id:
@@ -329,6 +332,8 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         ),
     )
     connector = resolved.connector
+    if connector.type == ConnectorType.API_KEY and ask.subject.type != SubjectType.APP:
+        raise errors.InvalidRequest("An api-key connector has only the app subject.")
     chosen = _choose(resolved, ask)
     installation, grant = chosen.installation, chosen.grant
     provider = get_provider(connector.type)

@@ -377,8 +377,32 @@ def test_unauthorized(client: Client, make_tenant: Callable[..., Tenant]) -> Non
             client.get(metadata_path(), **extra),
             delete_json(client, tokens_path(), APP, **extra),
         ):
-            assert_error(response, 401, "unauthorized")
+            error = assert_error(response, 401, "unauthorized")
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="connect"'
+            # Which check refused a token is logged, never told to the caller.
+            assert "algorithm" not in error["message"]
     assert not TokenIssue.objects.exists()
+
+
+def test_invalid_request_names_the_field(
+    client: Client, make_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = make_tenant()
+    error = assert_error(
+        post_json(client, token_path(), {"subject": {}}, **tenant.auth), 400, "invalid_request"
+    )
+    assert error["message"] == "subject.type: This field is required."
+
+
+def test_an_api_key_connector_has_no_user_subject(
+    client: Client, make_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = make_tenant()
+    body = {"subject": {"type": "user", "id": "42"}}
+    error = assert_error(
+        post_json(client, token_path(), body, **tenant.auth), 400, "invalid_request"
+    )
+    assert "app subject" in error["message"]
 
 
 def test_revoked_credential_is_unauthorized(

@@ -154,12 +154,13 @@ def test_b_installation_id_on_a_connector(client: Client, a: World, b: World) ->
 
 
 def test_b_project_as_the_user_issuer(client: Client, a: World, b: World) -> None:
+    # Naming any other project as the issuer is refused outright, before any lookup.
     subject = {**USER_42, "issuer": b.tenant.project.public_id}
     for body in ({"subject": subject}, {"subject": subject, "installationId": "*"}):
         assert_error(
             post_json(client, "/v1/connect/token/oauth%2Facme", body, **a.tenant.auth),
-            422,
-            "user_authorization_required",
+            403,
+            "forbidden",
         )
 
 
@@ -168,8 +169,17 @@ def test_a_revocations_never_touch_b(client: Client, a: World, b: World) -> None
     assert len(before) == 2
     nothing = {"tokensFound": 0, "deleted": 0, "providerSkipped": 0}
     one = {"tokensFound": 1, "deleted": 1, "providerSkipped": 1}  # no revocation endpoint
+    assert_error(
+        delete_json(
+            client,
+            "/v1/connect/connectors/oauth%2Facme/tokens",
+            {"subject": {**USER_42, "issuer": b.tenant.project.public_id}},
+            **a.tenant.auth,
+        ),
+        403,
+        "forbidden",
+    )
     cases: list[tuple[dict[str, Any], dict[str, int]]] = [
-        ({"subject": {**USER_42, "issuer": b.tenant.project.public_id}}, nothing),
         ({"subject": USER_42, "installationId": b.installation.public_id}, nothing),
         ({"subject": APP["subject"], "installationId": b.installation.public_id}, nothing),
         ({"subject": APP["subject"], "installationId": "*"}, one),
