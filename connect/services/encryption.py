@@ -23,6 +23,18 @@ def sealed_models() -> Iterator[type[SealedSecrets]]:
             yield model
 
 
+def encryption_keys_remaining() -> int:
+    """Values still sealed under an older key. Removing that key is safe only at zero: a save
+    that began before a rotation may have written an old ciphertext back after it."""
+    primary = crypto.primary_key_id()
+    remaining = 0
+    for model in sealed_models():
+        columns = [f"{name}_sealed" for name in model.SEALED_FIELDS]
+        for values in model._default_manager.values_list(*columns).iterator(chunk_size=2000):
+            remaining += sum(1 for v in values if v and crypto.sealed_key_id(v) != primary)
+    return remaining
+
+
 def encryption_keys_rotate(*, batch_size: int = 500) -> RotationReport:
     """Rewrite every value sealed under an older key with the first configured key.
 

@@ -86,6 +86,7 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
 
 @transaction.atomic
 def team_create(*, slug: str, name: str, owner_email: str, actor: Actor = None) -> Team:
+    """A team and its owner; a new owner is emailed a password link (see membership_add)."""
     # The owner's only way in is the emailed link: an address that cannot receive it is refused.
     validate_email(owner_email.strip())
     team = Team(slug=slug, name=name)

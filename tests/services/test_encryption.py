@@ -23,7 +23,11 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.models.base import SealedSecrets
-from connect.services.encryption import encryption_keys_rotate, sealed_models
+from connect.services.encryption import (
+    encryption_keys_remaining,
+    encryption_keys_rotate,
+    sealed_models,
+)
 
 OLD_KEY = crypto.generate_key()
 NEW_KEY = crypto.generate_key()
@@ -325,3 +329,30 @@ def test_concurrent_writes_during_a_rotation_all_survive(
         (Connector, pk, "api_key"): last_written.get(pk, original[pk]) for pk in pks
     }
     assert_all_open_with_only_the_new_key(settings, expected)
+
+
+def test_the_command_says_when_old_keys_can_go(settings: Any, seeded: Secrets) -> None:
+    settings.CONNECT_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    connector = Connector.objects.get(pk=next(pk for (m, pk, _) in seeded if m is Connector))
+    stale = Connector.objects.get(pk=connector.pk)  # loaded before the rotation finishes
+    settings.CONNECT_ENCRYPTION_KEYS = [OLD_KEY]
+    stale.seal("api_key", "written-late")  # a process still on the old key list
+    settings.CONNECT_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+
+    out = StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "older keys can be removed" in out.getvalue()
+
+    # A save that began before the rotation writes an old-key value back after it.
+    stale.save()
+    out = StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    # The rotation itself rewrote it in this run, so it is safe again.
+    assert "Rewrote 1 secret(s)" in out.getvalue()
+    assert "older keys can be removed" in out.getvalue()
+
+    stale.save()  # and once more, after the command, with nothing rotating it
+    assert encryption_keys_remaining() == 1
+    settings.CONNECT_ENCRYPTION_KEYS = [NEW_KEY]
+    with pytest.raises(crypto.DecryptionError):
+        Connector.objects.get(pk=connector.pk).reveal("api_key")

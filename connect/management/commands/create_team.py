@@ -21,7 +21,12 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        self.stdout.write(
-            f"Created team {team.slug} ({team.public_id}); owner {owner_email}. "
+        owner = team.memberships.select_related("user").get(role="owner").user
+        how = (
             "A password link was sent by email."
+            if not owner.has_usable_password()
+            else "They already have an account and sign in as before."
+        )
+        self.stdout.write(
+            f"Created team {team.slug} ({team.public_id}); owner {owner_email}. {how}"
         )

@@ -27,3 +27,11 @@ class Command(BaseCommand):
             f"{report.already_current} already current; "
             f"{report.changed_meanwhile} changed meanwhile and kept."
         )
+        remaining = encryption.encryption_keys_remaining()
+        if remaining:
+            self.stdout.write(
+                f"{remaining} value(s) are still under an older key (written while this ran): "
+                "run the command again before removing old keys."
+            )
+        else:
+            self.stdout.write("Every value is under the newest key; older keys can be removed.")
