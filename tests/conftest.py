@@ -8,7 +8,7 @@ import os
 import secrets as random_secrets
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from connect.models.authorizations import verifier_digest
 from connect.services.connectors import connector_save
 from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
+from tests.oauth_server import StrictOAuthServer
 
 REQUIRE_SERVICES = os.environ.get("CONNECT_REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CONNECT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -231,3 +232,10 @@ def make_authorization_request(db: None) -> Callable[..., AuthorizationRequest]:
         return request
 
     return make
+
+
+@pytest.fixture
+def oauth_server() -> Iterator[StrictOAuthServer]:
+    """A strict OAuth 2.0 authorization server on loopback; see ``tests/oauth_server.py``."""
+    with StrictOAuthServer() as server:
+        yield server
