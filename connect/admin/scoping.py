@@ -110,12 +110,16 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
 
 
 class ReadOnlyTeamScopedAdmin(TeamScopedAdmin):
-    """Logs and records the system writes: members read them, nobody edits them by hand."""
+    """Logs and records the system writes: members read them, nobody edits or deletes them by
+    hand (an audit log an owner could prune would prove nothing)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
