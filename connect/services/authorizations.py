@@ -331,6 +331,16 @@ def return_redirect(request: AuthorizationRequest, **params: str) -> str:
     return request.return_url + joiner + urlencode({"request": request.public_id, **params})
 
 
+def _declined_detail(request: AuthorizationRequest, exc: AuthorizationDenied) -> str:
+    """What the person who said no reads: what happened, that nothing changed, how to retry."""
+    reason = str(exc)
+    if request.kind == AuthorizationKind.INSTALL:
+        outcome, again = "nothing was installed", "ask for a new install link"
+    else:
+        outcome, again = "nothing was shared", "start again from the app"
+    return f"{reason[:1].upper()}{reason[1:]}, so {outcome}. To try again, {again}."
+
+
 def authorization_complete(*, params: dict[str, str]) -> CompletedFlow:
     """The provider sent the tenant back: exchange, store, and say where to go next."""
     now = timezone.now()
@@ -349,7 +359,9 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow:
         result = provider.complete(credentials_for(request.connector), callback, now=now)
     except AuthorizationDenied as exc:
         _finish(request, AuthorizationOutcome.DENIED, "access_denied")
-        raise FlowError("Authorization was declined", str(exc), request=request) from exc
+        raise FlowError(
+            "Authorization was declined", _declined_detail(request, exc), request=request
+        ) from exc
     except (ProviderUnavailable, ProviderError, Unsupported) as exc:
         _finish(request, AuthorizationOutcome.FAILED, str(exc))
         raise FlowError(

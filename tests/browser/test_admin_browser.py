@@ -1,19 +1,18 @@
 """The admin in a real browser (headless Chromium) against a live server: sign in, read the
 landing page, open a connector, add one through the form."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from connect.models import Connector, Grant, Installation, Project, ProjectLink, Role, Team
-from tests.conftest import CHROMIUM
+from tests.browser.conftest import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "correct horse battery"
 SLACK_SECRETS = {
     "client_secret": "slack-cs-Wq8Zt3Lm5Rv1",
     "trigger_signing_secret": "slack-sign-Hy4Nc7Pb2Kd",
@@ -29,29 +28,6 @@ CONNECTOR_TYPES = [
     "oauth",
     "api-key",
 ]
-
-
-@pytest.fixture
-def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls that the test and
-    # its fixtures make meanwhile are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 @pytest.fixture
@@ -101,16 +77,6 @@ def acme(
         "weather": weather,
         "keyless": keyless,
     }
-
-
-def sign_in(page: Page, base_url: str, login: str) -> None:
-    page.goto(f"{base_url}/admin/")
-    # The admin hands over to the sign-in page and comes back afterwards.
-    assert page.url == f"{base_url}/accounts/login/?next=%2Fadmin%2F"
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/admin/")
 
 
 def test_sign_in_with_username_and_password(
