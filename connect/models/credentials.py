@@ -117,6 +117,14 @@ class TrustedIssuer(models.Model):
         return f"{self.issuer} → {self.project_id and self.project.slug}"
 
     def clean(self) -> None:
+        # An issuer like GitHub Actions signs tokens for anyone with any audience they choose:
+        # without a claim that names *your* workload, the rule would trust everyone's.
+        if not isinstance(self.required_claims, dict) or not self.required_claims:
+            raise ValidationError(
+                {"required_claims": 'Name at least one claim to match, e.g. {"repository": …}.'}
+            )
+        if not all(isinstance(v, str) for v in self.required_claims.values()):
+            raise ValidationError({"required_claims": "Claim values are matched as strings."})
         if self.project_id and self.team_id and self.project.team_id != self.team_id:
             raise ValidationError({"project": "Pick a project of this team."})
         if (

@@ -1,6 +1,7 @@
 """The app as an OIDC issuer (its own RS256 keys) and as a verifier of trusted issuers."""
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -114,6 +115,14 @@ def openid_configuration() -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=8)
+def _loaded_private_key(pem: str) -> rsa.RSAPrivateKey:
+    # Loading a PEM validates the RSA key (~90 ms); every forwarded webhook mints a token.
+    private = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    return private
+
+
 def oidc_token_mint(
     *,
     project: Project,
@@ -139,7 +148,10 @@ def oidc_token_mint(
         **(extra_claims or {}),
     }
     return jwt.encode(
-        claims, key.reveal("private_key"), algorithm="RS256", headers={"kid": key.kid}
+        claims,
+        _loaded_private_key(key.reveal("private_key")),
+        algorithm="RS256",
+        headers={"kid": key.kid},
     )
 
 
@@ -257,13 +269,19 @@ class TrustedMatch:
 
 
 def trusted_issuer_match(token: str, issuer: str, kid: str) -> TrustedMatch:
-    """The first trusted-issuer rule (any team) whose audience and required claims match."""
+    """The one trusted-issuer rule whose audience and required claims the token matches.
+
+    Rules belong to teams, and any team may write one for a public issuer (GitHub Actions):
+    a token matching rules that name different projects is ambiguous and refused, so no team's
+    rule can capture another team's workloads.
+    """
     rules = list(
         TrustedIssuer.objects.filter(issuer=issuer).select_related("project", "environment")
     )
     if not rules:
         raise TokenRejected(f"issuer {issuer!r} is not trusted")
-    failure: TokenRejected | None = None
+    failure: TokenRejected = TokenRejected("claims do not match any rule")
+    matches: list[TrustedMatch] = []
     for rule in rules:
         try:
             key = jwks_key(rule.jwks_url, kid)
@@ -271,8 +289,13 @@ def trusted_issuer_match(token: str, issuer: str, kid: str) -> TrustedMatch:
         except TokenRejected as exc:
             failure = exc
             continue
-        if all(claims.get(name) == value for name, value in rule.required_claims.items()):
-            return TrustedMatch(issuer=rule, claims=claims)
-        failure = TokenRejected("claims do not match any rule")
-    assert failure is not None
-    raise failure
+        if rule.required_claims and all(
+            claims.get(name) == value for name, value in rule.required_claims.items()
+        ):
+            matches.append(TrustedMatch(issuer=rule, claims=claims))
+    targets = {(m.issuer.project_id, m.issuer.environment_id) for m in matches}
+    if len(targets) > 1:
+        raise TokenRejected("the token matches rules for more than one project")
+    if not matches:
+        raise failure
+    return matches[0]

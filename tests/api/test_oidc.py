@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.test import Client
 
@@ -395,6 +396,42 @@ def test_a_rule_of_another_team_does_not_map_into_this_one(
 
     # Team A's connector is not team B's: the caller resolves to team B, which has none.
     assert_error(tenant.token_request(rs256(jwks_server, ci_claims())), 404, "not_found")
+
+
+def test_a_token_matching_rules_of_two_teams_is_refused(
+    tenant: Tenant,
+    jwks_server: JwksServer,
+    make_team: Callable[..., Team],
+    make_project: Callable[..., Project],
+) -> None:
+    """Team B writes a rule for team A's workload: neither team gets the token, A's own rule
+    included, so no team's rule can capture another's CI."""
+    trust(tenant, jwks_server.url)
+    token = rs256(jwks_server, ci_claims())
+    assert_issued_to(tenant.token_request(token), tenant, "preview")
+    other_team = make_team()
+    other_project = make_project(other_team, environments=("preview",))
+    TrustedIssuer.objects.create(
+        team=other_team,
+        issuer=ISSUER,
+        jwks_url=jwks_server.url,
+        audience=AUDIENCE,
+        required_claims={"repository": REPOSITORY},
+        project=other_project,
+        environment=other_project.environments.get(),
+    )
+
+    assert_error(tenant.token_request(token), 401, "unauthorized")
+
+
+def test_a_rule_must_name_a_claim(tenant: Tenant, jwks_server: JwksServer) -> None:
+    """Anyone can get a GitHub Actions token with any audience: a rule without a claim that
+    names the workload would trust every repository on GitHub."""
+    with pytest.raises(ValidationError) as refused:
+        trust(tenant, jwks_server.url, required_claims={})
+    assert "required_claims" in refused.value.message_dict
+    with pytest.raises(ValidationError):
+        trust(tenant, jwks_server.url, required_claims={"repository": ["a", "b"]})
 
 
 def _rsa_jwk_as_secret(server: JwksServer) -> bytes:
