@@ -136,15 +136,19 @@ def _scopes(
     through consent may carry only what the grant holds. An empty allowance is unknown, and
     left to the provider.
     """
-    if ask.scopes is None or tuple(ask.scopes) == ("*",):
-        requested = tuple(connector.default_scopes.get(ask.subject.type, []) or ())
-    else:
-        requested = tuple(dict.fromkeys(ask.scopes))
     if minted_on_demand:
         defaults = connector.default_scopes
         allowed = set(defaults.get(ask.subject.type) or defaults.get(SubjectType.APP) or ())
     else:
         allowed = set(grant.scopes or ())
+    if ask.scopes is None or tuple(ask.scopes) == ("*",):
+        requested = tuple(connector.default_scopes.get(ask.subject.type, []) or ())
+        if allowed and not minted_on_demand:
+            # "The defaults" of a grant the provider narrowed (or that predates new defaults)
+            # mean what it holds of them, not an error.
+            requested = tuple(s for s in requested if s in allowed) or tuple(grant.scopes)
+    else:
+        requested = tuple(dict.fromkeys(ask.scopes))
     beyond = [scope for scope in requested if scope not in allowed]
     if allowed and beyond:
         raise errors.InvalidScope(f"Scopes beyond the grant: {' '.join(beyond)}")
