@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
@@ -184,6 +184,38 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
     return outcome
 
 
+def deliveries_release(*, deliveries: list[Delivery]) -> int:
+    """Hand back rows claimed together but not sent: due again, their attempt refunded."""
+    if not deliveries:
+        return 0
+    return Delivery.objects.filter(
+        pk__in=[d.pk for d in deliveries],
+        status=DeliveryStatus.DELIVERING,
+        lease_until=deliveries[0].lease_until,  # one claim, one lease
+    ).update(
+        status=DeliveryStatus.PENDING,
+        attempts=F("attempts") - 1,
+        lease_until=None,
+        updated_at=timezone.now(),
+    )
+
+
+def _send_within_lease(claimed: list[Delivery]) -> int:
+    """Send a claimed batch while its shared lease outlasts one more request; release the rest.
+
+    Otherwise a slow receiver lets the lease lapse mid-batch, another worker claims the rows
+    still waiting here, and both send them.
+    """
+    margin = timedelta(seconds=settings.CONNECT_DELIVERY_TIMEOUT)
+    for index, delivery in enumerate(claimed):
+        # The first always goes: its lease is fresh.
+        if index and delivery.lease_until and timezone.now() + margin >= delivery.lease_until:
+            deliveries_release(deliveries=claimed[index:])
+            return index
+        delivery_attempt(delivery=delivery)
+    return len(claimed)
+
+
 def deliveries_send(*, budget_seconds: float = 20.0) -> int:
     """Claim and send batches until nothing is due or the time budget is spent."""
     sent = 0
@@ -191,11 +223,10 @@ def deliveries_send(*, budget_seconds: float = 20.0) -> int:
     batch = settings.CONNECT_DELIVERY_BATCH
     while time.monotonic() < deadline:
         claimed = deliveries_claim(now=timezone.now(), limit=batch)
-        for delivery in claimed:
-            delivery_attempt(delivery=delivery)
-        sent += len(claimed)
-        if len(claimed) < batch:
-            break
+        done = _send_within_lease(claimed)
+        sent += done
+        if done == len(claimed) and len(claimed) < batch:
+            break  # everything due was sent
     return sent
 
 

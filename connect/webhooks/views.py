@@ -34,7 +34,8 @@ def trigger(request: HttpRequest, connector_id: str) -> HttpResponse:
             headers={name.lower(): value for name, value in request.headers.items()},
             query={name: request.GET.get(name, "") for name in request.GET},
             body=body,
-            content_type=request.content_type or "",
+            # The header as sent, parameters included (``request.content_type`` drops charset).
+            content_type=request.META.get("CONTENT_TYPE", ""),
         )
     except errors.ConnectError as exc:
         return _error(exc)
