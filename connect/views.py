@@ -32,7 +32,11 @@ def jwks(request: HttpRequest) -> JsonResponse:
 
 def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpResponse:
     flow = error.request
-    back = authorizations.return_redirect(flow, error="access_denied") if flow else ""
+    # The app learns what happened in OAuth's own words, not always "access_denied".
+    code = {"denied": "access_denied", "expired": "expired_token"}.get(
+        flow.outcome if flow else "", "server_error"
+    )
+    back = authorizations.return_redirect(flow, error=code) if flow else ""
     context = {
         "connector": flow.connector if flow else None,
         "title": error.title,

@@ -365,7 +365,10 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow:
     except (ProviderUnavailable, ProviderError, Unsupported) as exc:
         _finish(request, AuthorizationOutcome.FAILED, str(exc))
         raise FlowError(
-            "The provider did not complete the authorization", str(exc), request=request
+            "The provider did not complete the authorization",
+            f"{request.connector.name} could not finish it ({exc}). Ask for a new link and try "
+            "again; if it keeps failing, tell the app's team.",
+            request=request,
         ) from exc
     try:
         installation = _record(request, result, now)

@@ -269,7 +269,7 @@ def test_an_admin_creates_a_slack_connector_and_a_workspace_installs_it(
     tenant.goto(link)
     assert tenant.title() == "Acme Bot"
     check_branding(tenant, "Acme Bot", f"{app_origin}/icon.svg")
-    assert "You are about to install Acme Bot (slack)." in tenant.locator("main").inner_text()
+    assert "You are about to install Acme Bot (Slack)." in tenant.locator("main").inner_text()
     assert tenant.locator(".scopes li").all_inner_texts() == ["chat:write", "channels:read"]
     tenant.screenshot(path="/tmp/flow-install.png", full_page=True)
 
