@@ -152,6 +152,10 @@ class Provider:
     mints_app_tokens: bool = False
     #: Whether the install / consent flows send a PKCE challenge.
     pkce: bool = True
+    #: Whether ``revoke`` takes a refresh token. Where the revocation call authenticates with
+    #: the token itself (Slack's auth.revoke) or names an access token (GitHub's applications
+    #: API), a refresh token is refused there, so the access token is revoked instead.
+    revokes_refresh_tokens: bool = True
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
         raise Unsupported(f"{self.key} connectors have no browser flow")
@@ -180,6 +184,13 @@ class Provider:
         self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
     ) -> Revocation:
         return Revocation(attempted=False, succeeded=False)
+
+    def revocable_token(self, *, access_token: str, refresh_token: str) -> tuple[str, str]:
+        """The token to hand ``revoke`` and its hint: the refresh token where the provider
+        takes one (revoking it ends the whole grant), otherwise the access token."""
+        if refresh_token and self.revokes_refresh_tokens:
+            return refresh_token, "refresh_token"
+        return access_token, "access_token"
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest

@@ -104,7 +104,9 @@ def tokens_from(
         else requested
     )
     return TokenSet(
-        access_token=str(payload["access_token"]),
+        # Slack answers a user-scopes-only install with no top-level token (only authed_user's);
+        # its driver reads that case itself, so an absent token must not raise here.
+        access_token=str(payload.get("access_token") or ""),
         expires_at=now + timedelta(seconds=int(expires_in)) if expires_in else None,
         refresh_token=payload.get("refresh_token") or None,
         refresh_expires_at=(

@@ -1,6 +1,7 @@
 """Discord: the bot token for the app, OAuth user authorization for users, and Webhook Events."""
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from connect.providers.base import (
     InvalidWebhook,
     ProviderCredentials,
     ProviderError,
+    Revocation,
     TokenRequest,
     TokenSet,
     WebhookEvent,
@@ -47,6 +49,16 @@ class DiscordProvider(CodeFlowProvider):
         if not credentials.api_key:
             raise ProviderError("the Discord connector has no bot token set")
         return TokenSet(access_token=credentials.api_key, expires_at=now + BOT_TOKEN_TTL)
+
+    def revoke(
+        self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
+    ) -> Revocation:
+        # The bot token is configured, not granted: revoking the app drops it from the cache
+        # but never sends it to the OAuth revocation endpoint (SPEC section 6).
+        bot_token = credentials.api_key.encode()
+        if bot_token and hmac.compare_digest(token.encode(), bot_token):
+            return Revocation(attempted=False, succeeded=False)
+        return super().revoke(credentials, token, hint=hint, now=now)
 
     def install_result(
         self,

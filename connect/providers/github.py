@@ -75,6 +75,7 @@ class GitHubProvider(CodeFlowProvider):
     key = "github"
     mints_app_tokens = True
     token_auth_default = "client_secret_post"
+    revokes_refresh_tokens = False  # the applications API revokes by access_token only
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "webBaseUrl", WEB)

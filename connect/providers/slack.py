@@ -33,6 +33,7 @@ class SlackProvider(CodeFlowProvider):
     key = "slack"
     scope_separator = ","
     pkce = False  # a confidential client; Slack's v2 install takes no PKCE
+    revokes_refresh_tokens = False  # auth.revoke revokes the token that authenticates it
     token_auth_default = "client_secret_post"
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:

@@ -82,11 +82,11 @@ def grants_revoke(
     credentials = credentials_for(connector)
     now = timezone.now()
     for grant in grants:
-        token, hint = (
-            (grant.reveal("refresh_token"), "refresh_token")
-            if grant.has_secret("refresh_token")
-            else (grant.reveal("access_token"), "access_token")
-        )
+        access, refresh = grant.reveal("access_token"), grant.reveal("refresh_token")
+        if provider is None:
+            token, hint = (refresh, "refresh_token") if refresh else (access, "access_token")
+        else:
+            token, hint = provider.revocable_token(access_token=access, refresh_token=refresh)
         if not token and connector.type != "api-key":
             continue
         counts.tokens_found += 1

@@ -24,17 +24,17 @@ def _revoke_upstream(connector: Connector, grants: list[Grant]) -> int:
     confirmed = 0
     now = timezone.now()
     for grant in grants:
-        for name, hint in (("refresh_token", "refresh_token"), ("access_token", "access_token")):
-            token = grant.reveal(name)
-            if not token:
-                continue
-            try:
-                outcome = provider.revoke(credentials, token, hint=hint, now=now)
-            except (ProviderError, OSError):
-                logger.info("revoking a grant of %s failed upstream", connector.public_id)
-                break
-            confirmed += int(outcome.succeeded)
-            break
+        token, hint = provider.revocable_token(
+            access_token=grant.reveal("access_token"), refresh_token=grant.reveal("refresh_token")
+        )
+        if not token:
+            continue
+        try:
+            outcome = provider.revoke(credentials, token, hint=hint, now=now)
+        except (ProviderError, OSError):
+            logger.info("revoking a grant of %s failed upstream", connector.public_id)
+            continue
+        confirmed += int(outcome.succeeded)
     return confirmed
 
 
