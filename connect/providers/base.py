@@ -153,8 +153,8 @@ class Provider:
     #: Whether the install / consent flows send a PKCE challenge.
     pkce: bool = True
     #: Whether ``revoke`` takes a refresh token. Where the revocation call authenticates with
-    #: the token itself (Slack's auth.revoke) or names an access token (GitHub's applications
-    #: API), a refresh token is refused there, so the access token is revoked instead.
+    #: the token itself (Slack's auth.revoke, Linear's /oauth/revoke) or names an access token
+    #: (GitHub's applications API), a refresh token is refused, so the access token is revoked.
     revokes_refresh_tokens: bool = True
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:

@@ -29,6 +29,7 @@ class LinearProvider(CodeFlowProvider):
     key = "linear"
     scope_separator = ","
     token_auth_default = "client_secret_post"
+    revokes_refresh_tokens = False  # /oauth/revoke revokes the bearer access token
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "baseUrl", WEB)
