@@ -64,9 +64,13 @@ def require_postgres(db: None) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache_prefix(settings: Any) -> None:
-    # Tests share a Redis with each other and with benchmarks: never the same keys.
-    for cache in settings.CACHES.values():
-        cache["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"
+    """Tests share a Redis with each other and with benchmarks: never the same keys. CACHES is
+    assigned, not edited in place, so Django really rebuilds its cache handlers; flow polls and
+    minted tokens are cached under row ids, which a rolled-back database hands out again."""
+    settings.CACHES = {
+        name: {**conf, "KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"}
+        for name, conf in settings.CACHES.items()
+    }
     settings.CONNECT_RATE_LIMIT_PREFIX = f"test-rl-{uuid.uuid4().hex[:8]}"
 
 

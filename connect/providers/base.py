@@ -26,6 +26,11 @@ class Unsupported(ProviderError):
     """This connector type cannot do that (an API key cannot be refreshed)."""
 
 
+class ScopeRefused(ProviderError):
+    """The provider will not grant what was asked (GitHub: a repository or permission the
+    installation does not have)."""
+
+
 class InvalidWebhook(ProviderError):
     """The signature, timestamp window or shared state did not check out."""
 

@@ -18,6 +18,7 @@ from connect.providers.base import (
     ProviderInvalidGrant,
     ProviderUnavailable,
     Revocation,
+    ScopeRefused,
     TokenRequest,
     TokenSet,
     WebhookEvent,
@@ -208,6 +209,11 @@ class GitHubProvider(CodeFlowProvider):
         payload = read_json(response)
         if response.status_code >= 500:
             raise ProviderUnavailable(f"GitHub answered {response.status_code}")
+        if response.status_code == 422:
+            raise ScopeRefused(
+                "GitHub will not grant those repositories or permissions to this installation",
+                vendor={"message": text(payload.get("message"))},
+            )
         if response.status_code != 201 or not payload.get("token"):
             raise ProviderError(
                 f"GitHub refused an installation token ({response.status_code})",

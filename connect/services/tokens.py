@@ -26,6 +26,7 @@ from connect.providers.base import (
     ProviderError,
     ProviderInvalidGrant,
     ProviderUnavailable,
+    ScopeRefused,
     TokenRequest,
     TokenSet,
     Unsupported,
@@ -273,6 +274,8 @@ def _provider_errors() -> Iterator[None]:
         raise errors.ProviderUnavailable(
             "The provider did not answer; try again shortly.", retry_after=PROVIDER_RETRY_AFTER
         ) from exc
+    except ScopeRefused as exc:
+        raise errors.InvalidScope(str(exc), vendor=exc.vendor or None) from exc
     except (Unsupported, ProviderError) as exc:
         raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
 

@@ -1,6 +1,5 @@
 """Fixtures for the provider tests: a team that can call the API, and the provider fakes."""
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,18 +25,6 @@ class Tenant:
     team: Team
     project: Project
     api: Api
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_keys(settings: Any) -> None:
-    """A key prefix of this test's own, in caches Django really rebuilds: assigning CACHES
-    (rather than editing the dict in place) is what makes the test settings reset the cache
-    handlers. Flow polls and minted tokens are cached under row ids, which a rolled-back
-    database hands out again in the next test."""
-    settings.CACHES = {
-        name: {**conf, "KEY_PREFIX": f"test-providers-{uuid.uuid4().hex[:8]}"}
-        for name, conf in settings.CACHES.items()
-    }
 
 
 @pytest.fixture
