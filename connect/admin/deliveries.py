@@ -5,7 +5,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from connect.admin.filters import TeamRelatedFilter
-from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, has_role
+from connect.admin.scoping import (
+    ReadOnlyTeamScopedAdmin,
+    TeamScopedAdmin,
+    TeamScopedInline,
+    has_role,
+)
 from connect.models import Delivery, DeliveryAttempt, InboundEvent, Role, TriggerDestination
 from connect.services import deliveries, destinations
 
@@ -51,7 +56,7 @@ class ReplayPermission:
         return has_role(request, Role.MEMBER)
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(TeamScopedInline, admin.TabularInline):
     model = Delivery
     fields = DELIVERY_INLINE_FIELDS
     readonly_fields = DELIVERY_INLINE_FIELDS
@@ -66,7 +71,7 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(TeamScopedInline, admin.TabularInline):
     model = DeliveryAttempt
     fields = ATTEMPT_FIELDS
     readonly_fields = ATTEMPT_FIELDS

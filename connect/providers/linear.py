@@ -96,9 +96,12 @@ class LinearProvider(CodeFlowProvider):
         self, credentials: ProviderCredentials, request: WebhookRequest
     ) -> WebhookEvent:
         signature = request.headers.get("linear-signature")
-        # The timestamp lives in the body; it is read only to check the window, and the
-        # signature over the raw bytes is checked in the same step.
-        payload = json_object(request.body) if signature else {}
+        # The signature covers the raw bytes and is checked before they are parsed: the
+        # timestamp lives in the body, but an unsigned body is never read.
+        expected = signatures.hmac_sha256(credentials.webhook_secret.encode(), request.body)
+        if not signatures.hex_matches(expected, signature):
+            raise InvalidWebhook("Linear-Signature did not verify")
+        payload = json_object(request.body)
         if not signatures.linear(
             secret=credentials.webhook_secret,
             body=request.body,

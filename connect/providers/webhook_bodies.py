@@ -11,6 +11,9 @@ def json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedWebhook("the body is not JSON") from exc
+    except RecursionError as exc:
+        # A few hundred kilobytes of "[" fit in the size limit and exhaust the parser's stack.
+        raise MalformedWebhook("the body nests too deeply") from exc
     if not isinstance(payload, dict):
         raise MalformedWebhook("the body is not a JSON object")
     return payload

@@ -82,6 +82,17 @@ def destinations_replace(
         wanted[(environment.project_id, environment.pk, spec.path)] = spec
     existing = TriggerDestination.objects.select_for_update().filter(connector=connector)
     if only_project_id is not None:
+        # The limit is per connector: other projects' rows, which stay, count too.
+        others = (
+            TriggerDestination.objects.filter(connector=connector)
+            .exclude(project_id=only_project_id)
+            .count()
+        )
+        if others + len(wanted) > settings.CONNECT_MAX_DESTINATIONS:
+            raise errors.InvalidRequest(
+                f"At most {settings.CONNECT_MAX_DESTINATIONS} destinations per connector; "
+                f"other projects already have {others}."
+            )
         existing = existing.filter(project_id=only_project_id)
     kept: list[TriggerDestination] = []
     for destination in existing:

@@ -34,8 +34,17 @@ class TriggerReply:
     content_type: str = "application/json"
 
 
+def storable(value: str) -> str:
+    """Text every database stores: JSON escapes in a signed body can carry NUL (which
+    PostgreSQL refuses) and lone surrogates (which UTF-8 cannot encode)."""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode()
+
+
 def redacted(headers: dict[str, str]) -> dict[str, str]:
-    return {k: ("[redacted]" if k in REDACTED_HEADERS else v) for k, v in headers.items()}
+    return {
+        storable(k): ("[redacted]" if k in REDACTED_HEADERS else storable(v))
+        for k, v in headers.items()
+    }
 
 
 def trigger_receive(
@@ -88,11 +97,11 @@ def trigger_receive(
         with transaction.atomic():
             inbound = InboundEvent.objects.create(
                 connector_id=connector.pk,
-                provider_event_id=event.event_id[:255],
-                event_type=event.event_type[:120],
-                tenant_id=event.tenant_id[:255],
+                provider_event_id=storable(event.event_id)[:255],
+                event_type=storable(event.event_type)[:120],
+                tenant_id=storable(event.tenant_id)[:255],
                 headers=redacted(headers),
-                content_type=content_type[:255],
+                content_type=storable(content_type)[:255],
                 body=body,
                 verified=True,
             )

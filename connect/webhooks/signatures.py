@@ -20,15 +20,21 @@ def hmac_sha256(secret: bytes, message: bytes) -> bytes:
 def within(timestamp: str | int | float | None, now: float, tolerance: float) -> bool:
     try:
         moment = float(timestamp)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
     return abs(now - moment) <= tolerance
+
+
+def text_equal(expected: str, given: str) -> bool:
+    """Constant-time equality that, unlike ``compare_digest`` on str, accepts non-ASCII input
+    (header bytes arrive latin-1 decoded) instead of raising TypeError."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 def hex_matches(expected: bytes, given: str | None, prefix: str = "") -> bool:
     if not given or not given.startswith(prefix):
         return False
-    return hmac.compare_digest(expected.hex(), given[len(prefix) :].strip().lower())
+    return text_equal(expected.hex(), given[len(prefix) :].strip().lower())
 
 
 def slack_v0(
@@ -52,7 +58,8 @@ def linear(
     """Linear: hex HMAC-SHA256 of the body; ``webhookTimestamp`` (ms, in the body) within 60 s."""
     if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int | float):
         return False
-    if not within(timestamp_ms / 1000, now, 60):
+    # Compared in milliseconds: dividing a huge integer from the body would raise OverflowError.
+    if not within(timestamp_ms, now * 1000, 60_000):
         return False
     return hex_matches(hmac_sha256(secret.encode(), body), signature)
 
@@ -133,5 +140,5 @@ def generic_hmac(
     expected = hmac_sha256(secret.encode(), body)
     given = signature[len(prefix) :].strip()
     if encoding == "base64":
-        return hmac.compare_digest(base64.b64encode(expected).decode(), given)
-    return hmac.compare_digest(expected.hex(), given.lower())
+        return text_equal(base64.b64encode(expected).decode(), given)
+    return text_equal(expected.hex(), given.lower())
