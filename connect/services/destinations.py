@@ -51,7 +51,8 @@ def destinations_replace(
     actor: Actor,
     only_project_id: int | None = None,
 ) -> DestinationsReplaced:
-    """Make the connector's destinations exactly ``specs``; rows that stay keep their secrets.
+    """Make the connector's enabled destinations exactly ``specs``; rows that stay (or come
+    back) keep their secrets, and a removed row with a delivery history is disabled, not lost.
 
     ``only_project_id`` confines the replacement to one project (a deployment may manage only
     its own project's destinations).
@@ -84,7 +85,7 @@ def destinations_replace(
     if only_project_id is not None:
         # The limit is per connector: other projects' rows, which stay, count too.
         others = (
-            TriggerDestination.objects.filter(connector=connector)
+            TriggerDestination.objects.filter(connector=connector, enabled=True)
             .exclude(project_id=only_project_id)
             .count()
         )
@@ -99,7 +100,16 @@ def destinations_replace(
         key = (destination.project_id, destination.environment_id, destination.path)
         if key in wanted:
             wanted.pop(key)
+            if not destination.enabled:
+                destination.enabled = True
+                destination.save(update_fields=["enabled"])
             kept.append(destination)
+        elif destination.deliveries.exists():
+            # Its deliveries and their attempts are the log of what was sent: keep them (and
+            # let already accepted events still go out); new events no longer fan out to it.
+            if destination.enabled:
+                destination.enabled = False
+                destination.save(update_fields=["enabled"])
         else:
             destination.delete()
     new_secrets: dict[int, str] = {}

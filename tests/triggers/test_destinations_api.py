@@ -185,6 +185,27 @@ def test_replace_keeps_rows_that_stay_with_their_sealed_secret_and_deletes_the_r
     assert set(after) == {kept["id"], second["/new"]["id"]}
 
 
+def test_a_removed_destination_with_history_is_disabled_and_comes_back_with_its_secret(
+    client: Client, tenant: Tenant
+) -> None:
+    first = by_path(patch(client, tenant, [spec(tenant.project, path="/hooks")]))
+    destination = TriggerDestination.objects.get(public_id=first["/hooks"]["id"])
+    _, (delivery,) = event_with_deliveries(tenant.connector, [destination], DeliveryStatus.FAILED)
+    sealed = destination.signing_secret_sealed
+
+    assert by_path(patch(client, tenant, [])) == {}
+
+    destination.refresh_from_db()
+    assert destination.enabled is False
+    assert Delivery.objects.filter(pk=delivery.pk).exists()  # the log of what was sent stays
+    back = by_path(patch(client, tenant, [spec(tenant.project, path="/hooks")]))
+    assert back["/hooks"]["id"] == destination.public_id
+    assert "signingSecret" not in back["/hooks"]  # the same secret as before, not shown again
+    destination.refresh_from_db()
+    assert destination.enabled is True
+    assert destination.signing_secret_sealed == sealed
+
+
 def test_identical_patch_changes_nothing(client: Client, tenant: Tenant) -> None:
     wanted = [spec(tenant.project, path="/a"), spec(tenant.project, "preview", "/a")]
     first = patch(client, tenant, wanted)
