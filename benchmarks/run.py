@@ -52,11 +52,11 @@ def manage(env: dict[str, str], *args: str) -> str:
     ).stdout
 
 
-def wrk(url: str, script: str, duration: int) -> dict[str, float]:
+def wrk(url: str, script: str, duration: int, connections: int = CONNECTIONS) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     out = subprocess.run(
-        ["wrk", "--latency", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "-s", handle.name, url],
+        ["wrk", "--latency", "-t2", f"-c{connections}", f"-d{duration}s", "-s", handle.name, url],
         check=True,
         capture_output=True,
         text=True,

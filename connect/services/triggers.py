@@ -105,9 +105,12 @@ def trigger_receive(
                 body=body,
                 verified=True,
             )
-            destinations = TriggerDestination.objects.filter(
-                connector_id=connector.pk, enabled=True
-            ).values_list("pk", flat=True)
+            # No ordering: the default one joins seven tables to sort what is only inserted.
+            destinations = (
+                TriggerDestination.objects.filter(connector_id=connector.pk, enabled=True)
+                .order_by()
+                .values_list("pk", flat=True)
+            )
             Delivery.objects.bulk_create(
                 [Delivery(event=inbound, destination_id=pk) for pk in destinations]
             )
