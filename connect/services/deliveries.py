@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -114,7 +114,8 @@ def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str
             body=bytes(event.body),
         ),
         "x-connect-trigger-id": event.public_id,
-        "x-connect-event-type": event.event_type,
+        # The provider's own text: a header carries only visible Latin-1, so escape the rest.
+        "x-connect-event-type": quote(event.event_type, safe="._-:/@"),
     }
 
 

@@ -375,3 +375,21 @@ def test_a_slow_receiver_gets_each_message_once_though_a_batch_outlasts_its_leas
     assert DeliveryAttempt.objects.count() == 12
     got = [r.headers["webhook-id"] for r in receiver.received("/slow")]
     assert sorted(got) == sorted(d.webhook_id for d in deliveries)
+
+
+def test_an_event_type_no_header_can_carry_is_escaped_not_a_reason_to_fail(
+    live_server: Any,
+    celery_worker: CeleryProcess,
+    receiver: Receiver,
+    slack_connector: Connector,
+    destination_at: Callable[..., TriggerDestination],
+) -> None:
+    destination_at("/types")
+    body = slack_body("EvType").replace(b'"type":"message"', '"type":"réaction_✓\\nadded"'.encode())
+    event_id = post_slack(live_server, slack_connector, body)
+
+    [delivery] = settle(event_id, celery_worker)
+    assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+    [received] = receiver.received("/types")
+    assert received.body == body
+    assert received.headers["x-connect-event-type"] == "r%C3%A9action_%E2%9C%93%0Aadded"
