@@ -157,15 +157,15 @@ def database_from_url(url: str) -> dict[str, object]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     elif config["ENGINE"] == "django.db.backends.postgresql":
-        config["CONN_MAX_AGE"] = 0  # the pool keeps connections; persistent ones conflict with it
-        config["CONN_HEALTH_CHECKS"] = True
-        config["OPTIONS"] = {
-            "pool": {
-                "min_size": 1,
-                "max_size": env_int("DATABASE_POOL_MAX", 4),
-                "timeout": 10,
-            }
-        }
+        pool_max = env_int("DATABASE_POOL_MAX", 4)
+        if pool_max > 0:
+            config["CONN_MAX_AGE"] = 0  # the pool keeps connections; it conflicts with this
+            config["CONN_HEALTH_CHECKS"] = True
+            config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_max, "timeout": 10}}
+        else:
+            # No pool: one persistent connection per process, checked before reuse.
+            config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 300)
+            config["CONN_HEALTH_CHECKS"] = True
     return config
 
 

@@ -30,10 +30,9 @@ class TokenView(RuntimeView):
     rate_kind = "read"  # a token request is a read of what the team configured
 
     def post(self, request: Request, connector: str) -> Response:
-        body = serializers.TokenRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         caller = self.caller(request)
-        issued = tokens.token_issue(caller=caller, connector_ref=connector, ask=body.ask(caller))
+        ask = serializers.token_ask(request.data, caller)
+        issued = tokens.token_issue(caller=caller, connector_ref=connector, ask=ask)
         return Response(serializers.token_body(issued))
 
 
@@ -138,13 +137,11 @@ class AuthorizeView(RuntimeView):
         body.is_valid(raise_exception=True)
         caller, data = self.caller(request), body.validated_data
         found = grants.linked_connector(caller=caller, connector_ref=connector)
-        ask = serializers.TokenRequestSerializer(data={"subject": data["subject"]})
-        ask.is_valid(raise_exception=True)
         scopes = data.get("scopes")
         started = authorizations.authorization_start(
             connector=found,
             kind="consent",
-            subject=ask.ask(caller).subject,
+            subject=serializers.subject_from(data["subject"], caller),
             scopes=None if scopes is None else tuple(scopes),
             return_url=data.get("returnUrl") or "",
             expires_in=_expires_in(data),

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from connect.errors import Unauthorized
 from connect.models import DeploymentCredential, Project
-from connect.models.credentials import CREDENTIAL_TOKEN_PREFIX
+from connect.models.credentials import CREDENTIAL_TOKEN_PREFIX, LAST_USED_RESOLUTION
 from connect.services import oidc
 
 logger = logging.getLogger(__name__)
@@ -44,24 +44,20 @@ def caller_from_credential(token: str) -> Caller:
     parts = token.split("_")
     if len(parts) != 3:
         raise Unauthorized("Malformed deployment credential.")
-    try:
-        # get(), not first(): no ORDER BY over the model's related-field ordering.
-        credential = DeploymentCredential.objects.select_related("project", "environment").get(
-            prefix=parts[1], revoked_at__isnull=True
-        )
-    except DeploymentCredential.DoesNotExist:
-        credential = None
+    now = timezone.now()
+    credential = DeploymentCredential.objects.bearer(
+        parts[1], stale_before=now - LAST_USED_RESOLUTION
+    )
     if credential is None or not credential.matches(token):
         raise Unauthorized("Unknown or revoked deployment credential.")
-    now = timezone.now()
-    if credential.last_use_is_stale(now):
+    if credential.last_use_stale:
         # At most once a minute per credential, so the hot path stays at its query budget.
         DeploymentCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
     return Caller(
-        team_id=credential.project.team_id,
+        team_id=credential.team_id,
         project_id=credential.project_id,
-        project_public_id=credential.project.public_id,
-        environment=credential.environment.slug,
+        project_public_id=credential.project_public_id,
+        environment=credential.environment,
         kind="credential",
         label=f"credential:{credential.public_id}",
     )

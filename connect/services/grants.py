@@ -45,6 +45,7 @@ def linked_connector(*, caller: Caller, connector_ref: str) -> Connector:
             connector_ref=connector_ref,
             subject=Subject(type=SubjectType.APP),
             installation_ref=None,
+            complete=True,
         ),
     )
     return resolved.connector

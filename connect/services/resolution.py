@@ -33,21 +33,48 @@ class Resolution:
     candidates: list[Candidate]
 
 
-def _columns(model: type[models.Model], alias: str) -> tuple[list[str], list[str]]:
+#: What the token hot path reads of each model; everything else stays deferred.
+SLIM_FIELDS: dict[type[models.Model], tuple[str, ...]] = {
+    Connector: (
+        "id", "public_id", "team_id", "uid", "type", "service", "name", "client_id", "config",
+        "default_scopes", "client_secret_sealed", "private_key_sealed", "api_key_sealed",
+    ),
+    ProjectLink: ("id", "environments"),
+    Installation: (
+        "id", "public_id", "connector_id", "tenant_id", "display_name", "status", "is_default",
+        "metadata",
+    ),
+    Grant: (
+        "id", "public_id", "installation_id", "subject_type", "subject_id", "issuer",
+        "access_token_sealed", "refresh_token_sealed", "access_expires_at", "scopes",
+        "external_subject", "status", "version",
+    ),
+}  # fmt: skip
+
+
+def _fields(model: type[models.Model], complete: bool) -> list[Any]:
     fields = model._meta.concrete_fields
+    if complete:
+        return list(fields)
+    wanted = SLIM_FIELDS[model]
+    return [f for f in fields if f.attname in wanted]
+
+
+def _columns(model: type[models.Model], alias: str, complete: bool) -> tuple[list[str], list[Any]]:
+    fields = _fields(model, complete)
     qn = connection.ops.quote_name
-    return [f"{alias}.{qn(str(f.column))}" for f in fields], [f.attname for f in fields]
+    return [f"{alias}.{qn(str(f.column))}" for f in fields], fields
 
 
 def _table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _build(model: type[models.Model], names: list[str], values: tuple[Any, ...]) -> Any:
+def _build(model: type[models.Model], fields: list[Any], values: tuple[Any, ...]) -> Any:
     if values[0] is None:  # the primary key: the LEFT JOIN found nothing
         return None
     converted = []
-    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+    for field, value in zip(fields, values, strict=True):
         # The backend's converters first, as the ORM's compiler does: SQLite hands back naive
         # datetimes and 0/1 for booleans, which only these turn into aware datetimes and bools.
         col = field.cached_col
@@ -55,6 +82,7 @@ def _build(model: type[models.Model], names: list[str], values: tuple[Any, ...])
         for converter in converters:
             value = converter(value, col, connection)
         converted.append(value)
+    names = [f.attname for f in fields]
     return model.from_db(connection.alias or "default", names, converted)
 
 
@@ -65,17 +93,20 @@ def resolve(
     connector_ref: str,
     subject: Subject,
     installation_ref: str | None,
+    complete: bool = False,
 ) -> Resolution | None:
     """None when the team has no such connector; otherwise what exists, for the caller to judge.
 
     ``installation_ref``: a ``sci_`` id, ``"*"`` (any installation holding the subject's grant)
     or None (the default installation, or the only one). At most two candidates come back.
+    ``complete`` loads every column (for pages that show the connector); the token path reads
+    only ``SLIM_FIELDS``.
     """
     qn = connection.ops.quote_name
-    c_cols, c_names = _columns(Connector, "c")
-    l_cols, l_names = _columns(ProjectLink, "l")
-    i_cols, i_names = _columns(Installation, "i")
-    g_cols, g_names = _columns(Grant, "g")
+    c_cols, c_names = _columns(Connector, "c", complete)
+    l_cols, l_names = _columns(ProjectLink, "l", complete)
+    i_cols, i_names = _columns(Installation, "i", complete)
+    g_cols, g_names = _columns(Grant, "g", complete)
     grant_match = (
         f"g.{qn('installation_id')} = i.{qn('id')} AND g.{qn('subject_type')} = %s "
         f"AND g.{qn('subject_id')} = %s AND g.{qn('issuer')} = %s"
@@ -115,6 +146,7 @@ def resolve(
             connector_ref=connector_ref,
             subject=subject,
             installation_ref=None,
+            complete=complete,
         )
     if not rows:
         return None

@@ -392,15 +392,17 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         token, expires_at = grant.reveal("access_token"), grant.access_expires_at
     if expires_at is None:
         expires_at = now + timedelta(hours=1)
-    issue = TokenIssue.objects.create(
-        grant=grant,
-        project_id=caller.project_id,
-        environment=caller.environment,
-        scopes=list(scopes),
-        resources=list(ask.resources),
-        authorization_details=list(ask.authorization_details),
-        expires_at=expires_at,
-        created_at=now,
+    issue = TokenIssue.objects.record(
+        TokenIssue(
+            grant=grant,
+            project_id=caller.project_id,
+            environment=caller.environment,
+            scopes=list(scopes),
+            resources=list(ask.resources),
+            authorization_details=list(ask.authorization_details),
+            expires_at=expires_at,
+            created_at=now,
+        )
     )
     return IssuedToken(
         token=token,
