@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
@@ -58,7 +58,11 @@ def destination_url(destination: TriggerDestination) -> str:
 
 
 def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
-    """Take due rows (and rows whose worker vanished) under a lease; skip rows others hold."""
+    """Take due rows (and rows whose worker vanished) under a lease; skip rows others hold.
+
+    A row whose worker vanished comes alone, so one that kills every worker sending it cannot
+    take a batch down with it each time; if the vanished attempt was its last, it fails.
+    """
     lease = timedelta(seconds=settings.CONNECT_DELIVERY_LEASE_SECONDS)
     with transaction.atomic():
         claimed = list(
@@ -70,6 +74,14 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
             .select_related("event__connector__team", "destination__environment__project__team")
             .order_by("next_attempt_at")[:limit]
         )
+        abandoned = [d for d in claimed if d.status == DeliveryStatus.DELIVERING]
+        spent = [d for d in abandoned if d.attempts >= len(settings.CONNECT_DELIVERY_SCHEDULE)]
+        if spent:
+            Delivery.objects.filter(pk__in=[d.pk for d in spent]).update(
+                status=DeliveryStatus.FAILED, lease_until=None, updated_at=now
+            )
+        retried = [d for d in abandoned if d not in spent]
+        claimed = retried[:1] if retried else [d for d in claimed if d not in abandoned]
         for delivery in claimed:
             delivery.status = DeliveryStatus.DELIVERING
             delivery.attempts += 1
@@ -129,6 +141,8 @@ def _retry_after(response: requests.Response, now: datetime) -> timedelta | None
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if moment.tzinfo is None:  # "-0000": no zone given; HTTP dates are in UTC
+        moment = moment.replace(tzinfo=UTC)
     return min(max(moment - now, timedelta(0)), RETRY_AFTER_CAP)
 
 
@@ -142,11 +156,16 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
             headers=delivery_headers(delivery, url, now=now),
             timeout=(3.05, settings.CONNECT_DELIVERY_TIMEOUT),
         )
-    except (requests.RequestException, ValueError) as exc:
+        retry_after = _retry_after(response, now)
+    except Exception as exc:
+        # Whatever went wrong is this attempt's failure, recorded and retried on the schedule;
+        # raising would leave the row (and the rest of its batch) to a lapsed lease instead.
+        if not isinstance(exc, requests.RequestException | ValueError):
+            logger.exception("delivery %s: unexpected error", delivery.webhook_id)
         latency = int((time.monotonic() - started) * 1000)
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], latency)
     latency = int((time.monotonic() - started) * 1000)
-    return Outcome(response.status_code, "", latency, _retry_after(response, now))
+    return Outcome(response.status_code, "", latency, retry_after)
 
 
 def next_delay(attempts: int, outcome: Outcome) -> timedelta | None:
@@ -232,10 +251,9 @@ def deliveries_send(*, budget_seconds: float = 20.0) -> int:
     batch = settings.CONNECT_DELIVERY_BATCH
     while time.monotonic() < deadline:
         claimed = deliveries_claim(now=timezone.now(), limit=batch)
-        done = _send_within_lease(claimed)
-        sent += done
-        if done == len(claimed) and len(claimed) < batch:
-            break  # everything due was sent
+        if not claimed:
+            break
+        sent += _send_within_lease(claimed)
     return sent
 
 

@@ -1,8 +1,9 @@
 """A deployment on loopback that records every forwarded request and answers as it is told.
 
 ``answer(path, (status, headers), ...)`` queues answers for a path; the last one repeats, and a
-path with none answers 200. ``down()`` closes the listening socket (connections are refused)
-and ``up()`` listens again on the same port.
+path with none answers 200. ``delay`` (every path) and ``slow(path, seconds)`` answer late.
+``down()`` closes the listening socket (connections are refused) and ``up()`` listens again on
+the same port.
 """
 
 import threading
@@ -26,6 +27,7 @@ class Receiver:
     def __init__(self) -> None:
         self.port = free_port()
         self.delay = 0.0
+        self._slow: dict[str, float] = {}
         self._lock = threading.Lock()
         self._received: list[Received] = []
         self._answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
@@ -39,6 +41,14 @@ class Receiver:
     def answer(self, path: str, *answers: tuple[int, dict[str, str]]) -> None:
         with self._lock:
             self._answers[path] = list(answers)
+
+    def slow(self, path: str, seconds: float) -> None:
+        with self._lock:
+            self._slow[path] = seconds
+
+    def _delay_for(self, path: str) -> float:
+        with self._lock:
+            return self._slow.get(path, self.delay)
 
     def received(self, path: str | None = None) -> list[Received]:
         with self._lock:
@@ -74,13 +84,15 @@ class Receiver:
                     )
                 )
                 status, headers = receiver._next_answer(self.path)
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                time.sleep(receiver._delay_for(self.path))
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the sender is gone (a test killed it); nobody to answer
 
             def log_message(self, format: str, *args: object) -> None:
                 return

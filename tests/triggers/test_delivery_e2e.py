@@ -10,7 +10,8 @@ import hmac
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -319,6 +320,27 @@ def test_retry_after_delays_the_next_attempt(
     first, second = receiver.received("/busy")
     # The schedule alone would retry after 0.5 s; the receiver asked for 2.
     assert second.at - first.at >= 2.0
+
+
+def test_retry_after_as_a_date_without_a_zone_delays_the_next_attempt(
+    live_server: Any,
+    celery_worker: CeleryProcess,
+    receiver: Receiver,
+    slack_connector: Connector,
+    destination_at: Callable[..., TriggerDestination],
+) -> None:
+    destination_at("/busy")
+    # RFC 5322's "-0000" (no zone given) parses to a naive datetime.
+    later = format_datetime(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=3))
+    assert later.endswith("-0000")
+    receiver.answer("/busy", (503, {"Retry-After": later}), (200, {}))
+
+    event_id = post_slack(live_server, slack_connector, slack_body("Ev503"))
+
+    [delivery] = settle(event_id, celery_worker)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 2, 200)
+    first, second = receiver.received("/busy")
+    assert second.at - first.at >= 2.0  # the date has whole seconds
 
 
 def test_during_a_secret_rotation_both_secrets_verify(

@@ -2,6 +2,9 @@
 while a worker is SIGKILLed mid-delivery and replaced, Redis is flushed and restarted (every
 queued doorbell lost), and the receiver refuses connections for a while. Beat's sweeper and the
 leases in PostgreSQL must still bring every event to the receiver: at least once, none lost.
+
+And a poison delivery, one whose every attempt dies with its worker: the attempts counter in
+the row, not the broker, must end it, and it must not take its neighbours down with it.
 """
 
 import hashlib
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.db.models import Q
 
+from connect import tasks
 from connect.models import (
     Connector,
     ConnectorType,
@@ -186,3 +190,67 @@ def test_a_thousand_events_survive_a_killed_worker_a_flushed_redis_and_a_receive
     assert DeliveryAttempt.objects.filter(
         status_code__isnull=True, error__startswith="ConnectionError"
     ).exists()
+
+
+def test_a_delivery_that_kills_its_worker_every_time_fails_after_the_schedule(
+    private_redis: PrivateRedis,
+    receiver: Receiver,
+    connector: Connector,
+    make_destination: Callable[..., TriggerDestination],
+    tmp_path: Path,
+) -> None:
+    poison = TriggerDestination.objects.get(connector=connector)
+    healthy = make_destination(connector, poison.project, "production", "/fine")
+    receiver.slow(poison.path, 30)  # the test kills the worker while it waits for this answer
+    env = celery_env(
+        redis_url=private_redis.url,
+        schedule="0,0.5,0.5",
+        CONNECT_DELIVERY_LEASE="3",
+        CONNECT_DELIVERY_TIMEOUT="2",
+    )
+    receive(connector, 1)
+
+    def states() -> str:
+        rows = Delivery.objects.values_list("destination__path", "status", "attempts")
+        return f"deliveries: {sorted(rows)}; received: {[r.path for r in receiver.received()]}"
+
+    def poison_failed() -> bool:
+        return Delivery.objects.filter(destination=poison, status="failed").exists()
+
+    # One pool process: killing the worker kills the poison's sender and no one else's.
+    workers: list[CeleryProcess] = []
+    try:
+        for round in range(1, 7):
+            workers.append(worker(env, tmp_path / f"worker-{round}.log", f"w{round}", 1))
+            workers[-1].start().wait_ready()
+            seen = len(receiver.received(poison.path))
+            wait_until(
+                lambda seen=seen: len(receiver.received(poison.path)) > seen or poison_failed(),
+                timeout=30,
+                interval=0.05,
+                every=tasks.deliveries_sweep,
+                message=lambda: f"{states()}\n{workers[-1].tail()}",
+            )
+            if poison_failed():
+                break
+            workers[-1].kill()  # every attempt at the poison delivery dies with its worker
+        wait_until(
+            lambda: Delivery.objects.filter(destination=healthy, status="succeeded").exists(),
+            timeout=30,
+            interval=0.2,
+            every=tasks.deliveries_sweep,
+            message=lambda: f"{states()}\n{workers[-1].tail()}",
+        )
+    finally:
+        for process in workers:
+            process.kill()
+
+    # The counter in the row ended it: three attempts, the schedule's length, then failed.
+    dead = Delivery.objects.get(destination=poison)
+    assert (dead.status, dead.attempts) == ("failed", 3)
+    assert len(receiver.received(poison.path)) == 3
+    # Its neighbour in the same event lost at most the one attempt they shared, then went alone.
+    fine = Delivery.objects.get(destination=healthy)
+    assert fine.status == "succeeded"
+    assert fine.attempts <= 2
+    assert len(receiver.received("/fine")) == 1
