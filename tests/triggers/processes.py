@@ -174,6 +174,7 @@ class CeleryProcess:
         self.kind, self.env, self.log, self.args = kind, env, log, args
         self.process: subprocess.Popen[bytes] | None = None
         self._out: IO[bytes] | None = None
+        self.restarts = 0
 
     def start(self) -> Self:
         self._out = self.log.open("ab")
@@ -223,6 +224,20 @@ class CeleryProcess:
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
+
+    def revive(self) -> None:
+        """What a supervisor (systemd, Kubernetes) does: start it again if it exited by itself.
+
+        A Celery worker can: kombu's Redis transport sometimes meets a broker restart with an
+        "Unrecoverable error" (AttributeError in ``_connparams`` while restoring unacked
+        messages), and the worker shuts down.
+        """
+        if self.process is None or self.process.poll() is None:
+            return
+        self.restarts += 1
+        if self._out is not None:
+            self._out.close()
+        self.start()
 
 
 def worker(env: dict[str, str], log: Path, name: str, concurrency: int = 2) -> CeleryProcess:

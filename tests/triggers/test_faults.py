@@ -127,6 +127,10 @@ def test_a_thousand_events_survive_a_killed_worker_a_flushed_redis_and_a_receive
     def logs() -> str:
         return "\n".join(f"--- {p.log.name}\n{p.tail(15)}" for p in processes)
 
+    def supervise() -> None:
+        for process in processes:
+            process.revive()
+
     try:
         first.start().wait_ready()
         sweeper.start().wait_ready()
@@ -156,6 +160,7 @@ def test_a_thousand_events_survive_a_killed_worker_a_flushed_redis_and_a_receive
             ),
             timeout=60,
             interval=0.5,
+            every=supervise,
             message=logs,
         )
         private_redis.flush_and_restart()
@@ -166,6 +171,7 @@ def test_a_thousand_events_survive_a_killed_worker_a_flushed_redis_and_a_receive
             lambda: not Delivery.objects.exclude(status=Delivery.Status.SUCCEEDED).exists(),
             timeout=DRAIN_SECONDS,
             interval=0.5,
+            every=supervise,
             message=lambda: (
                 f"{Delivery.objects.exclude(status='succeeded').count()} not delivered\n{logs()}"
             ),
