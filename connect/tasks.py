@@ -1,9 +1,13 @@
 """Celery tasks: thin wrappers that call one service with ids."""
 
 from celery import shared_task
+from django.conf import settings
 
 from connect import errors
 from connect.services import authorizations, deliveries, tokens
+
+#: Doorbells one sweep rings at most; each claims a batch and keeps going while rows are due.
+MAX_SWEEP_RINGS = 8
 
 
 @shared_task(acks_late=True)
@@ -41,8 +45,10 @@ def deliveries_send() -> int:
 
 @shared_task
 def deliveries_sweep() -> int:
-    """Every few seconds: ring for rows that are due or whose worker vanished."""
+    """Every few seconds: ring for rows that are due or whose worker vanished — once per batch
+    of them (up to a bound), so a backlog wakes every worker rather than one."""
     due = deliveries.deliveries_due()
-    if due:
+    batch = settings.CONNECT_DELIVERY_BATCH
+    for _ in range(min(-(-due // batch), MAX_SWEEP_RINGS)):
         deliveries.deliveries_ring()
     return due
