@@ -10,7 +10,14 @@ RANDOM_LENGTH = 24
 
 
 def generate(prefix: str) -> str:
-    return f"{prefix}_" + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
+    # One read of the OS's randomness (160 bits) spelled in base 62: 24 characters carry
+    # 142.9 bits, and the 2**-17 skew of the fold is far below anything guessable.
+    number = int.from_bytes(secrets.token_bytes(20), "big")
+    chars = []
+    for _ in range(RANDOM_LENGTH):
+        number, digit = divmod(number, 62)
+        chars.append(ALPHABET[digit])
+    return f"{prefix}_" + "".join(chars)
 
 
 @deconstructible

@@ -5,6 +5,7 @@ written once, against the models' own table and column names, and turned back in
 instances with ``Model.from_db``.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,41 @@ def _build(model: type[models.Model], fields: list[Any], values: tuple[Any, ...]
     return model.from_db(connection.alias or "default", names, converted)
 
 
+@functools.lru_cache(maxsize=32)
+def _statement(
+    vendor: str, *, complete: bool, mode: str, by: str
+) -> tuple[str, tuple[list[Any], list[Any], list[Any], list[Any]]]:
+    """The join for one shape of request, built once per process (``vendor`` keys the quoting)."""
+    qn = connection.ops.quote_name
+    c_cols, c_fields = _columns(Connector, "c", complete)
+    l_cols, l_fields = _columns(ProjectLink, "l", complete)
+    i_cols, i_fields = _columns(Installation, "i", complete)
+    g_cols, g_fields = _columns(Grant, "g", complete)
+    grant_match = (
+        f"g.{qn('installation_id')} = i.{qn('id')} AND g.{qn('subject_type')} = %s "
+        f"AND g.{qn('subject_id')} = %s AND g.{qn('issuer')} = %s"
+    )
+    pick_installation = f"AND i.{qn('public_id')} = %s" if mode == "explicit" else ""
+    # "*" wants an installation where the subject already has a grant; otherwise the default.
+    only_granted = f"AND g.{qn('id')} IS NOT NULL" if mode == "any" else ""
+    order = f"(g.{qn('id')} IS NULL), " if mode == "any" else ""
+    # Only quoted model metadata is interpolated; every value travels as a parameter.
+    sql = f"""
+        SELECT {", ".join(c_cols + l_cols + i_cols + g_cols)}
+        FROM {_table(Connector)} c
+        LEFT JOIN {_table(ProjectLink)} l
+            ON l.{qn("connector_id")} = c.{qn("id")} AND l.{qn("project_id")} = %s
+        LEFT JOIN {_table(Installation)} i
+            ON i.{qn("connector_id")} = c.{qn("id")} AND i.{qn("status")} = 'active'
+            {pick_installation}
+        LEFT JOIN {_table(Grant)} g ON {grant_match}
+        WHERE c.{qn("team_id")} = %s AND c.{qn(by)} = %s {only_granted}
+        ORDER BY {order}i.{qn("is_default")} DESC, i.{qn("id")}
+        LIMIT 2
+    """  # noqa: S608
+    return sql, (c_fields, l_fields, i_fields, g_fields)
+
+
 def resolve(
     *,
     team_id: int,
@@ -102,39 +138,16 @@ def resolve(
     ``complete`` loads every column (for pages that show the connector); the token path reads
     only ``SLIM_FIELDS``.
     """
-    qn = connection.ops.quote_name
-    c_cols, c_names = _columns(Connector, "c", complete)
-    l_cols, l_names = _columns(ProjectLink, "l", complete)
-    i_cols, i_names = _columns(Installation, "i", complete)
-    g_cols, g_names = _columns(Grant, "g", complete)
-    grant_match = (
-        f"g.{qn('installation_id')} = i.{qn('id')} AND g.{qn('subject_type')} = %s "
-        f"AND g.{qn('subject_id')} = %s AND g.{qn('issuer')} = %s"
-    )
     explicit = installation_ref not in (None, "*")
     params: list[Any] = [project_id]
     if explicit:
         params.append(installation_ref)
     params += [subject.type, subject.id, subject.issuer, team_id, connector_ref]
+    mode = "explicit" if explicit else "any" if installation_ref == "*" else "default"
     by = "public_id" if connector_ref.startswith("scl_") else "uid"
-    pick_installation = f"AND i.{qn('public_id')} = %s" if explicit else ""
-    # "*" wants an installation where the subject already has a grant; otherwise the default.
-    only_granted = f"AND g.{qn('id')} IS NOT NULL" if installation_ref == "*" else ""
-    order = f"(g.{qn('id')} IS NULL), " if installation_ref == "*" else ""
-    # Only quoted model metadata is interpolated; every value travels as a parameter.
-    sql = f"""
-        SELECT {", ".join(c_cols + l_cols + i_cols + g_cols)}
-        FROM {_table(Connector)} c
-        LEFT JOIN {_table(ProjectLink)} l
-            ON l.{qn("connector_id")} = c.{qn("id")} AND l.{qn("project_id")} = %s
-        LEFT JOIN {_table(Installation)} i
-            ON i.{qn("connector_id")} = c.{qn("id")} AND i.{qn("status")} = 'active'
-            {pick_installation}
-        LEFT JOIN {_table(Grant)} g ON {grant_match}
-        WHERE c.{qn("team_id")} = %s AND c.{qn(by)} = %s {only_granted}
-        ORDER BY {order}i.{qn("is_default")} DESC, i.{qn("id")}
-        LIMIT 2
-    """  # noqa: S608
+    sql, (c_names, l_names, i_names, g_names) = _statement(
+        connection.vendor, complete=complete, mode=mode, by=by
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
