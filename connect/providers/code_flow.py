@@ -4,6 +4,7 @@ Drivers differ in endpoints, scope separators, client authentication and the sha
 token endpoint returns; they override the small hooks here and nothing else.
 """
 
+import abc
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,14 +154,15 @@ def with_query(url: str, params: Mapping[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
-class CodeFlowProvider(Provider):
+class CodeFlowProvider(Provider, abc.ABC):
     """A provider whose tenants install (or consent) through the authorization-code flow."""
 
     scope_separator = " "
     token_auth_default = "client_secret_post"
 
+    @abc.abstractmethod
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
-        raise NotImplementedError
+        """Where this provider authorizes, issues and revokes (for a tenant, where it matters)."""
 
     def base(self, credentials: ProviderCredentials, key: str, default: str) -> str:
         """A provider base URL, overridable per connector (Enterprise, self-hosted, tests)."""
