@@ -150,6 +150,15 @@ def call(method: str, url: str, **kwargs: Any) -> requests.Response:
         raise ProviderUnavailable(f"{url} unreachable: {type(exc).__name__}") from exc
 
 
+def bearer_revoke(url: str, token: str) -> requests.Response | None:
+    """POST to a revocation endpoint that takes the token as its bearer (Slack, Linear);
+    None when the provider could not be reached."""
+    try:
+        return call("POST", url, headers={"Authorization": f"Bearer {token}"})
+    except (ProviderUnavailable, OSError):
+        return None
+
+
 def with_query(url: str, params: Mapping[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 

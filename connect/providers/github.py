@@ -29,7 +29,6 @@ from connect.providers.code_flow import (
     Endpoints,
     call,
     read_json,
-    tokens_from,
     with_query,
 )
 from connect.providers.webhook_bodies import json_object, obj, text
@@ -227,19 +226,6 @@ class GitHubProvider(CodeFlowProvider):
             scopes=tuple(f"{k}:{v}" for k, v in sorted(permissions.items())),
             metadata={"permissions": permissions},
         )
-
-    def refresh(
-        self,
-        credentials: ProviderCredentials,
-        refresh_token: str,
-        request: TokenRequest,
-        *,
-        now: datetime,
-    ) -> TokenSet:
-        payload = self.token_request(
-            credentials, {"grant_type": "refresh_token", "refresh_token": refresh_token}, now=now
-        )
-        return tokens_from(payload, now=now, requested=None)
 
     def revoke(
         self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime

@@ -16,7 +16,7 @@ from connect.providers.base import (
     WebhookEvent,
     WebhookRequest,
 )
-from connect.providers.code_flow import CodeFlowProvider, Endpoints, call, read_json
+from connect.providers.code_flow import CodeFlowProvider, Endpoints, bearer_revoke, call, read_json
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
@@ -82,15 +82,9 @@ class LinearProvider(CodeFlowProvider):
     def revoke(
         self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
     ) -> Revocation:
-        try:
-            response = call(
-                "POST",
-                self.endpoints(credentials).revoke,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except (ProviderUnavailable, OSError):
-            return Revocation(attempted=True, succeeded=False)
-        return Revocation(attempted=True, succeeded=response.status_code == 200)
+        response = bearer_revoke(self.endpoints(credentials).revoke, token)
+        succeeded = response is not None and response.status_code == 200
+        return Revocation(attempted=True, succeeded=succeeded)
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest

@@ -17,7 +17,7 @@ from connect.providers.base import (
     TokenRequest,
     TokenSet,
 )
-from connect.providers.code_flow import CodeFlowProvider, Endpoints, tokens_from
+from connect.providers.code_flow import CodeFlowProvider, Endpoints
 from connect.providers.webhook_bodies import text
 
 LOGIN = "https://login.salesforce.com"
@@ -79,7 +79,5 @@ class SalesforceProvider(CodeFlowProvider):
         *,
         now: datetime,
     ) -> TokenSet:
-        payload = self.token_request(
-            credentials, {"grant_type": "refresh_token", "refresh_token": refresh_token}, now=now
-        )
-        return self._nominal(credentials, tokens_from(payload, now=now, requested=None), now)
+        tokens = super().refresh(credentials, refresh_token, request, now=now)
+        return self._nominal(credentials, tokens, now)

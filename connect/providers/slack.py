@@ -20,7 +20,14 @@ from connect.providers.base import (
     WebhookReply,
     WebhookRequest,
 )
-from connect.providers.code_flow import CodeFlowProvider, Endpoints, call, read_json, tokens_from
+from connect.providers.code_flow import (
+    CodeFlowProvider,
+    Endpoints,
+    bearer_revoke,
+    call,
+    read_json,
+    tokens_from,
+)
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
@@ -118,15 +125,9 @@ class SlackProvider(CodeFlowProvider):
     def revoke(
         self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
     ) -> Revocation:
-        try:
-            response = call(
-                "POST",
-                self.endpoints(credentials).revoke,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except (ProviderUnavailable, OSError):
-            return Revocation(attempted=True, succeeded=False)
-        return Revocation(attempted=True, succeeded=bool(read_json(response).get("ok")))
+        response = bearer_revoke(self.endpoints(credentials).revoke, token)
+        succeeded = response is not None and bool(read_json(response).get("ok"))
+        return Revocation(attempted=True, succeeded=succeeded)
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest
