@@ -70,6 +70,14 @@ def callback(request: HttpRequest) -> HttpResponse:
         done = authorizations.authorization_complete(params=params)
     except authorizations.FlowError as error:
         return _flow_error(request, error)
+    if isinstance(done, authorizations.FlowNotice):
+        notice: dict[str, object] = {
+            "connector": done.connector,
+            "title": done.title,
+            "detail": done.detail,
+            "back_url": done.back_url,
+        }
+        return render(request, "connect/flow_notice.html", notice)
     if done.redirect_to:
         return HttpResponseRedirect(done.redirect_to)
     context = {

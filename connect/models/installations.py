@@ -1,4 +1,6 @@
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -60,6 +62,25 @@ class Installation(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.tenant_id
+
+    def describe(self, *, display_name: str, metadata: Mapping[str, Any], now: datetime) -> None:
+        """Keep what the provider just said about this tenant (unset values keep theirs)."""
+        self.display_name = display_name or self.display_name
+        self.metadata = {**self.metadata, **{k: v for k, v in metadata.items() if v is not None}}
+        self.updated_at = now
+
+    def attach(self, *, display_name: str, metadata: Mapping[str, Any], now: datetime) -> None:
+        """Active again with what the provider proved; the connector's default if it has none.
+        Saves; the caller holds the row lock."""
+        self.describe(display_name=display_name, metadata=metadata, now=now)
+        self.status = InstallationStatus.ACTIVE
+        if (
+            not Installation.objects.filter(connector_id=self.connector_id, is_default=True)
+            .exclude(pk=self.pk)
+            .exists()
+        ):
+            self.is_default = True
+        self.save()
 
 
 class SubjectType(models.TextChoices):

@@ -67,6 +67,22 @@ class AuthorizationDenied(ProviderError):
     """The person at the provider said no (``error=access_denied``)."""
 
 
+class TenantUnproven(ProviderError):
+    """The provider did not prove the tenant the callback names: a spoofed GitHub
+    ``installation_id``, an ``id_token`` whose signature, audience or issuer does not check
+    out. Nothing may be attached."""
+
+
+class SetupRequired(ProviderError):
+    """The connector (or the app at the provider) lacks a setting the flow needs; the message
+    says which, in words an operator can act on."""
+
+
+class IssuerMismatch(ProviderError):
+    """RFC 9207: the authorization response came from another issuer than the connector's
+    (a mix-up attack), or lacks ``iss`` although the server promised to send it."""
+
+
 @dataclass(frozen=True)
 class AuthorizeRequest:
     kind: str  # "install" or "consent"
@@ -87,6 +103,7 @@ class CallbackRequest:
     redirect_uri: str
     code_verifier: str = ""
     tenant_id: str = ""  # the installation already chosen, when the flow is for one
+    tenant_hint: str = ""  # the tenant the flow was started for (a hint, never a proof)
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,9 @@ class InstallResult:
     app_tokens: "TokenSet | None" = None
     user_tokens: "TokenSet | None" = None
     external_subject: str = ""
+    #: The tenant asked for the app but someone else must approve it (a GitHub organization
+    #: owner): nothing is attached now; the provider's webhook announces the installation.
+    pending_approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,11 @@ class WebhookEvent:
     #: The provider says the tenant uninstalled the app (Slack app_uninstalled, GitHub
     #: installation.deleted): its grants are revoked.
     removes_installation: bool = False
+    #: The provider says the tenant installed the app (GitHub installation.created, which is
+    #: how an install an organization owner had to approve arrives): the installation is made.
+    adds_installation: bool = False
+    display_name: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,6 +214,16 @@ class Provider:
         self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime
     ) -> Revocation:
         return Revocation(attempted=False, succeeded=False)
+
+    def tenant_matches(self, hint: str, proven: str) -> bool:
+        """Whether the tenant a flow was started for is the one the provider proved."""
+        return hint == proven
+
+    def installation_details(
+        self, credentials: ProviderCredentials, tenant_id: str, *, now: datetime
+    ) -> InstallResult:
+        """What the provider says, as the app, about one of its installations."""
+        raise Unsupported(f"{self.key} connectors cannot describe an installation")
 
     def revocable_token(self, *, access_token: str, refresh_token: str) -> tuple[str, str]:
         """The token to hand ``revoke`` and its hint: the refresh token where the provider

@@ -21,6 +21,7 @@ from connect.providers.base import (
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
+    IssuerMismatch,
     Provider,
     ProviderCredentials,
     ProviderError,
@@ -163,6 +164,23 @@ def with_query(url: str, params: Mapping[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
+def check_response_issuer(credentials: ProviderCredentials, params: Mapping[str, str]) -> None:
+    """RFC 9207: an authorization response (errors included) that names its issuer must name
+    the connector's; a server whose metadata promises ``iss`` must send it. Without a
+    configured issuer there is nothing to compare with (typed-in endpoints, Slack, GitHub)."""
+    expected = str(credentials.config.get("issuer") or "")
+    sent = params.get("iss")
+    if sent is None:
+        if expected and credentials.config.get("authorizationResponseIssParameterSupported"):
+            raise IssuerMismatch(
+                "the authorization server promises to name itself (iss) but this answer does not"
+            )
+        return
+    # RFC 9207 2.4: a simple string comparison, no normalisation.
+    if expected and sent != expected:
+        raise IssuerMismatch(f"the answer names issuer {sent!r}, not {expected!r}")
+
+
 class CodeFlowProvider(Provider, abc.ABC):
     """A provider whose tenants install (or consent) through the authorization-code flow."""
 
@@ -205,6 +223,7 @@ class CodeFlowProvider(Provider, abc.ABC):
         self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
     ) -> InstallResult:
         params = callback.params
+        check_response_issuer(credentials, params)
         if params.get("error"):
             if params["error"] == "access_denied":
                 raise AuthorizationDenied("the authorization was declined at the provider")

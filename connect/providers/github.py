@@ -1,6 +1,7 @@
 """GitHub Apps: installations with server-minted, down-scoped installation tokens, and
 user-to-server tokens (with refresh) for user subjects."""
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any
 import jwt
 
 from connect.providers.base import (
+    AuthorizationDenied,
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
@@ -19,6 +21,8 @@ from connect.providers.base import (
     ProviderUnavailable,
     Revocation,
     ScopeRefused,
+    SetupRequired,
+    TenantUnproven,
     TokenRequest,
     TokenSet,
     WebhookEvent,
@@ -34,10 +38,18 @@ from connect.providers.code_flow import (
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
+logger = logging.getLogger(__name__)
+
 WEB = "https://github.com"
 API = "https://api.github.com"
 API_VERSION = "2022-11-28"
 INSTALLATION_DETAIL = "github_app_installation"
+SETUP_REQUIRED = (
+    "the GitHub App must ask the installer to sign in: in the App's settings on GitHub, turn "
+    'on "Request user authorization (OAuth) during installation", set its callback URL to this '
+    "server's /connect/callback, and enter the App's client ID and client secret in the "
+    "connector"
+)
 
 
 def as_list(value: object) -> list[str]:
@@ -121,28 +133,94 @@ class GitHubProvider(CodeFlowProvider):
     ) -> InstallResult:
         if callback.kind != "install":
             return super().complete(credentials, callback, now=now)
-        installation_id = callback.params.get("installation_id", "")
+        params = callback.params
+        if params.get("error"):
+            if params["error"] == "access_denied":
+                raise AuthorizationDenied("the authorization was declined on GitHub")
+            raise ProviderError(f"GitHub answered {params['error']}", vendor=dict(params))
+        if params.get("setup_action") == "request":
+            # A member asked an organization owner to approve: no installation exists yet.
+            # GitHub's installation.created webhook brings it once an owner approves.
+            return InstallResult(pending_approval=True)
+        if not credentials.client_id or not credentials.client_secret:
+            raise SetupRequired(SETUP_REQUIRED)
+        code = params.get("code", "")
+        if not code:
+            raise SetupRequired(SETUP_REQUIRED)
+        installation_id = params.get("installation_id", "")
         if not installation_id.isdigit():
             raise ProviderError("the install callback carries no installation_id")
-        # Ask GitHub, as the app, whether this installation is really ours.
+        # GitHub's docs: the setup URL's installation_id can be spoofed. The user who just
+        # installed proves it with the token from the same callback: GitHub lists that
+        # installation's repositories to them only if they have access to it.
+        payload = self.token_request(
+            credentials,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": callback.redirect_uri,
+            },
+            now=now,
+        )
+        user_token = str(payload["access_token"])
+        try:
+            self._check_user_access(credentials, user_token, installation_id)
+        finally:
+            # The user's token was only the proof: it is not kept, so it must not stay alive.
+            revoked = self.revoke(credentials, user_token, hint="access_token", now=now)
+            if not revoked.succeeded:
+                logger.warning("GitHub did not confirm revoking an install's user token")
+        return self.installation_details(
+            credentials, installation_id, now=now, setup_action=params.get("setup_action", "")
+        )
+
+    def _check_user_access(
+        self, credentials: ProviderCredentials, user_token: str, installation_id: str
+    ) -> None:
         response = call(
             "GET",
-            f"{self.api(credentials)}/app/installations/{installation_id}",
+            f"{self.api(credentials)}/user/installations/{installation_id}/repositories",
+            params={"per_page": "1"},
+            headers=self._api_headers(user_token),
+        )
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"GitHub answered {response.status_code}")
+        if response.status_code in (403, 404):
+            raise TenantUnproven(
+                f"the GitHub user who came back has no access to installation {installation_id}"
+            )
+        if response.status_code != 200:
+            raise ProviderError(f"GitHub answered {response.status_code} for the user's access")
+
+    def installation_details(
+        self,
+        credentials: ProviderCredentials,
+        tenant_id: str,
+        *,
+        now: datetime,
+        setup_action: str = "",
+    ) -> InstallResult:
+        """Ask GitHub, as the app, about one of its installations (404: not this app's)."""
+        if not tenant_id.isdigit():
+            raise ProviderError("a GitHub installation id is a number")
+        response = call(
+            "GET",
+            f"{self.api(credentials)}/app/installations/{tenant_id}",
             headers=self._api_headers(self.app_jwt(credentials, now=now.timestamp())),
         )
         if response.status_code >= 500:
             raise ProviderUnavailable(f"GitHub answered {response.status_code}")
         if response.status_code != 200:
-            raise ProviderError(f"installation {installation_id} is not this app's")
+            raise ProviderError(f"installation {tenant_id} is not this app's")
         account = obj(read_json(response).get("account"))
         return InstallResult(
-            tenant_id=installation_id,
+            tenant_id=tenant_id,
             display_name=text(account.get("login")),
             metadata={
                 "account": text(account.get("login")),
                 "accountId": text(account.get("id")),
                 "accountType": text(account.get("type")),
-                "setupAction": callback.params.get("setup_action", ""),
+                "setupAction": setup_action,
             },
         )
 
@@ -261,10 +339,21 @@ class GitHubProvider(CodeFlowProvider):
         payload = json_object(request.body)
         event = request.headers.get("x-github-event", "")
         action = text(payload.get("action"))
+        installation = obj(payload.get("installation"))
+        account = obj(installation.get("account"))
         return WebhookEvent(
             # GitHub signs no timestamp: the delivery id is the replay guard.
             event_id=request.headers.get("x-github-delivery", ""),
             event_type=f"{event}.{action}" if action else event,
-            tenant_id=text(obj(payload.get("installation")).get("id")),
+            tenant_id=text(installation.get("id")),
             removes_installation=event == "installation" and action == "deleted",
+            # Signed by GitHub with this app's webhook secret: the installation is the app's
+            # (an install an organization owner approved arrives only this way).
+            adds_installation=event == "installation" and action == "created",
+            display_name=text(account.get("login")),
+            metadata={
+                "account": text(account.get("login")),
+                "accountId": text(account.get("id")),
+                "accountType": text(account.get("type")),
+            },
         )

@@ -12,6 +12,7 @@ from connect.providers.base import (
     ProviderCredentials,
     ProviderUnavailable,
     Revocation,
+    TenantUnproven,
     TokenSet,
     WebhookEvent,
     WebhookRequest,
@@ -69,6 +70,12 @@ class LinearProvider(CodeFlowProvider):
             raise ProviderUnavailable(f"Linear answered {response.status_code}")
         data = obj(read_json(response).get("data"))
         organization, viewer = obj(data.get("organization")), obj(data.get("viewer"))
+        if not text(organization.get("id")):
+            # The organization comes from Linear's API with the new token; without it the flow
+            # would fall back to whichever installation it was started for.
+            raise TenantUnproven(
+                f"Linear did not say which workspace this is ({response.status_code})"
+            )
         is_user = callback.subject_type == "user"
         return InstallResult(
             tenant_id=text(organization.get("id")),

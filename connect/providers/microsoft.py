@@ -1,13 +1,16 @@
-"""Microsoft Entra: admin consent per tenant, client credentials (app) and delegated (user)."""
+"""Microsoft Entra: admin consent per tenant, client credentials (app) and delegated (user).
+
+The tenant of an install or a consent is the ``tid`` of an id_token whose signature, issuer and
+audience were checked, never a query parameter of the callback."""
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import jwt
-
+from connect.providers import id_tokens
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -17,6 +20,7 @@ from connect.providers.base import (
     MalformedWebhook,
     ProviderCredentials,
     ProviderError,
+    TenantUnproven,
     TokenRequest,
     TokenSet,
     WebhookEvent,
@@ -28,6 +32,7 @@ from connect.providers.webhook_bodies import json_object, obj, text
 
 LOGIN = "https://login.microsoftonline.com"
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class MicrosoftProvider(CodeFlowProvider):
@@ -45,18 +50,23 @@ class MicrosoftProvider(CodeFlowProvider):
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
         if request.kind == "install":
-            # Admin consent grants the app's permissions in one tenant; no code comes back.
-            login = self.base(credentials, "loginBaseUrl", LOGIN)
-            tenant = request.tenant_hint or "organizations"
-            return with_query(
-                f"{login}/{tenant}/v2.0/adminconsent",
-                {
-                    "client_id": credentials.client_id,
-                    "redirect_uri": request.redirect_uri,
-                    "state": request.state,
-                    "scope": GRAPH_DEFAULT,
-                },
+            # Admin consent through the authorization-code flow rather than /adminconsent:
+            # the code exchange yields an id_token Microsoft signed, whose `tid` proves the
+            # tenant. /adminconsent only redirects with ?tenant=, which anyone can type.
+            resources = [s for s in request.scopes if s.endswith("/.default")] or [GRAPH_DEFAULT]
+            params = self.authorize_params(
+                credentials,
+                AuthorizeRequest(
+                    kind=request.kind,
+                    subject_type=request.subject_type,
+                    scopes=["openid", *dict.fromkeys(resources)],
+                    redirect_uri=request.redirect_uri,
+                    state=request.state,
+                    code_challenge=request.code_challenge,
+                ),
             )
+            params["prompt"] = "admin_consent"
+            return with_query(self.endpoints(credentials, request.tenant_hint).authorize, params)
         scopes = [*request.scopes, "offline_access", "openid"]
         return super().authorize_url(
             credentials,
@@ -71,6 +81,13 @@ class MicrosoftProvider(CodeFlowProvider):
             ),
         )
 
+    def tenant_matches(self, hint: str, proven: str) -> bool:
+        # A hint may be a verified domain (contoso.onmicrosoft.com) or "organizations": Entra
+        # resolved it to the tenant that signed, so only a tenant id can be compared.
+        if GUID.fullmatch(hint.lower()):
+            return hint.lower() == proven.lower()
+        return True
+
     def complete(
         self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
     ) -> InstallResult:
@@ -81,10 +98,45 @@ class MicrosoftProvider(CodeFlowProvider):
             if params["error"] == "access_denied":
                 raise AuthorizationDenied("the administrator declined consent")
             raise ProviderError(f"Microsoft answered {params['error']}", vendor=dict(params))
-        tenant = params.get("tenant", "")
-        if params.get("admin_consent", "").lower() != "true" or not tenant:
-            raise ProviderError("the admin consent callback carries no consented tenant")
+        code = params.get("code", "")
+        if not code:
+            # The old /adminconsent answer (?admin_consent=True&tenant=…) proves nothing.
+            raise TenantUnproven("Microsoft's answer carries no authorization code")
+        body = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": callback.redirect_uri,
+        }
+        if callback.code_verifier:
+            body["code_verifier"] = callback.code_verifier
+        payload = self.token_request(credentials, body, now=now, tenant_id=callback.tenant_hint)
+        # The administrator's own delegated token is not kept: the app's tokens come from
+        # client credentials, per tenant, when asked for.
+        claims = self.verified_id_token(credentials, payload.get("id_token"))
+        tenant = text(claims.get("tid"))
         return InstallResult(tenant_id=tenant, display_name=tenant, metadata={"tenantId": tenant})
+
+    def verified_id_token(
+        self, credentials: ProviderCredentials, id_token: object
+    ) -> dict[str, Any]:
+        """The claims of an id_token Microsoft signed for this app, in the tenant it names."""
+        if not isinstance(id_token, str) or not id_token:
+            raise TenantUnproven("Microsoft's answer carries no id_token")
+        tenant = text(id_tokens.unverified_claims(id_token).get("tid"))
+        if not GUID.fullmatch(tenant):
+            raise TenantUnproven("the id_token names no tenant")
+        login = self.base(credentials, "loginBaseUrl", LOGIN)
+        # The keys come from our configured login host, never from the token: a tid that
+        # points elsewhere only chooses which of Microsoft's own key sets must have signed.
+        claims = id_tokens.verified_claims(
+            id_token,
+            jwks_url=f"{login}/{tenant}/discovery/v2.0/keys",
+            issuer=f"{login}/{tenant}/v2.0",
+            audience=credentials.client_id,
+        )
+        if text(claims.get("tid")) != tenant:
+            raise TenantUnproven("the id_token's tenant differs from its issuer")
+        return claims
 
     def install_result(
         self,
@@ -95,14 +147,7 @@ class MicrosoftProvider(CodeFlowProvider):
         *,
         now: datetime,
     ) -> InstallResult:
-        claims: dict[str, Any] = {}
-        id_token = payload.get("id_token")
-        if isinstance(id_token, str):
-            # Straight from the token endpoint over TLS (OIDC Core 3.1.3.7).
-            try:
-                claims = jwt.decode(id_token, options={"verify_signature": False})
-            except jwt.PyJWTError:
-                claims = {}
+        claims = self.verified_id_token(credentials, payload.get("id_token"))
         return InstallResult(
             tenant_id=text(claims.get("tid")),
             display_name=text(claims.get("tid")),

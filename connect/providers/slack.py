@@ -15,6 +15,7 @@ from connect.providers.base import (
     ProviderInvalidGrant,
     ProviderUnavailable,
     Revocation,
+    TenantUnproven,
     TokenSet,
     WebhookEvent,
     WebhookReply,
@@ -106,6 +107,9 @@ class SlackProvider(CodeFlowProvider):
             obj(payload.get("enterprise")),
             obj(payload.get("authed_user")),
         )
+        if not text(team.get("id")):
+            # The workspace is what oauth.v2.access says it is; nothing else may stand in.
+            raise TenantUnproven("Slack's answer names no workspace")
         user_tokens = tokens_from(user, now=now, requested=()) if user.get("access_token") else None
         bot = tokens if payload.get("token_type") == "bot" and payload.get("access_token") else None
         return InstallResult(

@@ -22,7 +22,7 @@ from django.utils import timezone
 from connect import errors
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
-from connect.models.connectors import SINGLE_ACCOUNT_TYPES
+from connect.models.connectors import SINGLE_ACCOUNT_TYPES, ConnectorType
 from connect.models.installations import GrantStatus, SubjectType
 from connect.providers import get_provider
 from connect.providers.base import (
@@ -30,12 +30,16 @@ from connect.providers.base import (
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
+    IssuerMismatch,
     Provider,
     ProviderError,
     ProviderUnavailable,
+    SetupRequired,
+    TenantUnproven,
     TokenSet,
     Unsupported,
 )
+from connect.services import installations
 from connect.services.audit import Actor, audit_record
 from connect.services.resolution import Subject
 from connect.services.tokens import credentials_for
@@ -44,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 MAX_TTL = timedelta(hours=1)
 POLL_INTERVAL_SECONDS = 1
+#: The error of a request whose install waits for an organization owner's approval.
+APPROVAL_PENDING = "approval_pending"
 
 
 class FlowError(Exception):
@@ -142,6 +148,12 @@ def authorization_start(
         if expires_in <= timedelta(0):
             raise errors.InvalidRequest("expiresInMs must be positive.")
         ttl = min(expires_in, MAX_TTL)
+    installation = _flow_installation(connector, kind, installation_ref)
+    if installation_ref and installation is not None:
+        # Started for one tenant: the provider must prove that one (see _check_pinned).
+        if tenant_hint and tenant_hint != installation.tenant_id:
+            raise errors.InvalidRequest("tenantId is not the tenant of installationId.")
+        tenant_hint = installation.tenant_id
     verifier = "scv_" + secrets.token_urlsafe(32)
     request = AuthorizationRequest(
         kind=kind,
@@ -156,7 +168,7 @@ def authorization_start(
         state=secrets.token_urlsafe(32),
         return_url=return_url,
         tenant_hint=tenant_hint,
-        installation=_flow_installation(connector, kind, installation_ref),
+        installation=installation,
         expires_at=timezone.now() + ttl,
         created_by=actor if isinstance(actor, User) else None,
     )
@@ -261,8 +273,24 @@ def _store_tokens(grant: Grant, tokens: TokenSet, *, external_subject: str, now:
     grant.save()
 
 
+def _check_pinned(provider: Provider, request: AuthorizationRequest, result: InstallResult) -> None:
+    """A flow started for one tenant (``tenantId``, or an installation) completes only into
+    the tenant the provider proved to be that one."""
+    pinned = request.tenant_hint
+    if pinned and result.tenant_id and not provider.tenant_matches(pinned, result.tenant_id):
+        raise FlowError(
+            "This link is for another organization",
+            "You signed in to a different workspace or organization than this link was made "
+            "for, so nothing was installed. Sign in to the right one, or ask for a new link.",
+            request=request,
+        )
+
+
 @transaction.atomic
 def _record(request: AuthorizationRequest, result: InstallResult, now: datetime) -> Installation:
+    """Attach the flow to the tenant the provider proved. Without one (GitHub user tokens,
+    single-account types) the flow keeps the installation its starter chose; drivers of
+    multi-tenant providers raise TenantUnproven rather than return no tenant."""
     connector = request.connector
     created = False
     if result.tenant_id:
@@ -279,20 +307,7 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
             "The provider did not say which workspace or organization this is.",
             request=request,
         )
-    installation.status = "active"
-    installation.display_name = result.display_name or installation.display_name
-    installation.metadata = {
-        **installation.metadata,
-        **{k: v for k, v in result.metadata.items() if v is not None},
-    }
-    if (
-        not Installation.objects.filter(connector=connector, is_default=True)
-        .exclude(pk=installation.pk)
-        .exists()
-    ):
-        installation.is_default = True
-    installation.updated_at = now
-    installation.save()
+    installation.attach(display_name=result.display_name, metadata=result.metadata, now=now)
     if result.app_tokens is not None:
         grant, _ = Grant.objects.select_for_update().get_or_create(
             installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
@@ -324,6 +339,17 @@ class CompletedFlow:
     redirect_to: str
 
 
+@dataclass(frozen=True)
+class FlowNotice:
+    """A callback that ends without attaching anything, and not in error: an install waiting
+    for an owner's approval, or a change made at the provider."""
+
+    title: str
+    detail: str
+    connector: Connector | None = None
+    back_url: str = ""
+
+
 def return_redirect(request: AuthorizationRequest, **params: str) -> str:
     if not request.return_url:
         return ""
@@ -341,8 +367,91 @@ def _declined_detail(request: AuthorizationRequest, exc: AuthorizationDenied) ->
     return f"{reason[:1].upper()}{reason[1:]}, so {outcome}. To try again, {again}."
 
 
-def authorization_complete(*, params: dict[str, str]) -> CompletedFlow:
-    """The provider sent the tenant back: exchange, store, and say where to go next."""
+def _setup_without_state(params: dict[str, str]) -> FlowNotice:
+    """GitHub sends people back without our state after changing an installation ("Redirect
+    on update") or approving a requested one. Its installation_id proves nothing, so nothing
+    is attached: an approved install arrives by GitHub's signed webhook, and an update only
+    refreshes, from GitHub itself, an installation that already exists."""
+    installation_id = params.get("installation_id", "")
+    if params.get("setup_action") == "install":
+        return FlowNotice(
+            title="Installed on GitHub",
+            detail="The app learns of the installation from GitHub directly. There is nothing "
+            "more to do here; you can close this window.",
+        )
+    if installation_id.isdigit():
+        installations.installations_refresh(
+            connector_type=ConnectorType.GITHUB, tenant_id=installation_id
+        )
+    return FlowNotice(
+        title="Your changes are saved on GitHub",
+        detail="There is nothing more to do here. You can close this window.",
+    )
+
+
+def _refused(request: AuthorizationRequest, exc: ProviderError) -> FlowError:
+    """The page for a provider answer that attaches nothing; the flow is marked failed."""
+    _finish(request, AuthorizationOutcome.FAILED, str(exc))
+    name = request.connector.name
+    installing = request.kind == AuthorizationKind.INSTALL
+    nothing = "nothing was installed" if installing else "nothing was shared"
+    reason = f"{str(exc)[:1].upper()}{str(exc)[1:]}"
+    if isinstance(exc, SetupRequired):
+        return FlowError(
+            f"{name} is not set up to finish this yet",
+            f"{reason}. Until the app's team does this, {nothing}.",
+            request=request,
+        )
+    if isinstance(exc, TenantUnproven):
+        return FlowError(
+            "We could not confirm your organization",
+            f"{request.connector.get_type_display()} did not confirm the organization this "
+            f"sign-in names ({exc}), so {nothing}. Start again from a new link, signed in to "
+            "an organization you manage.",
+            request=request,
+        )
+    if isinstance(exc, IssuerMismatch):
+        return FlowError(
+            "This answer came from the wrong server",
+            f"The sign-in did not come back from {name}'s own authorization server ({exc}), "
+            f"so {nothing}. Start again from a new link.",
+            request=request,
+        )
+    return FlowError(
+        "The provider did not complete the authorization",
+        f"{name} could not finish it ({exc}). Ask for a new link and try "
+        "again; if it keeps failing, tell the app's team.",
+        request=request,
+    )
+
+
+def _pending_approval(request: AuthorizationRequest) -> FlowNotice:
+    """The request stays pending (its state is spent): no installation exists until the
+    provider announces it, and polling says so until the request lapses."""
+    AuthorizationRequest.objects.filter(pk=request.pk).update(error=APPROVAL_PENDING)
+    audit_record(
+        team=request.connector.team_id,
+        type="authorization.approval_requested",
+        targets={"connectorId": request.connector.public_id},
+        correlation={"authorizationId": request.public_id},
+    )
+    return FlowNotice(
+        title="Waiting for an owner's approval",
+        detail=(
+            f"You asked to install {request.connector.name}. An owner of the organization must "
+            "approve the request on GitHub; the installation appears here once they do. "
+            "Nothing else is needed from you, and you can close this window."
+        ),
+        connector=request.connector,
+        back_url=return_redirect(request, status="pending"),
+    )
+
+
+def authorization_complete(*, params: dict[str, str]) -> CompletedFlow | FlowNotice:
+    """The provider sent the tenant back: exchange, prove the tenant, store, and say where to
+    go next. The tenant is the one the provider proves, never a query parameter alone."""
+    if not params.get("state") and params.get("setup_action") in ("install", "update"):
+        return _setup_without_state(params)
     now = timezone.now()
     request = _claim(params.get("state", ""), now)
     provider = flow_provider(request.connector)
@@ -354,6 +463,8 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow:
         redirect_uri=redirect_uri(),
         code_verifier=request.reveal("pkce_verifier") if provider.pkce else "",
         tenant_id=request.installation.tenant_id if request.installation else "",
+        tenant_hint=request.tenant_hint
+        or (request.installation.tenant_id if request.installation else ""),
     )
     try:
         result = provider.complete(credentials_for(request.connector), callback, now=now)
@@ -363,14 +474,11 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow:
             "Authorization was declined", _declined_detail(request, exc), request=request
         ) from exc
     except (ProviderUnavailable, ProviderError, Unsupported) as exc:
-        _finish(request, AuthorizationOutcome.FAILED, str(exc))
-        raise FlowError(
-            "The provider did not complete the authorization",
-            f"{request.connector.name} could not finish it ({exc}). Ask for a new link and try "
-            "again; if it keeps failing, tell the app's team.",
-            request=request,
-        ) from exc
+        raise _refused(request, exc) from exc
+    if result.pending_approval:
+        return _pending_approval(request)
     try:
+        _check_pinned(provider, request, result)
         installation = _record(request, result, now)
     except FlowError as exc:
         _finish(request, AuthorizationOutcome.FAILED, exc.detail)
@@ -397,7 +505,11 @@ def authorization_result(*, team_id: int, verifier: str) -> AuthorizationRequest
     if request.outcome == AuthorizationOutcome.PENDING and request.expires_at <= timezone.now():
         _finish(request, AuthorizationOutcome.EXPIRED, "expired")
     outcome_errors: dict[str, Any] = {
-        AuthorizationOutcome.PENDING: errors.AuthorizationPending("Not completed yet."),
+        AuthorizationOutcome.PENDING: errors.AuthorizationPending(
+            "Waiting for an organization owner to approve the installation."
+            if request.error == APPROVAL_PENDING
+            else "Not completed yet."
+        ),
         AuthorizationOutcome.DENIED: errors.AccessDenied("The authorization was declined."),
         AuthorizationOutcome.EXPIRED: errors.ExpiredToken("The authorization request expired."),
         AuthorizationOutcome.FAILED: errors.AccessDenied(

@@ -78,6 +78,8 @@ DISCOVERED_KEYS = {
     "userinfo_endpoint": "userinfoEndpoint",
     "jwks_uri": "jwksUri",
     "issuer": "issuer",
+    # RFC 9207: the server names itself in every authorization response (checked there).
+    "authorization_response_iss_parameter_supported": "authorizationResponseIssParameterSupported",
 }
 
 

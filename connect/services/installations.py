@@ -1,7 +1,11 @@
-"""An installation's end: its grants are revoked (at the provider where it can) and dropped."""
+"""What the provider says about installations outside a flow: one it made (an install an owner
+approved), one it changed, one it ended (its grants are revoked where it can, and dropped)."""
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -85,3 +89,71 @@ def installation_removed_by_provider(*, connector: Connector, tenant_id: str) ->
         revoke_upstream=False,
     )
     return True
+
+
+def installation_added_by_provider(
+    *, connector: Connector, tenant_id: str, display_name: str, metadata: Mapping[str, Any]
+) -> Installation:
+    """The provider, in a verified webhook, says the app was installed in ``tenant_id``."""
+    now = timezone.now()
+    with transaction.atomic():
+        installation, created = Installation.objects.select_for_update().get_or_create(
+            connector=connector, tenant_id=tenant_id
+        )
+        installation.attach(display_name=display_name, metadata=metadata, now=now)
+        if created:
+            audit_record(
+                team=connector.team_id,
+                type="installation.added",
+                actor=f"provider:{connector.type}",
+                targets={
+                    "connectorId": connector.public_id,
+                    "installationId": installation.public_id,
+                },
+            )
+    return installation
+
+
+#: An unauthenticated page asks for the refresh; each installation is asked about at most
+#: this often, so the page cannot be used to hammer the provider's API in our name.
+REFRESH_INTERVAL_SECONDS = 60
+REFRESH_LIMIT = 20
+
+
+def installations_refresh(*, connector_type: str, tenant_id: str) -> int:
+    """Update what we know of an existing tenant from the provider itself, asked as each
+    connector's app (GitHub: "Redirect on update" brings only an unsigned installation id).
+    Nothing is created or re-activated; returns how many installations were updated."""
+    provider = get_provider(connector_type)
+    if provider is None or not tenant_id:
+        return 0
+    known = list(
+        Installation.objects.filter(
+            connector__type=connector_type,
+            tenant_id=tenant_id,
+            status=Installation.Status.ACTIVE,
+        ).select_related("connector")[:REFRESH_LIMIT]
+    )
+    updated = 0
+    for installation in known:
+        if not cache.add(f"connect:refresh:{installation.pk}", 1, REFRESH_INTERVAL_SECONDS):
+            continue
+        now = timezone.now()
+        try:
+            details = provider.installation_details(
+                credentials_for(installation.connector), tenant_id, now=now
+            )
+        except (ProviderError, OSError):
+            # Not this connector's app, or the provider is down: nothing to learn.
+            logger.info("refreshing installation %s failed upstream", installation.public_id)
+            continue
+        with transaction.atomic():
+            row = Installation.objects.select_for_update().get(pk=installation.pk)
+            row.describe(
+                display_name=details.display_name,
+                metadata={**details.metadata, "setupAction": "update"},
+                now=now,
+            )
+            row.save(update_fields=["display_name", "metadata", "updated_at"])
+        updated += 1
+    return updated

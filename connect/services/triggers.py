@@ -105,6 +105,15 @@ def trigger_receive(
                 body=body,
                 verified=True,
             )
+            if event.adds_installation and event.tenant_id:
+                # After the dedupe insert: a redelivered `created` cannot revive a tenant that
+                # has uninstalled since.
+                installations.installation_added_by_provider(
+                    connector=connector,
+                    tenant_id=event.tenant_id,
+                    display_name=event.display_name,
+                    metadata=event.metadata,
+                )
             # No ordering: the default one joins seven tables to sort what is only inserted.
             destinations = (
                 TriggerDestination.objects.filter(connector_id=connector.pk, enabled=True)

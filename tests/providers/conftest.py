@@ -12,10 +12,15 @@ from django.test import Client
 from connect.models import Connector, Project, Team
 from tests.providers.fakes.base import FakeProvider
 from tests.providers.fakes.github import GitHubFake
+from tests.providers.fakes.microsoft import MicrosoftFake
 from tests.providers.flow import Api, callback_url
 
 GITHUB_UID = "github/acme"
 GITHUB_APP_ID = "123456"
+MICROSOFT_UID = "microsoft/acme"
+GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
+#: The tenant of whoever signs in to the Entra fake at ``organizations``.
+CONTOSO = "9122040d-6c67-4c5b-b112-36a304b66dad"
 
 
 @dataclass
@@ -134,4 +139,28 @@ def github_connector(
             "apiBaseUrl": github.api_url,
         },
         default_scopes={"app": [], "user": []},
+    )
+
+
+@pytest.fixture
+def entra(rsa_private_pem: str) -> Iterator[MicrosoftFake]:
+    """Entra with one multi-tenant app; whoever signs in at ``organizations`` is of CONTOSO."""
+    fake = MicrosoftFake(
+        signing_key_pem=rsa_private_pem, **fake_kwargs("6cb04018-a3f5-46a7-b995-940c78f5aef3")
+    )
+    yield from running(fake)  # type: ignore[misc]
+
+
+@pytest.fixture
+def microsoft_connector(
+    tenant: Tenant, make_linked_connector: Callable[..., Connector], entra: MicrosoftFake
+) -> Connector:
+    return make_linked_connector(
+        tenant,
+        uid=MICROSOFT_UID,
+        type="microsoft",
+        client_id=entra.client_id,
+        secrets={"client_secret": entra.client_secret},
+        config={"loginBaseUrl": entra.url},
+        default_scopes={"app": [GRAPH_DEFAULT], "user": ["User.Read"]},
     )

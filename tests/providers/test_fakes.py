@@ -241,6 +241,43 @@ def test_github_checks_the_app_jwt(
     assert response.status_code == status, (case, response.text)
 
 
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("a member", 200),
+        ("no token", 401),
+        ("a revoked token", 401),
+        ("not a member", 404),
+        ("no such installation", 404),
+    ],
+)
+def test_github_lists_an_installation_only_to_its_members(
+    github: GitHubFake, case: str, status: int
+) -> None:
+    github.add_installation(
+        "77", login="other", repositories=["x"], permissions={}, members=["someone-else"]
+    )
+    access, _ = github.grant_tokens(
+        access_prefix="ghu_", refresh_prefix="ghr_", user=dict(github.user)
+    )
+    if case == "a revoked token":
+        github.revoke_token(access)
+    installation = {"not a member": "77", "no such installation": "78"}.get(case, "42")
+    headers = {} if case == "no token" else {"Authorization": f"Bearer {access}"}
+
+    response = requests.get(
+        f"{github.api_url}/user/installations/{installation}/repositories",
+        params={"per_page": "1"},
+        headers=headers,
+        timeout=10,
+    )
+
+    assert response.status_code == status, (case, response.text)
+    if status == 200:
+        assert response.json()["total_count"] == 1
+        assert [r["full_name"] for r in response.json()["repositories"]] == ["acme/api"]
+
+
 def test_every_recorded_payload_names_its_documentation_page() -> None:
     files = sorted(PAYLOADS.glob("*/*.json"))
     assert {f.parent.name for f in files} == {

@@ -51,7 +51,7 @@ def consented(tenant: Tenant) -> Grant:
     return Grant.objects.get(subject_type="user", subject_id="u-1")
 
 
-def test_install_is_verified_with_the_app_jwt(
+def test_install_is_proven_by_the_installer_then_verified_with_the_app_jwt(
     tenant: Tenant, connector: Connector, github: GitHubFake
 ) -> None:
     client = Client()
@@ -66,7 +66,23 @@ def test_install_is_verified_with_the_app_jwt(
 
     assert done.status_code == 200, done.content
     assert "Installed for <strong>acme</strong>" in done.content.decode()
-    assert len(github.calls_to("GET", "/api/v3/app/installations/42")) == 1
+    # The installer's code became a user token (no PKCE: the install page takes none) ...
+    [exchange] = github.calls_to("POST", "/login/oauth/access_token")
+    form = exchange.form()
+    assert form["code"] == query_of("?" + query)["code"]
+    assert "code_verifier" not in form
+    [installer] = github.issued
+    # ... that proved its holder may see installation 42, then was revoked, before the app
+    # asked about the installation with its own JWT.
+    [proof] = github.calls_to("GET", "/api/v3/user/installations/42/repositories")
+    assert proof.query == {"per_page": "1"}
+    assert proof.headers["Authorization"] == f"Bearer {installer['access_token']}"
+    [revocation] = github.calls_to("DELETE", f"/api/v3/applications/{github.client_id}/token")
+    assert revocation.json() == {"access_token": installer["access_token"]}
+    assert github.access_family(installer["access_token"]) is None
+    [app_check] = github.calls_to("GET", "/api/v3/app/installations/42")
+    order = [github.calls.index(c) for c in (exchange, proof, revocation, app_check)]
+    assert order == sorted(order)
     [claims] = github.jwts
     assert claims["iss"] == APP_ID
     assert claims["exp"] - claims["iat"] <= 600
@@ -94,7 +110,7 @@ def test_an_installation_token_is_minted_then_served_from_the_grant(
     response = tenant.api.token(UID, APP)
 
     assert response.status_code == 200, response.content
-    [minted] = github.issued
+    [_installer_token, minted] = github.issued
     assert response.json()["token"] == minted["token"]
     assert minted["token"].startswith("ghs_")
     assert response.json()["installationId"] == installation.public_id
@@ -154,12 +170,13 @@ def test_revoking_the_app_deletes_its_installation_token(
 def test_an_installation_of_another_app_is_refused(
     tenant: Tenant, connector: Connector, github: GitHubFake
 ) -> None:
-    github.next_installation = "999"  # not this app's: GitHub answers 404 to its JWT
+    github.next_installation = "999"  # not this app's: GitHub shows its user no such thing
     started = tenant.api.install(UID)
 
     response = walk(Client(), started)
 
-    assert_refused_page(response, "The provider did not complete the authorization")
+    assert_refused_page(response, "We could not confirm your organization")
+    assert github.calls_to("GET", "/api/v3/app/installations/999") == []
     assert flow_request(started).outcome == "failed"
     assert len(flow_events(started, "authorization.failed")) == 1
     assert not Installation.objects.filter(connector=connector).exists()
@@ -204,13 +221,13 @@ def test_user_consent_uses_pkce_and_names_the_github_user(
     done = callback(client, at_provider(provider_url))
 
     assert done.status_code == 200, done.content
-    [exchange] = github.calls_to("POST", "/login/oauth/access_token")
+    [_install, exchange] = github.calls_to("POST", "/login/oauth/access_token")
     form = exchange.form()
     assert pkce_s256(form["code_verifier"]) == asked["code_challenge"]
     assert form["client_secret"] == github.client_secret
     assert form["redirect_uri"] == callback_url()
     assert exchange.headers["Accept"] == "application/json"
-    [answer] = github.issued
+    [_installer_token, answer] = github.issued
     grant = Grant.objects.get(subject_type="user", subject_id="u-1")
     assert grant.installation == installation
     assert grant.external_subject == "octocat"
@@ -250,7 +267,7 @@ def test_a_user_token_refreshes_with_rotation_and_is_revoked_by_access_token(
     assert revoked.status_code == 200, revoked.content
     assert revoked.json()["providerRevoked"] == 1, revoked.json()
     assert revoked.json()["deleted"] == 1
-    [call] = github.calls_to("DELETE", f"/api/v3/applications/{github.client_id}/token")
+    [_installer, call] = github.calls_to("DELETE", f"/api/v3/applications/{github.client_id}/token")
     assert call.json() == {"access_token": answer["access_token"]}
     assert github.access_family(answer["access_token"]) is None
     assert not Grant.objects.filter(subject_type="user").exists()
@@ -269,7 +286,8 @@ def test_a_denied_consent_is_recorded(
     assert flow_request(started).outcome == AuthorizationRequest.Outcome.DENIED
     [event] = flow_events(started, "authorization.failed")
     assert event.fields == {"outcome": "denied", "error": "access_denied"}
-    assert github.calls_to("POST", "/login/oauth/access_token") == []
+    # Only the install's own exchange: nothing for the declined consent.
+    assert len(github.calls_to("POST", "/login/oauth/access_token")) == 1
     assert not Grant.objects.filter(subject_type="user").exists()
 
 

@@ -44,7 +44,7 @@ def test_the_token_request_carries_exactly_the_asked_repositories_and_permission
     ]
     [call] = github.calls_to("POST", "/api/v3/app/installations/42/access_tokens")
     assert call.headers["Content-Type"] == "application/json"
-    [minted] = github.issued
+    [_installer_token, minted] = github.issued
     assert response.json()["token"] == minted["token"]
     assert [r["full_name"] for r in minted["repositories"]] == ["acme/api", "acme/web"]
     issue = TokenIssue.objects.get(public_id=response.json()["tokenId"])
@@ -93,4 +93,4 @@ def test_a_repository_outside_the_installation_is_github_s_refusal(
     assert github.token_requests == [
         {"repositories": ["secret"], "permissions": {"contents": "read", "issues": "write"}}
     ]
-    assert github.issued == []
+    [_installer_token] = github.issued  # the install's own user token; no installation token

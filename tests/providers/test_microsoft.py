@@ -2,7 +2,7 @@
 credentials per tenant for the app, delegated tokens (PKCE, id_token, refresh) for users,
 and the failures. Entra has no revocation endpoint: revocations are local only."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
-from tests.providers.conftest import Tenant, fake_kwargs, running
+from tests.providers.conftest import CONTOSO, GRAPH_DEFAULT, MICROSOFT_UID, Tenant
 from tests.providers.fakes.base import pkce_s256
 from tests.providers.fakes.microsoft import MicrosoftFake
 from tests.providers.flow import (
@@ -26,35 +26,15 @@ from tests.providers.flow import (
     walk,
 )
 
-UID = "microsoft/acme"
+UID = MICROSOFT_UID
 APP = {"type": "app"}
 USER = {"type": "user", "id": "u-1"}
-CONTOSO = "9122040d-6c67-4c5b-b112-36a304b66dad"
 FABRIKAM = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 
 
 @pytest.fixture
-def entra(rsa_private_pem: str) -> Iterator[MicrosoftFake]:
-    fake = MicrosoftFake(
-        signing_key_pem=rsa_private_pem, **fake_kwargs("6cb04018-a3f5-46a7-b995-940c78f5aef3")
-    )
-    yield from running(fake)  # type: ignore[misc]
-
-
-@pytest.fixture
-def connector(
-    tenant: Tenant, make_linked_connector: Callable[..., Connector], entra: MicrosoftFake
-) -> Connector:
-    return make_linked_connector(
-        tenant,
-        uid=UID,
-        type="microsoft",
-        client_id=entra.client_id,
-        secrets={"client_secret": entra.client_secret},
-        config={"loginBaseUrl": entra.url},
-        default_scopes={"app": [GRAPH_DEFAULT], "user": ["User.Read"]},
-    )
+def connector(microsoft_connector: Connector) -> Connector:
+    return microsoft_connector
 
 
 def consented(tenant: Tenant, tenant_id: str = "") -> Installation:
@@ -64,19 +44,23 @@ def consented(tenant: Tenant, tenant_id: str = "") -> Installation:
     return Installation.objects.get(tenant_id=tenant_id or CONTOSO)
 
 
-def test_admin_consent_installs_the_tenant(
+def test_admin_consent_installs_the_tenant_its_signed_id_token_names(
     tenant: Tenant, connector: Connector, entra: MicrosoftFake
 ) -> None:
     client = Client()
     started = tenant.api.install(UID)
     _, provider_url = install_page(client, started["url"])
-    assert provider_url.startswith(f"{entra.url}/organizations/v2.0/adminconsent?")
+    assert provider_url.startswith(f"{entra.url}/organizations/oauth2/v2.0/authorize?")
     asked = query_of(provider_url)
     assert asked == {
+        "response_type": "code",
         "client_id": entra.client_id,
         "redirect_uri": callback_url(),
         "state": asked["state"],
-        "scope": GRAPH_DEFAULT,
+        "scope": f"openid {GRAPH_DEFAULT}",
+        "code_challenge": asked["code_challenge"],
+        "code_challenge_method": "S256",
+        "prompt": "admin_consent",
     }
 
     done = callback(client, at_provider(provider_url))
@@ -85,10 +69,27 @@ def test_admin_consent_installs_the_tenant(
     installation = Installation.objects.get(connector=connector)
     assert installation.tenant_id == CONTOSO
     assert installation.metadata == {"tenantId": CONTOSO}
+    assert entra.consented == {CONTOSO}
+    # The code was exchanged (with the PKCE verifier) for an id_token, checked against the
+    # keys Entra publishes for the tenant it names; the admin's own token is not kept.
+    [exchange] = entra.calls_to("POST", "/organizations/oauth2/v2.0/token")
+    form = exchange.form()
+    assert form["grant_type"] == "authorization_code"
+    assert pkce_s256(form["code_verifier"]) == asked["code_challenge"]
+    assert len(entra.calls_to("GET", f"/{CONTOSO}/discovery/v2.0/keys")) == 1
     assert not Grant.objects.filter(installation=installation).exists()
-    # Admin consent returns no code: nothing was exchanged.
-    assert entra.calls_to("POST", f"/{CONTOSO}/oauth2/v2.0/token") == []
     assert flow_request(started).outcome == "completed"
+
+
+def test_the_signing_keys_are_fetched_once_for_many_flows(
+    tenant: Tenant, connector: Connector, entra: MicrosoftFake
+) -> None:
+    consented(tenant)
+    for user in ("u-1", "u-2"):
+        assert walk(Client(), tenant.api.consent(UID, user)).status_code == 200
+
+    assert Grant.objects.filter(subject_type="user").count() == 2
+    assert len(entra.calls_to("GET", f"/{CONTOSO}/discovery/v2.0/keys")) == 1
 
 
 def test_each_tenant_gets_client_credentials_at_its_own_endpoint(
@@ -98,19 +99,25 @@ def test_each_tenant_gets_client_credentials_at_its_own_endpoint(
     fabrikam = consented(tenant, FABRIKAM)
     assert fabrikam.tenant_id == FABRIKAM
 
+    minted = []
     for installation in (contoso, fabrikam):
         response = tenant.api.token(UID, APP, installationId=installation.public_id)
         assert response.status_code == 200, response.content
         assert response.json()["token"] == entra.issued[-1]["access_token"]
+        minted.append(response.json()["token"])
         assert response.json()["tenantId"] == installation.tenant_id
-        [call] = entra.calls_to("POST", f"/{installation.tenant_id}/oauth2/v2.0/token")
+        [call] = [
+            call
+            for call in entra.calls_to("POST", f"/{installation.tenant_id}/oauth2/v2.0/token")
+            if call.form()["grant_type"] == "client_credentials"
+        ]
         assert call.form() == {
             "grant_type": "client_credentials",
             "scope": GRAPH_DEFAULT,
             "client_id": entra.client_id,
             "client_secret": entra.client_secret,
         }
-    assert len({issued["access_token"] for issued in entra.issued}) == 2
+    assert len(set(minted)) == 2
 
 
 def test_an_expired_app_token_is_minted_again(
@@ -166,7 +173,7 @@ def test_user_consent_reads_tenant_and_user_from_the_id_token(
     assert form["grant_type"] == "authorization_code"
     assert form["redirect_uri"] == callback_url()
     assert pkce_s256(form["code_verifier"]) == asked["code_challenge"]
-    [answer] = entra.issued
+    [_admin_consent, answer] = entra.issued
     grant = Grant.objects.get(subject_type="user", subject_id="u-1")
     assert grant.installation == installation
     assert grant.external_subject == entra.user["oid"]

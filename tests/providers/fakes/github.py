@@ -9,8 +9,19 @@ OAuth errors with HTTP 200 and an ``error`` field, answers form-encoded unless a
 and revokes user tokens only through ``DELETE /applications/{client_id}/token`` with the app's
 Basic credentials and the *access* token. Every installation token request body is kept in
 ``token_requests`` (the down-scoping tests read it).
+
+The install page behaves as the App is set up: with "Request user authorization (OAuth) during
+installation" (``oauth_on_install``, on by default) it sends the installer back with a ``code``
+as well as the ``installation_id``; it can also stand for a member who only *requests* the
+install (``install_outcome = "request"``: no installation, an owner must approve) or for a
+change to an existing installation (``"update"``: no state comes back, as with "Redirect on
+update"). ``GET /user/installations/{id}/repositories`` answers 401 without a live user token
+and 404 unless that user is a member of the installation's account (``members``).
 """
 
+import hashlib
+import hmac
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +68,10 @@ class GitHubFake(FakeProvider):
         self.installations: dict[str, dict[str, Any]] = {}
         #: The installation the install page "creates" next.
         self.next_installation = ""
+        #: The App's "Request user authorization (OAuth) during installation" setting.
+        self.oauth_on_install = True
+        #: What the installer does: "install", "request" (asks an owner) or "update".
+        self.install_outcome = "install"
         self.user = {"login": "octocat", "id": 1}
         #: The verified claims of every app JWT presented.
         self.jwts: list[dict[str, Any]] = []
@@ -75,11 +90,40 @@ class GitHubFake(FakeProvider):
         repositories: list[str],
         permissions: dict[str, str],
         account_type: str = "Organization",
+        members: list[str] | None = None,
     ) -> None:
+        """An installation of this app; ``members`` (GitHub logins, by default the fake's
+        user) are the people with access to it."""
         self.installations[installation_id] = {
             "account": {"login": login, "id": 9000 + len(self.installations), "type": account_type},
             "repositories": repositories,
             "permissions": permissions,
+            "members": set(members if members is not None else [self.user["login"]]),
+        }
+
+    def installation_created_webhook(
+        self, installation_id: str, *, secret: str, delivery: str
+    ) -> tuple[bytes, dict[str, str]]:
+        """The signed ``installation`` ``created`` delivery GitHub sends the app's webhook URL
+        (how an install an owner approved arrives): body and headers."""
+        found = self.installations[installation_id]
+        body = payload("github", "webhook_installation_created")
+        installation = body["installation"]
+        installation.update(
+            id=int(installation_id),
+            account={**installation["account"], **found["account"]},
+            app_id=int(self.app_id),
+            app_slug=self.app_slug,
+            target_id=found["account"]["id"],
+            target_type=found["account"]["type"],
+            permissions=found["permissions"],
+        )
+        raw = json.dumps(body).encode()
+        signature = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        return raw, {
+            "X-GitHub-Event": "installation",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": f"sha256={signature}",
         }
 
     def routes(self) -> list[Route]:
@@ -90,6 +134,11 @@ class GitHubFake(FakeProvider):
             ("GET", rf"{API}/app/installations/(?P<id>\d+)", self.get_installation),
             ("POST", rf"{API}/app/installations/(?P<id>\d+)/access_tokens", self.create_token),
             ("GET", f"{API}/user", self.get_user),
+            (
+                "GET",
+                rf"{API}/user/installations/(?P<id>\d+)/repositories",
+                self.user_installation_repositories,
+            ),
             ("DELETE", f"{API}/installation/token", self.delete_installation_token),
             ("DELETE", rf"{API}/applications/(?P<client_id>[^/]+)/token", self.delete_user_token),
         ]
@@ -99,19 +148,23 @@ class GitHubFake(FakeProvider):
     def install_page(self, request: Request) -> Reply:
         if request.match["slug"] != self.app_slug:
             raise error_page(f"no app {request.match['slug']!r}", status=404)
-        if not self.next_installation:
-            raise error_page("the test did not say which installation to create")
-        # GitHub sends the installer to the app's Setup URL, passing the state through.
-        return redirect(
-            with_query(
-                next(iter(self.redirect_uris)),
-                {
-                    "installation_id": self.next_installation,
-                    "setup_action": "install",
-                    "state": request.query.get("state", ""),
-                },
-            )
-        )
+        back: dict[str, str] = {}
+        if self.install_outcome == "request":
+            # A member without rights asked an owner: nothing is installed yet.
+            back["setup_action"] = "request"
+        else:
+            if not self.next_installation:
+                raise error_page("the test did not say which installation to create")
+            back["installation_id"] = self.next_installation
+            back["setup_action"] = self.install_outcome
+        if self.install_outcome == "update":
+            # "Redirect on update" sends only the installation: no state, no code.
+            return redirect(with_query(next(iter(self.redirect_uris)), back))
+        if self.oauth_on_install:
+            # The installer also authorized the app: a code for a user-to-server token.
+            back["code"] = self.code_issued()
+        back["state"] = request.query.get("state", "")
+        return redirect(with_query(next(iter(self.redirect_uris)), back))
 
     def authorize(self, request: Request) -> Reply:
         redirect_uri, state = self.check_authorize(
@@ -309,6 +362,40 @@ class GitHubFake(FakeProvider):
         if family is None or "user" not in family.extra:
             raise Refused(api_error(401, "not_found", "Bad credentials"), "not a user token")
         return Reply(200, fill(payload("github", "user"), **family.extra["user"]))
+
+    def user_installation_repositories(self, request: Request) -> Reply:
+        family = self.access_family(request.bearer())
+        if family is None or "user" not in family.extra:
+            raise Refused(api_error(401, "not_found", "Requires authentication"), "no user token")
+        per_page = request.query.get("per_page", "30")
+        if not per_page.isdigit() or not 1 <= int(per_page) <= 100:
+            raise Refused(api_error(422, "validation_failed"), f"per_page {per_page!r}")
+        installation_id, found = self._installation(request)
+        login = family.extra["user"]["login"]
+        if login not in found["members"]:
+            raise Refused(
+                api_error(404, "not_found"),
+                f"{login} has no access to installation {installation_id}",
+            )
+        template = payload("github", "user_installation_repositories")
+        sample = template["repositories"][0]
+        owner = found["account"]["login"]
+        repositories = [
+            {
+                **sample,
+                "name": name,
+                "full_name": f"{owner}/{name}",
+                "owner": {**sample["owner"], "login": owner, "id": found["account"]["id"]},
+            }
+            for name in found["repositories"]
+        ]
+        body = fill(
+            template,
+            total_count=len(repositories),
+            repository_selection="all",
+            repositories=repositories[: int(per_page)],
+        )
+        return Reply(200, body)
 
     def delete_installation_token(self, request: Request) -> Reply:
         presented = request.bearer()

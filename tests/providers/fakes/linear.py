@@ -40,6 +40,8 @@ class LinearFake(FakeProvider):
         super().__init__(**kw)
         self.organization = {"id": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", "name": "Acme"}
         self.organization["urlKey"] = "acme"
+        #: The API refuses even fresh tokens (the app suspended, the workspace gone).
+        self.graphql_refuses = False
         self.viewer = {"id": "2e6eea91-1b1a-4b5d-9f4c-3f1b2c4d5e6f", "name": "Jane Doe"}
         self.app_user = {"id": "7f0c2a9e-0d1b-4c8a-9e3f-5a6b7c8d9e0f", "name": "Acme Bot"}
 
@@ -131,7 +133,7 @@ class LinearFake(FakeProvider):
 
     def graphql(self, request: Request) -> Reply:
         family = self.access_family(request.bearer())
-        if family is None:
+        if family is None or self.graphql_refuses:
             return Reply(400, payload("linear", "graphql_unauthenticated"))
         body = request.json(lambda reason: Refused(Reply(400, {"errors": [reason]}), reason))
         query = str(body.get("query", ""))

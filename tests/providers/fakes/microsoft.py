@@ -1,18 +1,29 @@
 """Microsoft Entra on loopback: ``/{tenant}/v2.0/adminconsent``,
-``/{tenant}/oauth2/v2.0/authorize`` and ``/{tenant}/oauth2/v2.0/token``.
+``/{tenant}/oauth2/v2.0/authorize``, ``/{tenant}/oauth2/v2.0/token`` and the signing keys at
+``/{tenant}/discovery/v2.0/keys``.
 
 Like Entra it takes the client secret in the body (``client_secret_post``), wants client
 credentials at a tenant-specific endpoint of a tenant whose administrator consented, with a
-``/.default`` scope; returns an ``id_token`` (``tid``, ``oid``) for ``openid``, a refresh token
-only for ``offline_access``, and errors with ``AADSTS`` codes. It has no revocation endpoint.
+``/.default`` scope; returns an ``id_token`` for ``openid``, signed RS256 with the published key
+(``iss`` = ``{its url}/{tid}/v2.0``, ``aud`` = the client id, ``tid``, ``oid``), a refresh token
+only for ``offline_access``, and errors with ``AADSTS`` codes. ``prompt=admin_consent`` at the
+authorization endpoint records the administrator's consent for the tenant they signed in to.
+It has no revocation endpoint.
+
+To stand for a token endpoint that lies (or a man in the middle), ``id_token_signing`` can be
+``"unsigned"`` (``alg: none``) or ``"foreign"`` (another key under the published ``kid``), and
+``id_token_claims`` overrides claims.
 """
 
+import json
 import re
 import time
 import uuid
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.providers.fakes.base import (
     CodeProblem,
@@ -30,6 +41,7 @@ from tests.providers.fakes.base import (
 
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 TOKEN_TTL = 3599
+KEY_ID = "k1"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 
 
@@ -54,6 +66,10 @@ class MicrosoftFake(FakeProvider):
         #: The tenant of whoever signs in at a multi-tenant endpoint (``organizations``).
         self.home_tenant = "9122040d-6c67-4c5b-b112-36a304b66dad"
         self.consented: set[str] = set()
+        #: "genuine", "unsigned" or "foreign": how the next id_tokens are signed.
+        self.id_token_signing = "genuine"
+        #: Claims the next id_tokens carry instead of the genuine ones.
+        self.id_token_claims: dict[str, Any] = {}
         self.user = {
             "oid": "00000000-0000-0000-66f3-3332eca7ea81",
             "name": "Abe Lincoln",
@@ -65,7 +81,27 @@ class MicrosoftFake(FakeProvider):
             ("GET", r"/(?P<tenant>[^/]+)/v2\.0/adminconsent", self.admin_consent),
             ("GET", r"/(?P<tenant>[^/]+)/oauth2/v2\.0/authorize", self.authorize),
             ("POST", r"/(?P<tenant>[^/]+)/oauth2/v2\.0/token", self.token),
+            ("GET", r"/(?P<tenant>[^/]+)/discovery/v2\.0/keys", self.keys),
         ]
+
+    def keys(self, request: Request) -> Reply:
+        body = payload("microsoft", "jwks")
+        template = body["keys"][0]
+        template.pop("x5c")  # no certificate for a test key
+        private = serialization.load_pem_private_key(self.signing_key_pem.encode(), None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+        body["keys"] = [
+            fill(
+                template,
+                kid=KEY_ID,
+                x5t=KEY_ID,
+                n=jwk["n"],
+                e=jwk["e"],
+                issuer=f"{self.url}/{{tenantid}}/v2.0",
+            )
+        ]
+        return Reply(200, body)
 
     def _signed_in_tenant(self, path_tenant: str) -> str:
         return path_tenant if GUID.match(path_tenant) else self.home_tenant
@@ -107,6 +143,11 @@ class MicrosoftFake(FakeProvider):
         scope = request.query.get("scope", "")
         if not scope:
             raise error_page("AADSTS900144: 'scope' is required")
+        prompt = request.query.get("prompt", "")
+        if prompt not in ("", "login", "none", "consent", "select_account", "admin_consent"):
+            raise error_page(f"AADSTS90023: invalid prompt {prompt!r}")
+        if prompt == "admin_consent" and not any(s.endswith("/.default") for s in scope.split()):
+            raise error_page("AADSTS70011: admin consent needs a /.default scope")
         if self.deny:
             return redirect(
                 with_query(
@@ -119,6 +160,9 @@ class MicrosoftFake(FakeProvider):
                 )
             )
         tenant = self._signed_in_tenant(request.match["tenant"])
+        if prompt == "admin_consent":
+            # The administrator granted the app's permissions for their whole tenant.
+            self.consented.add(tenant)
         code = self.issue_code(request, scope=scope, tenant=tenant)
         return redirect(with_query(redirect_uri, {"code": code, "state": state}))
 
@@ -192,7 +236,7 @@ class MicrosoftFake(FakeProvider):
         now = int(time.time())
         claims = fill(
             payload("microsoft", "id_token_claims"),
-            iss=f"https://login.microsoftonline.com/{tenant}/v2.0",
+            iss=f"{self.url}/{tenant}/v2.0",
             sub=f"sub-{self.user['oid']}",
             aud=self.client_id,
             exp=now + 3600,
@@ -202,7 +246,14 @@ class MicrosoftFake(FakeProvider):
             **self.user,
         )
         claims.pop("nonce")
-        return jwt.encode(claims, self.signing_key_pem, algorithm="RS256", headers={"kid": "k1"})
+        claims.update(self.id_token_claims)
+        if self.id_token_signing == "unsigned":
+            return jwt.encode(claims, None, algorithm="none", headers={"kid": KEY_ID})
+        if self.id_token_signing == "foreign":
+            # Someone else's key, under the kid Entra publishes.
+            other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return jwt.encode(claims, other, algorithm="RS256", headers={"kid": KEY_ID})
+        return jwt.encode(claims, self.signing_key_pem, algorithm="RS256", headers={"kid": KEY_ID})
 
     def _user_answer(self, access: str, refresh: str, scope: str, tenant: str) -> Reply:
         body = fill(

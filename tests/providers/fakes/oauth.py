@@ -7,8 +7,14 @@ S256 challenges and requires one from public clients (OAuth 2.1). The code works
 client it was issued to, with the same ``redirect_uri``, and only with the verifier matching its
 challenge (a verifier without a challenge is refused too, RFC 9700 2.1.1). The answer is RFC 6749
 section 5.1's, from the server that also refreshes, rotates and revokes.
+
+Its RFC 8414 metadata is at ``/.well-known/oauth-authorization-server`` (``issuer`` = its URL).
+With ``iss_supported`` the metadata says ``authorization_response_iss_parameter_supported`` and
+every authorization response (errors too) carries ``iss`` (RFC 9207); ``iss_sent`` makes it send
+another value instead, or none at all (``""``), as a mixed-up or lying server would.
 """
 
+import json
 import secrets
 import threading
 import time
@@ -38,6 +44,10 @@ class AuthorizingOAuthServer(StrictOAuthServer):
         self.redirect_uris: dict[str, set[str]] = {}
         self.deny = False
         self.subject = "user-4242"
+        #: RFC 9207: advertise the iss parameter and send it on every authorization response.
+        self.iss_supported = False
+        #: What to send as iss instead of the issuer ("" sends none), whatever is advertised.
+        self.iss_sent: str | None = None
         self._codes: dict[str, Code] = {}
         self.bugs: list[str] = []
         #: Every authorization code answer, in order.
@@ -55,6 +65,37 @@ class AuthorizingOAuthServer(StrictOAuthServer):
     @property
     def authorization_endpoint(self) -> str:
         return f"{self.url}/authorize"
+
+    @property
+    def issuer(self) -> str:
+        return self.url
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 8414 section 2 (with RFC 9207's and RFC 7636's additions)."""
+        with self._lock:
+            methods = sorted({client.method for client in self._clients.values()})
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.authorization_endpoint,
+            "token_endpoint": self.token_endpoint,
+            "revocation_endpoint": self.revocation_endpoint,
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": methods or ["client_secret_basic"],
+            "authorization_response_iss_parameter_supported": self.iss_supported,
+        }
+
+    def _response(self, redirect_uri: str, params: dict[str, str]) -> str:
+        """Where an authorization response goes, with RFC 9207's iss where it is sent."""
+        iss = (
+            self.iss_sent
+            if self.iss_sent is not None
+            else (self.issuer if self.iss_supported else "")
+        )
+        if iss:
+            params = {**params, "iss": iss}
+        return with_query(redirect_uri, params)
 
     def register_redirect(self, client_id: str, redirect_uri: str) -> None:
         self.redirect_uris.setdefault(client_id, set()).add(redirect_uri)
@@ -85,7 +126,7 @@ class AuthorizingOAuthServer(StrictOAuthServer):
         if client.method == "none" and not challenge:
             raise OAuthError(400, "invalid_request", "public clients must use PKCE")
         if self.deny:
-            return with_query(redirect_uri, {"error": "access_denied", "state": state})
+            return self._response(redirect_uri, {"error": "access_denied", "state": state})
         code = secrets.token_urlsafe(24)
         with self._lock:
             self._codes[code] = Code(
@@ -95,7 +136,7 @@ class AuthorizingOAuthServer(StrictOAuthServer):
                 challenge,
                 time.time() + CODE_TTL,
             )
-        return with_query(redirect_uri, {"code": code, "state": state})
+        return self._response(redirect_uri, {"code": code, "state": state})
 
     # The token endpoint --------------------------------------------------------------------------
 
@@ -140,10 +181,18 @@ class AuthorizingOAuthServer(StrictOAuthServer):
 class _AuthorizingHandler(_Handler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
+        server: AuthorizingOAuthServer = self.oauth  # type: ignore[assignment]
+        if parts.path == "/.well-known/oauth-authorization-server":
+            body = json.dumps(server.metadata()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if parts.path != "/authorize":
             super().do_GET()
             return
-        server: AuthorizingOAuthServer = self.oauth  # type: ignore[assignment]
         query: dict[str, str] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             query.setdefault(name, value)
