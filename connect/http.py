@@ -228,13 +228,13 @@ class GuardedSession(requests.Session):
         kwargs.setdefault("timeout", default_timeout())
         kwargs["allow_redirects"] = False
         # Check before sending for a clear error; the pinned connection checks again on connect.
-        parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
+        try:
+            parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:  # "[::1", a port out of range: a bad URL is not a crash
+            raise BlockedDestination(f"not a valid URL: {exc}") from None
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise BlockedDestination(f"not an http(s) URL: {parts.scheme}://{parts.hostname}")
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise BlockedDestination(f"not a valid port in {parts.netloc!r}") from None
         resolve_allowed(parts.hostname, port)
         return super().request(method, url, *args, **kwargs)
 
