@@ -60,7 +60,7 @@ class TokenAsk:
 
 @dataclass(frozen=True)
 class IssuedToken:
-    token: str
+    token: str = field(repr=False)
     issue: TokenIssue
     expires_at: datetime
     connector: Connector
