@@ -282,13 +282,26 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Codes, states and result verifiers travel in URLs, and Django logs URLs (every pending result
+# poll is a 400: "Bad Request: /v1/connect/result/scv_…"). The filter rewrites such records where
+# they are logged, before Django's own handlers or ours see them, and again on our handler.
+_REDACTED = {"filters": ["redact"]}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "connect.redaction.RedactingFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.request": _REDACTED,
+        "django.security.csrf": _REDACTED,
+        # runserver's request lines: to our (redacting) handler instead of Django's own.
+        "django.server": {**_REDACTED, "propagate": True},
+    },
 }
 
 # Connect's own knobs.
