@@ -83,8 +83,8 @@ class MintedToken(SealedSecrets):
     A table, not the cache: ``rotate_encryption_keys`` must re-encrypt every sealed value before
     it says an old key can go, and a cache cannot be enumerated portably (no listing in Django's
     cache API; locmem lives in each process). Here the rotation finds these rows like any other
-    sealed column, and revoking or deleting the grant takes them along. The lookup is one indexed
-    read on the down-scoped path only; ordinary token requests never touch this table.
+    sealed column, and deleting the grant takes them along. The lookup is one indexed read on
+    the down-scoped path only; ordinary token requests never touch this table.
     """
 
     SEALED_FIELDS = ("access_token",)
