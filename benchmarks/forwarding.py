@@ -239,7 +239,8 @@ def main() -> int:
 
         web = start(
             [
-                str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+                str(BIN / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.py"), "config.wsgi",
+                "--bind", f"127.0.0.1:{port}",
                 "--workers", "2", "--log-level", "warning",
             ],
             env,

@@ -141,6 +141,8 @@ def main() -> int:
     server = subprocess.Popen(
         [
             str(Path(PYTHON).parent / "gunicorn"),
+            "-c",
+            str(ROOT / "config" / "gunicorn.py"),
             "config.wsgi",
             "--bind",
             f"127.0.0.1:{port}",

@@ -282,13 +282,26 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Codes, states and result verifiers travel in URLs, and Django logs URLs (every pending result
+# poll is a 400: "Bad Request: /v1/connect/result/scv_…"). The filter rewrites such records where
+# they are logged, before Django's own handlers or ours see them, and again on our handler.
+_REDACTED = {"filters": ["redact"]}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "connect.redaction.RedactingFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.request": _REDACTED,
+        "django.security.csrf": _REDACTED,
+        # runserver's request lines: to our (redacting) handler instead of Django's own.
+        "django.server": {**_REDACTED, "propagate": True},
+    },
 }
 
 # Connect's own knobs.
@@ -299,8 +312,44 @@ CONNECT_TRIGGER_MAX_BYTES = env_int("CONNECT_TRIGGER_MAX_BYTES", 1024 * 1024)
 CONNECT_MAX_DESTINATIONS = env_int("CONNECT_MAX_DESTINATIONS", 10)
 CONNECT_ROTATION_BATCH_SIZE = env_int("CONNECT_ROTATION_BATCH_SIZE", 500)
 CONNECT_ALLOW_LOOPBACK = env_bool("CONNECT_ALLOW_LOOPBACK", default=not PRODUCTION)
-if PRODUCTION and CONNECT_ALLOW_LOOPBACK:
-    raise ImproperlyConfigured("CONNECT_ALLOW_LOOPBACK cannot be on when CONNECT_ENV=production.")
+
+
+def production_refusals() -> list[str]:
+    """Settings production mode will not start with, each said with what to do instead."""
+    weak_secret = (
+        len(SECRET_KEY) < 50
+        or len(set(SECRET_KEY)) < 5
+        or SECRET_KEY.startswith("django-insecure-")
+    )
+    checks = [
+        (DEBUG, "DEBUG is on (error pages would show settings and code): unset DEBUG"),
+        (
+            weak_secret,
+            f"SECRET_KEY is too weak ({len(SECRET_KEY)} characters): use 50 or more random "
+            "characters (Python's secrets.token_urlsafe(50) makes one)",
+        ),
+        (
+            _public.scheme != "https",
+            f"PUBLIC_URL must be the https:// address users reach, got {PUBLIC_URL!r}",
+        ),
+        (
+            not REDIS_URL,
+            "REDIS_URL is not set: rate limits, JWKS caches and the broker must be shared by "
+            "every process",
+        ),
+        (CONNECT_ALLOW_LOOPBACK, "CONNECT_ALLOW_LOOPBACK is on: unset it (development only)"),
+    ]
+    return [message for refused, message in checks if refused]
+
+
+if PRODUCTION and (_refusals := production_refusals()):
+    # One line naming every problem, so one restart is enough to see them all.
+    raise ImproperlyConfigured(
+        "CONNECT_ENV=production refuses to start: "
+        + "; ".join(_refusals)
+        + ". See README.md, 'Production checklist'."
+    )
+
 CONNECT_RATE_LIMIT_READS = env_int("CONNECT_RATE_LIMIT_READS", 200)
 CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
 CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")

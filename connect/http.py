@@ -1,12 +1,15 @@
 """The one way out: every outbound HTTP call (ours and allauth's) goes through ``session()``.
 
 It sets timeouts and the user agent, never follows redirects, ignores proxy variables, and
-guards against SSRF: the host is resolved once, every address must be global (loopback only
-when ``CONNECT_ALLOW_LOOPBACK`` is on, never in production), and the socket connects to the
-address that was checked, so a DNS answer cannot change between the check and the connect.
+guards against SSRF: the host must be spelled plainly (a DNS name, a canonical dotted quad or
+an IPv6 literal), it is resolved once, every address must be public by the explicit block lists
+below (loopback only when ``CONNECT_ALLOW_LOOPBACK`` is on, never in production), and the
+socket connects to the address that was checked, so a DNS answer cannot change between the
+check and the connect. TLS still checks the certificate against the name in the URL.
 """
 
 import ipaddress
+import re
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +23,73 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 CONNECT_TIMEOUT = 3.05
 USER_AGENT = "Connect/0.1 (self-hosted credential broker)"
 
+# Explicit lists, not ``ipaddress``'s ``is_global``/``is_private``: their answers changed between
+# CPython patch releases (python/cpython#117566, #118391), and a guard must not move with them.
+# IANA IPv4 Special-Purpose Address Registry, plus multicast and the reserved class E.
+IPV4_BLOCKED = tuple(
+    ipaddress.IPv4Network(network)
+    for network in (
+        "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the local host on Linux
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "127.0.0.0/8",  # loopback: opened only in development, below
+        "169.254.0.0/16",  # link local: cloud metadata services live here
+        "172.16.0.0/12",
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation (TEST-NET-1)
+        "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+        "192.168.0.0/16",
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation (TEST-NET-2)
+        "203.0.113.0/24",  # documentation (TEST-NET-3)
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved
+        "255.255.255.255/32",  # limited broadcast
+    )
+)
+IPV4_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+IPV6_LOOPBACK = ipaddress.IPv6Address("::1")
+IPV6_UNSPECIFIED = ipaddress.IPv6Address("::")
+# Only global unicast space is ever reachable; inside it, the IANA IPv6 Special-Purpose
+# Address Registry's non-global blocks. Everything outside 2000::/3 (unspecified, loopback,
+# discard, ULA, link local, site local, multicast, SRv6, reserved) is refused as well; the
+# ranges that lie there are listed anyway, so the list reads as the registry does.
+IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+IPV6_BLOCKED = tuple(
+    ipaddress.IPv6Network(network)
+    for network in (
+        "::/128",  # unspecified
+        "::1/128",  # loopback: opened only in development, below
+        "64:ff9b:1::/48",  # local-use NAT64: the operator picks where the IPv4 sits; never global
+        "100::/64",  # discard only
+        "100:0:0:1::/64",  # dummy prefix
+        "2001::/23",  # IETF protocol assignments (Teredo, 2001::/32, is judged by its IPv4s)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing (SRv6) SIDs
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link local
+        "fec0::/10",  # site local (deprecated)
+        "ff00::/8",  # multicast
+    )
+)
+# IPv6 forms that carry an IPv4 address and reach it through a translator or a tunnel: they are
+# judged by that IPv4 (and never by the loopback opening).
+IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated, still routed by some stacks
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+
+# Host spellings. getaddrinfo (inet_aton) reads "2130706433", "0x7f.1", "0177.0.0.1" and "127.1"
+# as 127.0.0.1, so a host that ends in a number must be a canonical dotted quad; anything else
+# is refused before it is resolved (WHATWG URL's "ends in a number" rule says what a number is).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
+# ASCII only: IDNA maps full-width digits and ideographic full stops onto plain ones, so a
+# non-ASCII host could spell 127.0.0.1 past the checks above.
+HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?", re.IGNORECASE)
+
 
 def default_timeout() -> tuple[float, float]:
     """(connect, read) seconds; a refresh holds a row lock for as long as the read may take."""
@@ -28,29 +98,79 @@ def default_timeout() -> tuple[float, float]:
 
 
 class BlockedDestination(requests.exceptions.ConnectionError):
-    """The URL resolves to an address the app must not reach."""
+    """The URL resolves to an address the app must not reach, or does not resolve at all."""
+
+
+def loopback_allowed() -> bool:
+    """Development only: the setting cannot be turned on in production, and is ignored there."""
+    return bool(settings.CONNECT_ALLOW_LOOPBACK) and not getattr(settings, "PRODUCTION", False)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address stands for, if it is one of the forms that embed one."""
+    if (
+        ip in IPV4_MAPPED
+        or ip in NAT64
+        or (ip in IPV4_COMPATIBLE and ip not in (IPV6_LOOPBACK, IPV6_UNSPECIFIED))
+    ):
+        return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)  # the last 32 bits
+    if ip in SIX_TO_FOUR:
+        return (ipaddress.IPv4Address((int(ip) >> 80) & 0xFFFFFFFF),)  # bits 16 to 48
+    if ip.teredo is not None:  # the relay server, and the client (stored inverted)
+        return ip.teredo
+    return ()
+
+
+def _public_ipv4(ip: ipaddress.IPv4Address) -> bool:
+    return not any(ip in network for network in IPV4_BLOCKED)
 
 
 def address_allowed(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return bool(settings.CONNECT_ALLOW_LOOPBACK)
-    return ip.is_global and not ip.is_multicast
+    """Whether a resolved address may be connected to."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # a scope id names an interface
+    if isinstance(ip, ipaddress.IPv4Address):
+        if ip in IPV4_LOOPBACK:
+            return loopback_allowed()
+        return _public_ipv4(ip)
+    if ip == IPV6_LOOPBACK:
+        return loopback_allowed()
+    inside = embedded_ipv4(ip)
+    if inside:
+        return all(_public_ipv4(v4) for v4 in inside)
+    return ip in IPV6_GLOBAL_UNICAST and not any(ip in network for network in IPV6_BLOCKED)
+
+
+def check_host_spelling(host: str) -> None:
+    """Refuse hosts whose meaning depends on who parses them (see ``CANONICAL_IPV4``)."""
+    if ":" in host:  # an IPv6 literal (its brackets already gone)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise BlockedDestination(f"{host!r} is not an IPv6 address") from None
+        if "%" in host:
+            raise BlockedDestination(f"{host!r} names a network interface")
+        return
+    if not HOST_NAME.fullmatch(host):
+        raise BlockedDestination(f"{host!r} is not a plain ASCII host name")
+    labels = host.split(".")
+    if labels[-1] == "" and len(labels) > 1:
+        labels.pop()
+    if NUMERIC_LABEL.fullmatch(labels[-1]) and not CANONICAL_IPV4.fullmatch(host):
+        raise BlockedDestination(f"{host!r} is not a canonical IPv4 address (a.b.c.d)")
 
 
 def resolve_allowed(host: str, port: int) -> str:
     """The first address of ``host``; refuses the host if any address is not allowed."""
+    check_host_spelling(host)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:
         raise BlockedDestination(f"cannot resolve {host!r}") from exc
-    addresses = [info[4][0] for info in infos]
-    blocked = [a for a in addresses if not address_allowed(str(a))]
+    addresses = [str(info[4][0]) for info in infos]
+    blocked = [a for a in addresses if not address_allowed(a)]
     if not addresses or blocked:
         raise BlockedDestination(f"{host!r} resolves to a non-public address")
-    return str(addresses[0])
+    return addresses[0]
 
 
 class _PinnedMixin:
@@ -58,8 +178,15 @@ class _PinnedMixin:
     port: int
 
     def _new_conn(self) -> socket.socket:
-        self._dns_host = resolve_allowed(self._dns_host, self.port)
-        return super()._new_conn()  # type: ignore[misc]
+        # Connect to the checked address, then put the name back: urllib3 reads ``host`` (the
+        # name) for TLS's SNI and certificate check after connecting, and a certificate names
+        # the host, not its address.
+        name = self._dns_host
+        self._dns_host = resolve_allowed(name, self.port)
+        try:
+            return super()._new_conn()  # type: ignore[misc]
+        finally:
+            self._dns_host = name
 
 
 class _PinnedHTTPConnection(_PinnedMixin, HTTPConnection):
@@ -101,10 +228,14 @@ class GuardedSession(requests.Session):
         kwargs.setdefault("timeout", default_timeout())
         kwargs["allow_redirects"] = False
         # Check before sending for a clear error; the pinned connection checks again on connect.
-        parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
+        try:
+            parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:  # "[::1", a port out of range: a bad URL is not a crash
+            raise BlockedDestination(f"not a valid URL: {exc}") from None
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise BlockedDestination(f"not an http(s) URL: {parts.scheme}://{parts.hostname}")
-        resolve_allowed(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        resolve_allowed(parts.hostname, port)
         return super().request(method, url, *args, **kwargs)
 
 

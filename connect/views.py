@@ -2,6 +2,7 @@
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from connect.models import Connector
@@ -46,6 +47,7 @@ def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpRe
     return render(request, "connect/flow_error.html", context, status=400)
 
 
+@sensitive_variables("provider_url")  # it carries the flow's state
 @require_GET
 def install_page(request: HttpRequest, connector_id: str) -> HttpResponse:
     """The public page behind an install or consent link: the connector's branding and a link
@@ -62,6 +64,7 @@ def install_page(request: HttpRequest, connector_id: str) -> HttpResponse:
     return response
 
 
+@sensitive_variables()  # the provider's code and our state, and what they are exchanged for
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     """Where every provider sends the tenant back (``{PUBLIC_URL}/connect/callback``)."""

@@ -5,12 +5,14 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
 
 from connect.models import (
     AuthorizationRequest,
@@ -23,6 +25,7 @@ from connect.models import (
     InboundEvent,
     Installation,
     Membership,
+    MintedToken,
     Project,
     ProjectLink,
     Role,
@@ -49,6 +52,7 @@ PUBLIC_ID_PREFIXES = {
     "connect.deploymentcredential": "dpc",
     "connect.trustedissuer": "tis",
     "connect.signingkey": "key",
+    "connect.mintedtoken": "mtk",
 }
 # Rows that belong to the deployment, not to a team: the app's own OIDC signing keys.
 GLOBAL_MODELS = {"connect.signingkey"}
@@ -181,6 +185,13 @@ def make_world(
             environment=production,
         )
         TokenIssue.objects.create(grant=grant, project=project, environment="production")
+        MintedToken.objects.keep(
+            grant=grant,
+            request_digest=uuid.uuid4().hex * 2,
+            token=secret("minted_token"),
+            expires_at=timezone.now() + timedelta(hours=1),
+            now=timezone.now(),
+        )
         event = InboundEvent.objects.create(
             connector=connector,
             installation=installation,

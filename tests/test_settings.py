@@ -37,6 +37,8 @@ print(json.dumps({name: getattr(settings, name, None) for name in sys.argv[1:]},
 PRODUCTION_SECRETS = {
     "SECRET_KEY": "x" * 20 + base64.urlsafe_b64encode(os.urandom(48)).decode(),
     "CONNECT_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    # Not a secret, but production refuses to start without it; nothing here connects to it.
+    "REDIS_URL": "redis://redis.example.com:6379/0",
 }
 
 
@@ -243,6 +245,7 @@ def test_production_uses_the_given_secrets(var_dir: Path) -> None:
         PUBLIC_URL="https://connect.example.com",
         SECRET_KEY=PRODUCTION_SECRETS["SECRET_KEY"],
         CONNECT_ENCRYPTION_KEYS=f" {PRODUCTION_SECRETS['CONNECT_ENCRYPTION_KEYS']} ,{second_key},",
+        REDIS_URL=PRODUCTION_SECRETS["REDIS_URL"],
     )
 
     assert values["SECRET_KEY"] == PRODUCTION_SECRETS["SECRET_KEY"]

@@ -8,7 +8,9 @@ from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters
 
 from connect import errors, presets
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
@@ -222,6 +224,16 @@ class ConnectorAdmin(TeamScopedAdmin):
 
     change_form_template = "admin/connect/connector/change_form.html"
     change_list_template = "admin/connect/connector/change_list.html"
+
+    @method_decorator(sensitive_post_parameters())  # the form posts the connector's secrets
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
         return super().get_queryset(request).with_installation_counts()  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from typing import Any
 
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +30,7 @@ class RuntimeView(APIView):
 class TokenView(RuntimeView):
     rate_kind = "read"  # a token request is a read of what the team configured
 
+    @sensitive_variables()  # the token handed out
     def post(self, request: Request, connector: str) -> Response:
         caller = self.caller(request)
         ask = serializers.token_ask(request.data, caller)
@@ -37,6 +39,7 @@ class TokenView(RuntimeView):
 
 
 class TokenImportView(RuntimeView):
+    @sensitive_variables()  # the imported access and refresh tokens
     def post(self, request: Request, connector: str) -> Response:
         body = serializers.ImportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -132,6 +135,7 @@ def _expires_in(data: dict[str, Any]) -> timedelta | None:
 class AuthorizeView(RuntimeView):
     """Start a user's consent: a link to send them to, and a verifier to poll the result."""
 
+    @sensitive_variables()  # the result verifier
     def post(self, request: Request, connector: str) -> Response:
         body = serializers.AuthorizeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -156,6 +160,7 @@ class AuthorizeView(RuntimeView):
 class InstallView(RuntimeView):
     """Start an installation into a tenant (a Slack workspace, a GitHub org, an Entra tenant)."""
 
+    @sensitive_variables()  # the result verifier
     def post(self, request: Request, connector: str) -> Response:
         body = serializers.InstallRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -180,6 +185,7 @@ class InstallView(RuntimeView):
 class ResultView(RuntimeView):
     rate_kind = "read"
 
+    @sensitive_variables()  # the result verifier
     def get(self, request: Request, verifier: str) -> Response:
         found = authorizations.authorization_result(
             team_id=self.caller(request).team_id, verifier=verifier

@@ -10,7 +10,7 @@ from connect.models.links import ProjectLink
 from connect.models.projects import Environment, Project
 from connect.models.signing_keys import SigningKey
 from connect.models.teams import Membership, Team
-from connect.models.tokens import TokenIssue
+from connect.models.tokens import MintedToken, TokenIssue
 
 __all__ = [
     "AuditEvent",
@@ -25,6 +25,7 @@ __all__ = [
     "InboundEvent",
     "Installation",
     "Membership",
+    "MintedToken",
     "Project",
     "ProjectLink",
     "Role",

@@ -1,6 +1,6 @@
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -26,7 +26,7 @@ class BearerMatch:
 
     pk: int
     public_id: str
-    secret_sha256: str
+    secret_sha256: str = field(repr=False)
     last_use_stale: bool
     project_id: int
     team_id: int

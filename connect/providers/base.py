@@ -46,11 +46,11 @@ class ProviderCredentials:
     type: str
     client_id: str
     config: Mapping[str, Any]
-    client_secret: str = ""
-    private_key: str = ""
-    api_key: str = ""
+    client_secret: str = field(default="", repr=False)
+    private_key: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
     key_id: str = ""
-    webhook_secret: str = ""
+    webhook_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class AuthorizeRequest:
     subject_type: str  # "app" or "user"
     scopes: Sequence[str]
     redirect_uri: str
-    state: str
+    state: str = field(repr=False)
     code_challenge: str = ""  # S256, empty where the provider takes no PKCE
     tenant_hint: str = ""
 
@@ -99,9 +99,9 @@ class CallbackRequest:
     kind: str
     subject_type: str
     scopes: Sequence[str]
-    params: Mapping[str, str]  # the callback's query string
+    params: Mapping[str, str] = field(repr=False)  # the callback's query: code and state
     redirect_uri: str
-    code_verifier: str = ""
+    code_verifier: str = field(default="", repr=False)
     tenant_id: str = ""  # the installation already chosen, when the flow is for one
     tenant_hint: str = ""  # the tenant the flow was started for (a hint, never a proof)
 
@@ -124,9 +124,9 @@ class InstallResult:
 
 @dataclass(frozen=True)
 class TokenSet:
-    access_token: str
+    access_token: str = field(repr=False)
     expires_at: datetime | None
-    refresh_token: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)
     refresh_expires_at: datetime | None = None
     scopes: tuple[str, ...] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -162,9 +162,10 @@ class WebhookEvent:
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    headers: Mapping[str, str]  # lower-cased names
-    query: Mapping[str, str]
-    body: bytes
+    # Signatures, shared tokens (Slack's, Microsoft's clientState) and payloads stay out of reprs.
+    headers: Mapping[str, str] = field(repr=False)  # lower-cased names
+    query: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
     now: float  # epoch seconds
 
 

@@ -5,6 +5,7 @@ token endpoint returns; they override the small hooks here and nothing else.
 """
 
 import abc
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from connect.providers.base import (
     TokenRequest,
     TokenSet,
 )
+
+logger = logging.getLogger(__name__)
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_TTL = timedelta(seconds=60)
@@ -142,11 +145,14 @@ def parse_token_response(
 
 
 def call(method: str, url: str, **kwargs: Any) -> requests.Response:
-    """One provider HTTP call: network trouble becomes ProviderUnavailable."""
+    """One provider HTTP call: network trouble becomes ProviderUnavailable, and so does an
+    address the SSRF guard refuses or a host that does not resolve. Neither is ours to fix at
+    request time, so the caller gets the API's 502 or the callback's page, never a 500."""
     try:
         return http.session().request(method, url, **kwargs)
-    except http.BlockedDestination:
-        raise
+    except http.BlockedDestination as exc:
+        logger.warning("outbound call refused: %s", exc)
+        raise ProviderUnavailable(f"{url} unreachable: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
         raise ProviderUnavailable(f"{url} unreachable: {type(exc).__name__}") from exc
 

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -65,7 +65,7 @@ class FlowError(Exception):
 @dataclass(frozen=True)
 class StartedFlow:
     request: AuthorizationRequest
-    verifier: str
+    verifier: str = field(repr=False)
     url: str
 
 

@@ -1,4 +1,4 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -40,7 +40,7 @@ class DestinationSpec:
 @dataclass
 class DestinationsReplaced:
     destinations: list[TriggerDestination]
-    new_secrets: dict[int, str]  # shown once, for rows created now
+    new_secrets: dict[int, str] = field(repr=False)  # shown once, for rows created now
 
 
 @transaction.atomic

@@ -12,12 +12,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from connect import crypto, errors
-from connect.models import Connector, ConnectorType, Grant, Installation, TokenIssue
+from connect.models import (
+    Connector,
+    ConnectorType,
+    Grant,
+    Installation,
+    MintedToken,
+    TokenIssue,
+)
 from connect.models.installations import GrantStatus, SubjectType
 from connect.providers import get_provider
 from connect.providers.base import (
@@ -54,7 +60,7 @@ class TokenAsk:
 
 @dataclass(frozen=True)
 class IssuedToken:
-    token: str
+    token: str = field(repr=False)
     issue: TokenIssue
     expires_at: datetime
     connector: Connector
@@ -283,8 +289,8 @@ def _provider_errors() -> Iterator[None]:
 def _distinct_app_token(
     grant: Grant, connector: Connector, provider: Provider, request: TokenRequest, now: datetime
 ) -> tuple[str, datetime | None]:
-    """A token minted for exactly this request (GitHub down-scoping), cached per distinct
-    request until it nears expiry. The cache holds it sealed, bound to its key."""
+    """A token minted for exactly this request (GitHub down-scoping), kept per distinct request
+    until it nears expiry (see ``MintedToken`` for why a table and not the cache)."""
     fingerprint = json.dumps(
         [
             grant.public_id,
@@ -295,18 +301,26 @@ def _distinct_app_token(
         ],
         sort_keys=True,
     )
-    key = "connect:token:" + hashlib.sha256(fingerprint.encode()).hexdigest()
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()
     margin = timedelta(seconds=settings.CONNECT_REFRESH_MARGIN_SECONDS)
-    cached = cache.get(key)
-    if cached and cached["expires_at"] > now + margin:
-        return crypto.open_sealed(cached["sealed"], binding=key), cached["expires_at"]
+    kept = MintedToken.objects.usable(digest, valid_after=now + margin).first()
+    if kept is not None:
+        try:
+            return kept.reveal("access_token"), kept.expires_at
+        except crypto.DecryptionError:
+            # Sealed under a key no longer configured (removed before a rotation reached it):
+            # a miss, minted again below, never an error for the caller.
+            logger.warning("minted token %s no longer opens; minting again", kept.public_id)
     with _provider_errors():
         tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
-    if tokens.expires_at is not None:
-        ttl = int((tokens.expires_at - now - margin).total_seconds())
-        if ttl > 0:
-            sealed = crypto.seal(tokens.access_token, binding=key)
-            cache.set(key, {"sealed": sealed, "expires_at": tokens.expires_at}, ttl)
+    if tokens.expires_at is not None and tokens.expires_at > now + margin:
+        MintedToken.objects.keep(
+            grant=grant,
+            request_digest=digest,
+            token=tokens.access_token,
+            expires_at=tokens.expires_at,
+            now=now,
+        )
     return tokens.access_token, tokens.expires_at
 
 
