@@ -17,6 +17,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from connect import web_urls
+
 CONNECT_TIMEOUT = 3.05
 USER_AGENT = "Connect/0.1 (self-hosted credential broker)"
 
@@ -102,8 +104,9 @@ class GuardedSession(requests.Session):
         kwargs["allow_redirects"] = False
         # Check before sending for a clear error; the pinned connection checks again on connect.
         parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise BlockedDestination(f"not an http(s) URL: {parts.scheme}://{parts.hostname}")
+        if parts.scheme not in web_urls.allowed_schemes() or not parts.hostname:
+            # http:// only outside production, as for every URL that is configured.
+            raise BlockedDestination(f"not an allowed URL: {parts.scheme}://{parts.hostname}")
         resolve_allowed(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
         return super().request(method, url, *args, **kwargs)
 

@@ -15,6 +15,7 @@ from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
 from connect.services import authorizations, connectors, destinations
+from connect.web_urls import web_url_or_empty
 
 SECRET_LABELS = {
     "client_secret": "Client secret",
@@ -254,6 +255,9 @@ class ConnectorAdmin(TeamScopedAdmin):
         ]
         if "trigger_signing_secret" in TYPE_SECRETS[kind]:
             sets.append(("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret"]}))
+        elif kind == Connector.Type.DISCORD:
+            # Discord signs with its own key: publicKey in the configuration, no secret.
+            sets.append(("Triggers", {"fields": ["triggers_enabled"]}))
         if obj is not None:
             sets.append(
                 ("Status", {"fields": ["public_id", "reconsent", "created_at", "updated_at"]})
@@ -363,13 +367,12 @@ class ConnectorAdmin(TeamScopedAdmin):
 
     @admin.display(description="Preview")
     def branding_preview(self, obj: Connector) -> str:
+        # The colours come from the change form's nonce'd <style>: the policy allows no
+        # style attribute.
+        icon = web_url_or_empty(obj.icon_url)
         return format_html(
-            '<div class="connect-brand" style="background:{};color:{}">{}<strong>{}</strong></div>',
-            obj.background_color,
-            obj.accent_color,
-            format_html('<img src="{}" alt="" width="32" height="32">', obj.icon_url)
-            if obj.icon_url
-            else "",
+            '<div class="connect-brand">{}<strong>{}</strong></div>',
+            format_html('<img src="{}" alt="" width="32" height="32">', icon) if icon else "",
             obj.name or "Connector name",
         )
 

@@ -8,6 +8,7 @@ from connect import errors, http
 from connect.models import Connector, ConnectorType, Grant, Installation
 from connect.services import oidc
 from connect.services.audit import Actor, audit_record
+from connect.web_urls import UnsafeURL, check_web_url
 
 
 @transaction.atomic
@@ -81,11 +82,23 @@ DISCOVERED_KEYS = {
 }
 
 
+def same_issuer(claimed: object, issuer: str) -> bool:
+    """RFC 8414 section 3.3 / OpenID Discovery 4.3: the metadata names the issuer it was fetched
+    for. A trailing slash is the only difference forgiven (people type either form)."""
+    return isinstance(claimed, str) and claimed.rstrip("/") == issuer.rstrip("/")
+
+
 def connector_discover(*, issuer: str) -> dict[str, Any]:
     """Endpoints of an OAuth server from RFC 8414 metadata, or OpenID Connect discovery.
 
     Fetched through the outbound module, so the SSRF guard applies to the typed-in issuer.
+    Metadata that names another issuer is refused: a server answering for someone else's
+    issuer (a mix-up) would otherwise receive the codes and secrets meant for it.
     """
+    try:
+        check_web_url(issuer)
+    except UnsafeURL as exc:
+        raise errors.InvalidRequest(f"The issuer {exc}.") from exc
     base = issuer.rstrip("/")
     last_error = ""
     for path in DISCOVERY_PATHS:
@@ -105,9 +118,20 @@ def connector_discover(*, issuer: str) -> dict[str, Any]:
         if not isinstance(document, dict) or not document.get("token_endpoint"):
             last_error = f"{path} names no token endpoint"
             continue
+        if not same_issuer(document.get("issuer"), issuer):
+            raise errors.InvalidRequest(
+                f"{issuer}'s metadata names another issuer ({str(document.get('issuer'))[:200]!r})"
+                "; it must name the issuer it was fetched from."
+            )
         config: dict[str, Any] = {
             ours: document[theirs] for theirs, ours in DISCOVERED_KEYS.items() if theirs in document
         }
+        for theirs in DISCOVERED_KEYS:
+            if theirs in document:
+                try:
+                    check_web_url(document[theirs])
+                except UnsafeURL as exc:
+                    raise errors.InvalidRequest(f"{issuer}'s {theirs} {exc}.") from exc
         methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         preferred = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
         config["tokenEndpointAuthMethod"] = next((m for m in preferred if m in methods), methods[0])
