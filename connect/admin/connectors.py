@@ -1,6 +1,7 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -377,9 +378,31 @@ class ConnectorAdmin(TeamScopedAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
-        connectors.connector_save(
-            connector=obj, actor=request.user, changed_secrets=sorted(form.changed_secrets())
-        )
+        entered = sorted(form.changed_secrets())
+        held = {name: getattr(obj, obj.sealed_column(name)) for name in Connector.SEALED_FIELDS}
+        connectors.connector_save(connector=obj, actor=request.user, changed_secrets=entered)
+        replaced = [
+            name
+            for name, sealed in held.items()
+            if sealed and name not in entered and getattr(obj, obj.sealed_column(name)) != sealed
+        ]
+        cleared = [name for name in replaced if not obj.has_secret(name)]
+        if "private_key" in replaced and obj.has_secret("private_key"):
+            messages.warning(
+                request,
+                "An address that receives its assertions changed, so the connector has a new "
+                "client assertion key: "
+                f"register {settings.PUBLIC_URL}/connect/connectors/{obj.public_id}/jwks.json "
+                "(or its key) with the authorization server.",
+            )
+        if cleared:
+            labels = TYPE_SECRETS.get(obj.type, SECRET_LABELS)
+            names = ", ".join(labels.get(n, SECRET_LABELS[n]) for n in cleared)
+            messages.warning(
+                request,
+                f"Cleared, because an address it is sent to changed: {names}. Enter it again; "
+                "a secret is only sent where it was entered for.",
+            )
 
     def save_formset(
         self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool

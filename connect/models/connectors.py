@@ -1,3 +1,5 @@
+import hashlib
+import json
 import re
 
 from django.core.exceptions import ValidationError
@@ -6,6 +8,7 @@ from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
 from connect.providers import get_provider
+from connect.providers.base import GRANT_TOKENS
 from connect.web_urls import UnsafeURL, check_web_origin, check_web_url
 
 UID_PATTERN = r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$"
@@ -117,6 +120,14 @@ class Connector(SealedSecrets):
         """The keys of ``config`` that hold URLs, with what each receives (see the driver)."""
         provider = get_provider(self.type)
         return dict(provider.url_config_keys) if provider else {}
+
+    def grant_endpoints_digest(self) -> str:
+        """A digest of where grants' tokens are sent: the type and the URLs that receive them.
+        Grants remember it when it changes (``Grant.tokens_belong_to``)."""
+        config = self.config if isinstance(self.config, dict) else {}
+        receivers = sorted(k for k, to in self.url_config_keys().items() if GRANT_TOKENS in to)
+        material = json.dumps([self.type, [[k, str(config.get(k) or "")] for k in receivers]])
+        return hashlib.sha256(material.encode()).hexdigest()
 
     def _url_problems(self) -> list[tuple[str, str]]:
         problems = []

@@ -16,8 +16,24 @@ def connector_save(
     *, connector: Connector, actor: Actor, changed_secrets: list[str] | None = None
 ) -> Connector:
     """Save a connector (secrets already sealed on it) and give single-account types their
-    one implicit installation."""
+    one implicit installation.
+
+    Every writer comes through here, so this is where secrets follow their URLs: a URL that
+    receives a secret changed, and the secret was not entered again, clears it; grants keep a
+    note of the URLs their tokens came from (see ``Grant.tokens_belong_to``).
+    """
     created = connector.pk is None
+    before = None if created else Connector.objects.select_for_update().get(pk=connector.pk)
+    cleared: list[str] = []
+    if before is not None:
+        cleared = connector_secrets_redirected(connector=connector, before=before)
+        for name in cleared:
+            connector.seal(name, "")
+        old_digest = before.grant_endpoints_digest()
+        if old_digest != connector.grant_endpoints_digest():
+            Grant.objects.filter(installation__connector=connector).record_endpoints_before_change(
+                old_digest
+            )
     if (
         connector.type == ConnectorType.OAUTH
         and (
@@ -42,9 +58,43 @@ def connector_save(
         actor=actor,
         targets={"connectorId": connector.public_id},
         # Names of the secrets that changed, never their values.
-        fields={"uid": connector.uid, "secretsChanged": changed_secrets or []},
+        fields={
+            "uid": connector.uid,
+            "secretsChanged": changed_secrets or [],
+            **({"secretsCleared": cleared} if cleared else {}),
+        },
     )
     return connector
+
+
+def _config_value(connector: Connector, key: str) -> object:
+    config = connector.config
+    return config.get(key) if isinstance(config, dict) else None
+
+
+def connector_secrets_redirected(*, connector: Connector, before: Connector) -> list[str]:
+    """The secrets ``connector`` holds that would now go to a URL other than the one they were
+    entered for, unless entered again in this save: whoever points a token endpoint at their
+    own server must know the secret to send it there (a member may write one, never read one).
+
+    Another type gives every URL a new meaning, so all of them count as changed.
+    """
+    receivers = connector.url_config_keys()
+    moved = [
+        key
+        for key in receivers
+        if connector.type != before.type
+        or _config_value(connector, key) != _config_value(before, key)
+    ]
+    sent = {name for key in moved for name in receivers[key]} & set(Connector.SEALED_FIELDS)
+    # Sealing draws a fresh nonce, so a value entered in this save never equals the stored one.
+    entered = {
+        name
+        for name in Connector.SEALED_FIELDS
+        if getattr(connector, connector.sealed_column(name))
+        != getattr(before, before.sealed_column(name))
+    }
+    return sorted(name for name in sent - entered if connector.has_secret(name))
 
 
 def connector_assertion_key_create(*, connector: Connector) -> None:
