@@ -20,6 +20,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from connect import web_urls
+
 CONNECT_TIMEOUT = 3.05
 USER_AGENT = "Connect/0.1 (self-hosted credential broker)"
 
@@ -233,8 +235,9 @@ class GuardedSession(requests.Session):
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:  # "[::1", a port out of range: a bad URL is not a crash
             raise BlockedDestination(f"not a valid URL: {exc}") from None
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise BlockedDestination(f"not an http(s) URL: {parts.scheme}://{parts.hostname}")
+        if parts.scheme not in web_urls.allowed_schemes() or not parts.hostname:
+            # http:// only outside production, as for every URL that is configured.
+            raise BlockedDestination(f"not an allowed URL: {parts.scheme}://{parts.hostname}")
         resolve_allowed(parts.hostname, port)
         return super().request(method, url, *args, **kwargs)
 

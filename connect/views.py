@@ -1,5 +1,8 @@
 """Public, unauthenticated pages and documents."""
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.debug import sensitive_variables
@@ -31,6 +34,19 @@ def jwks(request: HttpRequest) -> JsonResponse:
     return response
 
 
+def flow_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A page whose URL carries ``code``, ``state`` or a request id: no Referer leaves it,
+    not even through a redirect it answers with (browsers apply a redirect's policy)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return wrapper
+
+
 def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpResponse:
     flow = error.request
     # The app learns what happened in OAuth's own words, not always "access_denied".
@@ -48,6 +64,7 @@ def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpRe
 
 
 @sensitive_variables("provider_url")  # it carries the flow's state
+@flow_page
 @require_GET
 def install_page(request: HttpRequest, connector_id: str) -> HttpResponse:
     """The public page behind an install or consent link: the connector's branding and a link
@@ -65,6 +82,7 @@ def install_page(request: HttpRequest, connector_id: str) -> HttpResponse:
 
 
 @sensitive_variables()  # the provider's code and our state, and what they are exchanged for
+@flow_page
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     """Where every provider sends the tenant back (``{PUBLIC_URL}/connect/callback``)."""

@@ -1,6 +1,7 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -17,6 +18,7 @@ from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
 from connect.services import authorizations, connectors, destinations
+from connect.web_urls import web_url_or_empty
 
 SECRET_LABELS = {
     "client_secret": "Client secret",
@@ -266,6 +268,9 @@ class ConnectorAdmin(TeamScopedAdmin):
         ]
         if "trigger_signing_secret" in TYPE_SECRETS[kind]:
             sets.append(("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret"]}))
+        elif kind == Connector.Type.DISCORD:
+            # Discord signs with its own key: publicKey in the configuration, no secret.
+            sets.append(("Triggers", {"fields": ["triggers_enabled"]}))
         if obj is not None:
             sets.append(
                 ("Status", {"fields": ["public_id", "reconsent", "created_at", "updated_at"]})
@@ -375,20 +380,41 @@ class ConnectorAdmin(TeamScopedAdmin):
 
     @admin.display(description="Preview")
     def branding_preview(self, obj: Connector) -> str:
+        # The colours come from the change form's nonce'd <style>: the policy allows no
+        # style attribute.
+        icon = web_url_or_empty(obj.icon_url)
         return format_html(
-            '<div class="connect-brand" style="background:{};color:{}">{}<strong>{}</strong></div>',
-            obj.background_color,
-            obj.accent_color,
-            format_html('<img src="{}" alt="" width="32" height="32">', obj.icon_url)
-            if obj.icon_url
-            else "",
+            '<div class="connect-brand">{}<strong>{}</strong></div>',
+            format_html('<img src="{}" alt="" width="32" height="32">', icon) if icon else "",
             obj.name or "Connector name",
         )
 
     def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
-        connectors.connector_save(
-            connector=obj, actor=request.user, changed_secrets=sorted(form.changed_secrets())
-        )
+        entered = sorted(form.changed_secrets())
+        held = {name: getattr(obj, obj.sealed_column(name)) for name in Connector.SEALED_FIELDS}
+        connectors.connector_save(connector=obj, actor=request.user, changed_secrets=entered)
+        replaced = [
+            name
+            for name, sealed in held.items()
+            if sealed and name not in entered and getattr(obj, obj.sealed_column(name)) != sealed
+        ]
+        cleared = [name for name in replaced if not obj.has_secret(name)]
+        if "private_key" in replaced and obj.has_secret("private_key"):
+            messages.warning(
+                request,
+                "An address that receives its assertions changed, so the connector has a new "
+                "client assertion key: "
+                f"register {settings.PUBLIC_URL}/connect/connectors/{obj.public_id}/jwks.json "
+                "(or its key) with the authorization server.",
+            )
+        if cleared:
+            labels = TYPE_SECRETS.get(obj.type, SECRET_LABELS)
+            names = ", ".join(labels.get(n, SECRET_LABELS[n]) for n in cleared)
+            messages.warning(
+                request,
+                f"Cleared, because an address it is sent to changed: {names}. Enter it again; "
+                "a secret is only sent where it was entered for.",
+            )
 
     def save_formset(
         self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool

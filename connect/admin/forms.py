@@ -1,6 +1,7 @@
 from typing import Any, ClassVar
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from connect.models.base import SealedSecrets
 
@@ -63,9 +64,29 @@ class WriteOnlySecretsForm(forms.ModelForm):
             if self.cleaned_data.get(input_name)
         }
 
-    def save(self, commit: bool = True) -> Any:
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        # Sealed before the model validates (which follows this), so its rules see what this
+        # save will store: a trigger secret typed in the same save as "enable triggers".
         instance = self.instance
         assert isinstance(instance, SealedSecrets)
         for secret, value in self.changed_secrets().items():
             instance.seal(secret, value)
-        return super().save(commit=commit)
+        return cleaned
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        # Model validation may name a field this form does not show (a type's fieldsets leave
+        # some out): say it above the form instead of failing on an unknown field.
+        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            shown: dict[str, list[ValidationError]] = {}
+            for name, messages in error.error_dict.items():
+                if name == NON_FIELD_ERRORS or name in self.fields:
+                    shown.setdefault(name, []).extend(messages)
+                    continue
+                label = name.replace("_", " ").capitalize()
+                shown.setdefault(NON_FIELD_ERRORS, []).extend(
+                    ValidationError(f"{label}: {text}")
+                    for text in ValidationError(messages).messages
+                )
+            error = ValidationError(shown)
+        super().add_error(field, error)

@@ -15,6 +15,7 @@ from connect.services.destinations import DestinationsReplaced
 from connect.services.grants import ImportResult
 from connect.services.resolution import Subject
 from connect.services.tokens import IssuedToken, TokenAsk, subject_for
+from connect.web_urls import validate_web_url, web_url_or_empty
 
 
 def millis(moment: datetime | None) -> int | None:
@@ -154,7 +155,7 @@ def connector_body(connector: Connector) -> dict[str, Any]:
         "supportsRevocation": bool(connector.config.get("revocationEndpoint")),
         "supportsTriggers": connector.triggers_enabled,
         "supportsRefresh": provider is not None,
-        "icon": connector.icon_url or None,
+        "icon": web_url_or_empty(connector.icon_url) or None,
         "backgroundColor": connector.background_color,
         "accentColor": connector.accent_color,
         "triggers": {"enabled": connector.triggers_enabled},
@@ -212,7 +213,13 @@ class FlowRequestSerializer(serializers.Serializer):
     """Fields shared by authorize (consent) and install; unknown fields are ignored."""
 
     scopes = StringOrList(required=False, allow_null=True, max_length=100)
-    returnUrl = serializers.URLField(required=False, allow_null=True, allow_blank=True)
+    returnUrl = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        validators=[validate_web_url],
+    )
     expiresInMs = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     installationId = serializers.CharField(max_length=64, required=False, allow_null=True)
 

@@ -1,10 +1,20 @@
+import hashlib
+import json
+import re
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
+from connect.providers import get_provider
+from connect.providers.base import GRANT_TOKENS
+from connect.web_urls import UnsafeURL, check_web_origin, check_web_url
 
 UID_PATTERN = r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+#: An Ed25519 public key as Discord shows it: 32 bytes in hex.
+PUBLIC_KEY_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class ConnectorType(models.TextChoices):
@@ -98,3 +108,82 @@ class Connector(SealedSecrets):
     @property
     def is_single_account(self) -> bool:
         return self.type in SINGLE_ACCOUNT_TYPES
+
+    def clean(self) -> None:
+        problems: dict[str, list[str]] = {}
+        for field, message in [*self._url_problems(), *self._trigger_problems()]:
+            problems.setdefault(field, []).append(message)
+        if problems:
+            raise ValidationError(problems)
+
+    def url_config_keys(self) -> dict[str, frozenset[str]]:
+        """The keys of ``config`` that hold URLs, with what each receives (see the driver)."""
+        provider = get_provider(self.type)
+        return dict(provider.url_config_keys) if provider else {}
+
+    def grant_endpoints_digest(self) -> str:
+        """A digest of where grants' tokens are sent: the type and the URLs that receive them.
+        Grants remember it when it changes (``Grant.tokens_belong_to``)."""
+        config = self.config if isinstance(self.config, dict) else {}
+        receivers = sorted(k for k, to in self.url_config_keys().items() if GRANT_TOKENS in to)
+        material = json.dumps([self.type, [[k, str(config.get(k) or "")] for k in receivers]])
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def _url_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.icon_url:
+            try:
+                check_web_url(self.icon_url)
+            except UnsafeURL as exc:
+                problems.append(("icon_url", f"The icon URL {exc}."))
+        if not isinstance(self.config, dict):
+            problems.append(("config", "The configuration must be a JSON object."))
+        else:
+            for key in self.url_config_keys():
+                value = self.config.get(key)
+                if value is None or value == "":
+                    continue
+                try:
+                    check_web_url(value)
+                except UnsafeURL as exc:
+                    problems.append(("config", f"{key} {exc}."))
+        origins = self.allowed_return_origins
+        if not isinstance(origins, list):
+            problems.append(("allowed_return_origins", "A JSON list of origins."))
+        else:
+            for origin in origins:
+                try:
+                    check_web_origin(origin)
+                except UnsafeURL as exc:
+                    problems.append(("allowed_return_origins", f"{origin!r} {exc}."))
+        return problems
+
+    def _trigger_problems(self) -> list[tuple[str, str]]:
+        """Triggers only with what verifies them: an empty key would let anyone sign."""
+        if not self.triggers_enabled:
+            return []
+        provider = get_provider(self.type)
+        key = provider.webhook_key if provider else None
+        if key is None:
+            label = ConnectorType(self.type).label if self.type in ConnectorType.values else "?"
+            return [("triggers_enabled", f"{label} connectors do not receive webhooks.")]
+        where, name = key
+        if where == "config":
+            value = self.config.get(name) if isinstance(self.config, dict) else None
+            if not isinstance(value, str) or not PUBLIC_KEY_PATTERN.fullmatch(value):
+                return [
+                    (
+                        "triggers_enabled",
+                        f"Set {name} in the configuration (the application's Ed25519 public "
+                        "key, 64 hex characters) before enabling triggers.",
+                    )
+                ]
+        elif not self.has_secret(name):
+            return [
+                (
+                    "triggers_enabled",
+                    "Set the webhook signing secret before enabling triggers: without it no "
+                    "webhook can be verified.",
+                )
+            ]
+        return []

@@ -11,6 +11,7 @@ from django.utils import timezone
 from connect.ids import generate
 from connect.models.base import TeamScopedQuerySet, public_id_field
 from connect.models.projects import Environment, Project
+from connect.web_urls import UnsafeURL, check_web_url
 
 CREDENTIAL_TOKEN_PREFIX = "cdc"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -164,6 +165,11 @@ class TrustedIssuer(models.Model):
         return f"{self.issuer} → {self.project_id and self.project.slug}"
 
     def clean(self) -> None:
+        for name, label in (("issuer", "The issuer"), ("jwks_url", "The JWKS URL")):
+            try:
+                check_web_url(getattr(self, name))
+            except UnsafeURL as exc:
+                raise ValidationError({name: f"{label} {exc}."}) from exc
         # An issuer like GitHub Actions signs tokens for anyone with any audience they choose:
         # without a claim that names *your* workload, the rule would trust everyone's.
         if not isinstance(self.required_claims, dict) or not self.required_claims:

@@ -1,3 +1,4 @@
+import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -99,6 +100,15 @@ class GrantStatus(models.TextChoices):
 class GrantQuerySet(TeamScopedQuerySet):
     team_path = "installation__connector__team"
 
+    def record_endpoints_before_change(self, digest: str) -> int:
+        """The URLs that receive these grants' tokens are about to change: record that the
+        tokens they hold came from ``digest``, except where an earlier change already did so
+        and no token was written since (those came from older URLs still)."""
+        recorded = ~models.Q(endpoints_digest="") & models.Q(endpoints_version=models.F("version"))
+        return self.exclude(recorded).update(
+            endpoints_digest=digest, endpoints_version=models.F("version")
+        )
+
     def expiring_before(self, moment: datetime) -> "GrantQuerySet":
         return self.filter(status=GrantStatus.ACTIVE, access_expires_at__lt=moment).exclude(
             refresh_token_sealed=""
@@ -131,6 +141,11 @@ class Grant(SealedSecrets):
         max_length=15, choices=GrantStatus.choices, default=GrantStatus.ACTIVE
     )
     version = models.PositiveIntegerField(default=0, editable=False)
+    #: Where the tokens of ``endpoints_version`` came from: the digest of the connector's URLs
+    #: that receive grants' tokens (``Connector.grant_endpoints_digest``), recorded when those
+    #: URLs change. Tokens written since (a newer version) came from the current URLs.
+    endpoints_digest = models.CharField(max_length=64, blank=True, default="", editable=False)
+    endpoints_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -160,3 +175,16 @@ class Grant(SealedSecrets):
             self.subject_type if not self.subject_id else f"{self.subject_type}:{self.subject_id}"
         )
         return f"{subject} on {self.installation_id and self.installation}"
+
+    def tokens_belong_to(self, digest: str) -> bool:
+        """Whether this grant's tokens may be sent to the URLs whose digest is ``digest``: they
+        may unless those URLs changed after the tokens were written (then the tokens belong to
+        the old ones, and a member who changed them must not receive them)."""
+        if not self.endpoints_digest or self.endpoints_version != self.version:
+            return True
+        return hmac.compare_digest(self.endpoints_digest, digest)
+
+    def record_endpoints(self, digest: str) -> None:
+        """The tokens now held were obtained through the URLs whose digest is ``digest``."""
+        self.endpoints_digest = digest
+        self.endpoints_version = self.version

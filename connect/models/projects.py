@@ -1,7 +1,9 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from connect.models.base import TeamScopedQuerySet, public_id_field
+from connect.web_urls import UnsafeURL, check_web_url
 
 STANDARD_ENVIRONMENTS = ("production", "preview", "development")
 
@@ -54,3 +56,10 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug}/{self.slug}"
+
+    def clean(self) -> None:
+        if self.base_url:
+            try:
+                check_web_url(self.base_url)
+            except UnsafeURL as exc:
+                raise ValidationError({"base_url": f"The base URL {exc}."}) from exc

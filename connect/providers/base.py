@@ -3,7 +3,11 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
+
+#: In a driver's ``url_config_keys``: the URL receives grants' tokens (a refresh sends the refresh
+#: token, a revocation the refresh or access token).
+GRANT_TOKENS = "grant_tokens"
 
 
 class ProviderError(Exception):
@@ -187,6 +191,16 @@ class Provider:
     #: the token itself (Slack's auth.revoke, Linear's /oauth/revoke) or names an access token
     #: (GitHub's applications API), a refresh token is refused, so the access token is revoked.
     revokes_refresh_tokens: bool = True
+    #: The keys of a connector's ``config`` that hold URLs, each with what is sent there: the
+    #: connector's secrets by name, and ``GRANT_TOKENS``. Each must be an http(s) URL (checked
+    #: on save and where used); changing one clears the secrets it receives unless they are
+    #: entered again in the same save, and grants obtained before the change are neither
+    #: refreshed nor revoked through the new URL.
+    url_config_keys: ClassVar[Mapping[str, frozenset[str]]] = {}
+    #: What webhooks are verified with: ``("secret", name)`` for a sealed connector secret,
+    #: ``("config", key)`` for a public key in ``config``; None when the type receives none.
+    #: Triggers cannot be enabled without it.
+    webhook_key: ClassVar[tuple[str, str] | None] = None
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
         raise Unsupported(f"{self.key} connectors have no browser flow")

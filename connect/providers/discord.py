@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connect.providers.base import (
+    GRANT_TOKENS,
     CallbackRequest,
     InstallResult,
     InvalidWebhook,
@@ -33,6 +34,9 @@ class DiscordProvider(CodeFlowProvider):
     mints_app_tokens = True
     pkce = False
     token_auth_default = "client_secret_post"
+    url_config_keys = {"baseUrl": frozenset({"client_secret", GRANT_TOKENS})}
+    # Discord signs with its own key: the verifier needs the application's public key.
+    webhook_key = ("config", "publicKey")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "baseUrl", WEB)

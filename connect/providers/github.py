@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 
 from connect.providers.base import (
+    GRANT_TOKENS,
     AuthorizationDenied,
     AuthorizeRequest,
     CallbackRequest,
@@ -88,6 +89,13 @@ class GitHubProvider(CodeFlowProvider):
     mints_app_tokens = True
     token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # the applications API revokes by access_token only
+    url_config_keys = {
+        # The token endpoint: the client secret, refresh tokens.
+        "webBaseUrl": frozenset({"client_secret", GRANT_TOKENS}),
+        # The app's JWT (signed with its private key), Basic client auth and tokens to revoke.
+        "apiBaseUrl": frozenset({"client_secret", "private_key", GRANT_TOKENS}),
+    }
+    webhook_key = ("secret", "trigger_signing_secret")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "webBaseUrl", WEB)

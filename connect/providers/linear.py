@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from connect.providers.base import (
+    GRANT_TOKENS,
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
@@ -31,6 +32,11 @@ class LinearProvider(CodeFlowProvider):
     scope_separator = ","
     token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # /oauth/revoke revokes the bearer access token
+    url_config_keys = {
+        "baseUrl": frozenset(),  # the consent page only
+        "apiBaseUrl": frozenset({"client_secret", GRANT_TOKENS}),
+    }
+    webhook_key = ("secret", "trigger_signing_secret")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "baseUrl", WEB)
@@ -97,6 +103,8 @@ class LinearProvider(CodeFlowProvider):
         self, credentials: ProviderCredentials, request: WebhookRequest
     ) -> WebhookEvent:
         signature = request.headers.get("linear-signature")
+        if not credentials.webhook_secret:
+            raise InvalidWebhook("the connector has no webhook signing secret")
         # The signature covers the raw bytes and is checked before they are parsed: the
         # timestamp lives in the body, but an unsigned body is never read.
         expected = signatures.hmac_sha256(credentials.webhook_secret.encode(), request.body)

@@ -12,6 +12,7 @@ from typing import Any
 
 from connect.providers import id_tokens
 from connect.providers.base import (
+    GRANT_TOKENS,
     AuthorizationDenied,
     AuthorizeRequest,
     CallbackRequest,
@@ -39,6 +40,8 @@ class MicrosoftProvider(CodeFlowProvider):
     key = "microsoft"
     mints_app_tokens = True
     token_auth_default = "client_secret_post"
+    url_config_keys = {"loginBaseUrl": frozenset({"client_secret", GRANT_TOKENS})}
+    webhook_key = ("secret", "trigger_signing_secret")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)
@@ -186,6 +189,9 @@ class MicrosoftProvider(CodeFlowProvider):
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest
     ) -> WebhookEvent:
+        if not credentials.webhook_secret:
+            # Without a clientState nothing can be told apart from a forgery, handshakes included.
+            raise InvalidWebhook("the connector has no Graph clientState")
         if "validationtoken" in {k.lower() for k in request.query}:
             token = next(v for k, v in request.query.items() if k.lower() == "validationtoken")
             if not token:
@@ -203,7 +209,7 @@ class MicrosoftProvider(CodeFlowProvider):
         expected = credentials.webhook_secret.encode()
         for item in items:
             state = text(obj(item).get("clientState"))
-            if not expected or not hmac.compare_digest(state.encode(), expected):
+            if not hmac.compare_digest(state.encode(), expected):
                 raise InvalidWebhook("clientState does not match")
         first = obj(items[0])
         return WebhookEvent(

@@ -6,6 +6,7 @@ from typing import Any
 import jwt
 
 from connect.providers.base import (
+    GRANT_TOKENS,
     CallbackRequest,
     InstallResult,
     InvalidWebhook,
@@ -26,6 +27,7 @@ from connect.webhooks import signatures
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+TOKEN_RECEIVER = frozenset({"client_secret", "private_key", GRANT_TOKENS})
 
 
 class OAuthProvider(CodeFlowProvider):
@@ -34,6 +36,20 @@ class OAuthProvider(CodeFlowProvider):
     key = "oauth"
     mints_app_tokens = True
     token_auth_default = "client_secret_basic"
+    url_config_keys = {
+        "authorizationEndpoint": frozenset(),
+        # Client authentication (the secret, or assertions signed with the private key) and
+        # refresh or revoked tokens.
+        "tokenEndpoint": TOKEN_RECEIVER,
+        "revocationEndpoint": TOKEN_RECEIVER,
+        "introspectionEndpoint": TOKEN_RECEIVER,
+        "userinfoEndpoint": frozenset(),
+        # Who the connector trusts: a new issuer (or its keys) is a new party, which must be
+        # given the client's credentials again by someone who has them.
+        "issuer": frozenset({"client_secret", "private_key"}),
+        "jwksUri": frozenset({"client_secret", "private_key"}),
+    }
+    webhook_key = ("secret", "trigger_signing_secret")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         config = credentials.config

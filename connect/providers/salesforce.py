@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connect.providers.base import (
+    GRANT_TOKENS,
     CallbackRequest,
     InstallResult,
     ProviderCredentials,
@@ -27,6 +28,7 @@ DEFAULT_SESSION_SECONDS = 7200
 class SalesforceProvider(CodeFlowProvider):
     key = "salesforce"
     token_auth_default = "client_secret_post"
+    url_config_keys = {"loginBaseUrl": frozenset({"client_secret", GRANT_TOKENS})}
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from connect.providers.base import (
+    GRANT_TOKENS,
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
@@ -43,6 +44,8 @@ class SlackProvider(CodeFlowProvider):
     pkce = False  # a confidential client; Slack's v2 install takes no PKCE
     revokes_refresh_tokens = False  # auth.revoke revokes the token that authenticates it
     token_auth_default = "client_secret_post"
+    url_config_keys = {"baseUrl": frozenset({"client_secret", GRANT_TOKENS})}
+    webhook_key = ("secret", "trigger_signing_secret")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         base = self.base(credentials, "baseUrl", SLACK)

@@ -43,6 +43,7 @@ from connect.services import installations
 from connect.services.audit import Actor, audit_record
 from connect.services.resolution import Subject
 from connect.services.tokens import credentials_for
+from connect.web_urls import UnsafeURL, check_web_url, is_web_url
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ def origin_of(url: str) -> str:
 
 def return_url_allowed(connector: Connector, url: str) -> bool:
     """Only an exact origin the connector lists: the flow never becomes an open redirect."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_web_url(url):
         return False
     allowed = {origin_of(str(o)) for o in connector.allowed_return_origins or []}
     return origin_of(url) in allowed
@@ -134,6 +134,11 @@ def authorization_start(
 ) -> StartedFlow:
     """Create the single-use request and the link a tenant opens to install or consent."""
     flow_provider(connector)
+    if return_url:
+        try:
+            check_web_url(return_url)
+        except UnsafeURL as exc:
+            raise errors.InvalidRequest(f"returnUrl {exc}.") from exc
     if return_url and not return_url_allowed(connector, return_url):
         raise errors.InvalidRequest(
             "returnUrl's origin is not among the connector's allowed return origins."
@@ -217,6 +222,13 @@ def authorization_page(*, connector_id: str, request_id: str) -> tuple[Authoriza
             or (request.installation.tenant_id if request.installation else ""),
         ),
     )
+    if not is_web_url(url):
+        # Saved configuration is checked, but a page never links to what it cannot vouch for.
+        raise FlowError(
+            "This connector is misconfigured",
+            "Its sign-in address is not a web address. Tell the app's team.",
+            request=request,
+        )
     return request, url
 
 
@@ -351,7 +363,7 @@ class FlowNotice:
 
 
 def return_redirect(request: AuthorizationRequest, **params: str) -> str:
-    if not request.return_url:
+    if not request.return_url or not is_web_url(request.return_url):
         return ""
     joiner = "&" if "?" in request.return_url else "?"
     return request.return_url + joiner + urlencode({"request": request.public_id, **params})

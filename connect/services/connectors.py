@@ -8,6 +8,7 @@ from connect import errors, http
 from connect.models import Connector, ConnectorType, Grant, Installation
 from connect.services import oidc
 from connect.services.audit import Actor, audit_record
+from connect.web_urls import UnsafeURL, check_web_url
 
 
 @transaction.atomic
@@ -15,8 +16,24 @@ def connector_save(
     *, connector: Connector, actor: Actor, changed_secrets: list[str] | None = None
 ) -> Connector:
     """Save a connector (secrets already sealed on it) and give single-account types their
-    one implicit installation."""
+    one implicit installation.
+
+    Every writer comes through here, so this is where secrets follow their URLs: a URL that
+    receives a secret changed, and the secret was not entered again, clears it; grants keep a
+    note of the URLs their tokens came from (see ``Grant.tokens_belong_to``).
+    """
     created = connector.pk is None
+    before = None if created else Connector.objects.select_for_update().get(pk=connector.pk)
+    cleared: list[str] = []
+    if before is not None:
+        cleared = connector_secrets_redirected(connector=connector, before=before)
+        for name in cleared:
+            connector.seal(name, "")
+        old_digest = before.grant_endpoints_digest()
+        if old_digest != connector.grant_endpoints_digest():
+            Grant.objects.filter(installation__connector=connector).record_endpoints_before_change(
+                old_digest
+            )
     if (
         connector.type == ConnectorType.OAUTH
         and (
@@ -41,9 +58,43 @@ def connector_save(
         actor=actor,
         targets={"connectorId": connector.public_id},
         # Names of the secrets that changed, never their values.
-        fields={"uid": connector.uid, "secretsChanged": changed_secrets or []},
+        fields={
+            "uid": connector.uid,
+            "secretsChanged": changed_secrets or [],
+            **({"secretsCleared": cleared} if cleared else {}),
+        },
     )
     return connector
+
+
+def _config_value(connector: Connector, key: str) -> object:
+    config = connector.config
+    return config.get(key) if isinstance(config, dict) else None
+
+
+def connector_secrets_redirected(*, connector: Connector, before: Connector) -> list[str]:
+    """The secrets ``connector`` holds that would now go to a URL other than the one they were
+    entered for, unless entered again in this save: whoever points a token endpoint at their
+    own server must know the secret to send it there (a member may write one, never read one).
+
+    Another type gives every URL a new meaning, so all of them count as changed.
+    """
+    receivers = connector.url_config_keys()
+    moved = [
+        key
+        for key in receivers
+        if connector.type != before.type
+        or _config_value(connector, key) != _config_value(before, key)
+    ]
+    sent = {name for key in moved for name in receivers[key]} & set(Connector.SEALED_FIELDS)
+    # Sealing draws a fresh nonce, so a value entered in this save never equals the stored one.
+    entered = {
+        name
+        for name in Connector.SEALED_FIELDS
+        if getattr(connector, connector.sealed_column(name))
+        != getattr(before, before.sealed_column(name))
+    }
+    return sorted(name for name in sent - entered if connector.has_secret(name))
 
 
 def connector_assertion_key_create(*, connector: Connector) -> None:
@@ -78,16 +129,28 @@ DISCOVERED_KEYS = {
     "userinfo_endpoint": "userinfoEndpoint",
     "jwks_uri": "jwksUri",
     "issuer": "issuer",
-    # RFC 9207: the server names itself in every authorization response (checked there).
-    "authorization_response_iss_parameter_supported": "authorizationResponseIssParameterSupported",
 }
+#: RFC 9207: the server names itself in every authorization response (checked there).
+ISS_PARAMETER_SUPPORTED = "authorizationResponseIssParameterSupported"
+
+
+def same_issuer(claimed: object, issuer: str) -> bool:
+    """RFC 8414 section 3.3 / OpenID Discovery 4.3: the metadata names the issuer it was fetched
+    for. A trailing slash is the only difference forgiven (people type either form)."""
+    return isinstance(claimed, str) and claimed.rstrip("/") == issuer.rstrip("/")
 
 
 def connector_discover(*, issuer: str) -> dict[str, Any]:
     """Endpoints of an OAuth server from RFC 8414 metadata, or OpenID Connect discovery.
 
     Fetched through the outbound module, so the SSRF guard applies to the typed-in issuer.
+    Metadata that names another issuer is refused: a server answering for someone else's
+    issuer (a mix-up) would otherwise receive the codes and secrets meant for it.
     """
+    try:
+        check_web_url(issuer)
+    except UnsafeURL as exc:
+        raise errors.InvalidRequest(f"The issuer {exc}.") from exc
     base = issuer.rstrip("/")
     last_error = ""
     for path in DISCOVERY_PATHS:
@@ -107,14 +170,29 @@ def connector_discover(*, issuer: str) -> dict[str, Any]:
         if not isinstance(document, dict) or not document.get("token_endpoint"):
             last_error = f"{path} names no token endpoint"
             continue
+        if not same_issuer(document.get("issuer"), issuer):
+            raise errors.InvalidRequest(
+                f"{issuer}'s metadata names another issuer ({str(document.get('issuer'))[:200]!r})"
+                "; it must name the issuer it was fetched from."
+            )
         config: dict[str, Any] = {
             ours: document[theirs] for theirs, ours in DISCOVERED_KEYS.items() if theirs in document
         }
+        for theirs in DISCOVERED_KEYS:
+            if theirs in document:
+                try:
+                    check_web_url(document[theirs])
+                except UnsafeURL as exc:
+                    raise errors.InvalidRequest(f"{issuer}'s {theirs} {exc}.") from exc
         methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         preferred = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
         config["tokenEndpointAuthMethod"] = next((m for m in preferred if m in methods), methods[0])
         challenge_methods = document.get("code_challenge_methods_supported")
         config["pkce"] = challenge_methods is None or "S256" in challenge_methods
+        if "authorization_response_iss_parameter_supported" in document:
+            config[ISS_PARAMETER_SUPPORTED] = (
+                document["authorization_response_iss_parameter_supported"] is True
+            )
         return config
     raise errors.InvalidRequest(f"Could not discover {issuer}: {last_error}")
 

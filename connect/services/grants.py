@@ -81,6 +81,7 @@ def grants_revoke(
     counts = RevokeCounts()
     provider = get_provider(connector.type)
     credentials = credentials_for(connector)
+    endpoints = connector.grant_endpoints_digest()
     now = timezone.now()
     for grant in grants:
         access, refresh = grant.reveal("access_token"), grant.reveal("refresh_token")
@@ -91,7 +92,8 @@ def grants_revoke(
         if not token and connector.type != "api-key":
             continue
         counts.tokens_found += 1
-        if provider is None or not token:
+        # Tokens go only to the URLs they came from (see Grant.tokens_belong_to).
+        if provider is None or not token or not grant.tokens_belong_to(endpoints):
             counts.provider_skipped += 1
         else:
             outcome = provider.revoke(credentials, token, hint=hint, now=now)

@@ -25,9 +25,12 @@ def _revoke_upstream(connector: Connector, grants: list[Grant]) -> int:
     if provider is None:
         return 0
     credentials = credentials_for(connector)
+    endpoints = connector.grant_endpoints_digest()
     confirmed = 0
     now = timezone.now()
     for grant in grants:
+        if not grant.tokens_belong_to(endpoints):
+            continue  # tokens go only to the URLs they came from
         token, hint = provider.revocable_token(
             access_token=grant.reveal("access_token"), refresh_token=grant.reveal("refresh_token")
         )

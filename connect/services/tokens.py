@@ -218,8 +218,13 @@ def grant_renew(
         if _fresh(grant, request.scopes, now):
             return grant
         credentials = credentials_for(connector)
+        endpoints = connector.grant_endpoints_digest()
         try:
             if grant.has_secret("refresh_token"):
+                if not grant.tokens_belong_to(endpoints):
+                    # The token endpoint changed since this refresh token was issued: whoever
+                    # changed it must not receive it. The subject authorizes again instead.
+                    raise ProviderInvalidGrant("the connector's token endpoint has changed")
                 tokens = provider.refresh(
                     credentials, grant.reveal("refresh_token"), request, now=now
                 )
@@ -258,6 +263,7 @@ def grant_renew(
             raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
         else:
             _apply(grant, tokens, now)
+            grant.record_endpoints(endpoints)
             grant.save()
             return grant
     audit_record(

@@ -1,5 +1,9 @@
 """Webhook signature schemes: pure functions over raw bytes, constant-time, never raising on
-malformed input (they answer False instead)."""
+malformed input (they answer False instead).
+
+They fail closed: an empty secret (or key) verifies nothing. Anyone can compute an HMAC under
+the empty key, so a connector whose secret was never set would otherwise accept any body.
+"""
 
 import base64
 import binascii
@@ -13,7 +17,13 @@ from nacl.signing import VerifyKey
 STANDARD_TOLERANCE_SECONDS = 300
 
 
+class EmptyKey(ValueError):
+    """An HMAC was asked for under the empty key."""
+
+
 def hmac_sha256(secret: bytes, message: bytes) -> bytes:
+    if not secret:
+        raise EmptyKey("refusing to compute an HMAC with an empty key")
     return hmac.new(secret, message, hashlib.sha256).digest()
 
 
@@ -41,7 +51,7 @@ def slack_v0(
     *, secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float
 ) -> bool:
     """Slack: ``v0=`` hex HMAC-SHA256 of ``v0:<ts>:<body>``, five-minute window."""
-    if not timestamp or not within(timestamp, now, 300):
+    if not secret or not timestamp or not within(timestamp, now, 300):
         return False
     expected = hmac_sha256(secret.encode(), b"v0:" + timestamp.encode() + b":" + body)
     return hex_matches(expected, signature, "v0=")
@@ -49,6 +59,8 @@ def slack_v0(
 
 def github_sha256(*, secret: str, body: bytes, signature: str | None) -> bool:
     """GitHub: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>``."""
+    if not secret:
+        return False
     return hex_matches(hmac_sha256(secret.encode(), body), signature, "sha256=")
 
 
@@ -56,6 +68,8 @@ def linear(
     *, secret: str, body: bytes, signature: str | None, timestamp_ms: object, now: float
 ) -> bool:
     """Linear: hex HMAC-SHA256 of the body; ``webhookTimestamp`` (ms, in the body) within 60 s."""
+    if not secret:
+        return False
     if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int | float):
         return False
     # Compared in milliseconds: dividing a huge integer from the body would raise OverflowError.
@@ -68,6 +82,8 @@ def ed25519(
     *, public_key_hex: str, body: bytes, timestamp: str | None, signature: str | None, now: float
 ) -> bool:
     """Discord: Ed25519 over ``timestamp + body``; we also bound the timestamp to five minutes."""
+    if not public_key_hex:
+        return False
     if not timestamp or not signature or not within(timestamp, now, STANDARD_TOLERANCE_SECONDS):
         return False
     try:
@@ -117,6 +133,8 @@ def standard_verify(
         key = standard_secret_bytes(secret)
     except (binascii.Error, ValueError):
         return False
+    if not key:  # "" or a bare "whsec_"
+        return False
     expected = hmac_sha256(key, f"{message_id}.{timestamp}.".encode() + body)
     for entry in signature.split(" "):
         version, _, value = entry.partition(",")
@@ -135,7 +153,7 @@ def generic_hmac(
     *, secret: str, body: bytes, signature: str | None, prefix: str = "", encoding: str = "hex"
 ) -> bool:
     """A plain HMAC-SHA256 of the body in a header, hex or base64, with an optional prefix."""
-    if not signature or not signature.startswith(prefix):
+    if not secret or not signature or not signature.startswith(prefix):
         return False
     expected = hmac_sha256(secret.encode(), body)
     given = signature[len(prefix) :].strip()

@@ -160,7 +160,11 @@ def test_jwt_bearer_is_refused_unless_the_connector_enables_it(
     team = make_team()
     project = make_project(team)
     connector = make_connector(
-        team, uid="oauth/plain", type="oauth", client_id="c", config={"tokenEndpoint": "x"}
+        team,
+        uid="oauth/plain",
+        type="oauth",
+        client_id="c",
+        config={"tokenEndpoint": "https://idp.example.com/token"},
     )
     make_link(connector, project, ["production"])
 

@@ -64,7 +64,11 @@ def make_world(
             secrets={"trigger_signing_secret": f"secret-{name}"},
         )
         other_connector = make_connector(
-            team, uid=f"github/{name}-side", type=ConnectorType.GITHUB, triggers_enabled=True
+            team,
+            uid=f"github/{name}-side",
+            type=ConnectorType.GITHUB,
+            triggers_enabled=True,
+            secrets={"trigger_signing_secret": f"secret-{name}-side"},
         )
         destination = make_destination(connector, project, "production", f"/{name}/one")
         other_destination = make_destination(connector, project, "production", f"/{name}/two")

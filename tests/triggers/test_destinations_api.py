@@ -363,7 +363,11 @@ def test_connector_not_linked_to_the_callers_project_is_403(
     client: Client, tenant: Tenant, make_connector: Callable[..., Connector]
 ) -> None:
     unlinked = make_connector(
-        tenant.team, uid="github/unlinked", type=ConnectorType.GITHUB, triggers_enabled=True
+        tenant.team,
+        uid="github/unlinked",
+        type=ConnectorType.GITHUB,
+        triggers_enabled=True,
+        secrets={"trigger_signing_secret": "gh-unlinked"},
     )
     url = f"/v1/connect/connectors/{unlinked.uid}/trigger-destinations"
     response = patch(client, tenant, [spec(tenant.project, path="/x")], url=url)
@@ -514,7 +518,11 @@ def test_replay_of_another_connectors_event_is_404(
     make_destination: Callable[..., TriggerDestination],
 ) -> None:
     other = make_connector(
-        tenant.team, uid="github/other", type=ConnectorType.GITHUB, triggers_enabled=True
+        tenant.team,
+        uid="github/other",
+        type=ConnectorType.GITHUB,
+        triggers_enabled=True,
+        secrets={"trigger_signing_secret": "gh-other"},
     )
     make_link(other, tenant.project, ["production"])
     destination = make_destination(other, tenant.project, "production", "/o")

@@ -15,7 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from nacl.signing import SigningKey
 
-from connect.models import AuditEvent, ConnectorType, Delivery, InboundEvent
+from connect.models import AuditEvent, Connector, ConnectorType, Delivery, InboundEvent
 from connect.models.deliveries import DeliveryStatus
 from connect.webhooks import signatures
 from tests.triggers.conftest import (
@@ -684,7 +684,10 @@ def test_connector_with_triggers_disabled_is_404(client: Client, triggers: Trigg
 
 
 def test_connector_type_without_webhooks_is_404(client: Client, triggers: Triggers) -> None:
-    connector = triggers.make(ConnectorType.API_KEY, uid="api-key/k")
+    connector = triggers.make(ConnectorType.API_KEY, uid="api-key/k", triggers_enabled=False)
+    # Validation refuses triggers on a type without webhooks; a row written around it (older
+    # data, a raw write) must still find nothing here.
+    Connector.objects.filter(pk=connector.pk).update(triggers_enabled=True)
     response = post_raw(client, connector, b"{}", {})
     assert response.status_code == 404
     assert error_of(response)["code"] == "not_found"
