@@ -267,6 +267,9 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# Beat refreshes tokens ahead of demand this often. Tokens that live less than two periods are
+# left to the requests that need them: refreshed ahead, they would be refreshed at every sweep.
+CONNECT_REFRESH_SWEEP_SECONDS = env_int("CONNECT_REFRESH_SWEEP", 60)
 CELERY_BEAT_SCHEDULE = {
     "authorization-requests-expire": {
         "task": "connect.tasks.authorization_requests_expire",
@@ -278,7 +281,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "grants-refresh-due": {
         "task": "connect.tasks.grants_refresh_due",
-        "schedule": crontab(minute="*"),
+        "schedule": float(CONNECT_REFRESH_SWEEP_SECONDS),
     },
 }
 
@@ -292,6 +295,7 @@ LOGGING = {
 }
 
 # Connect's own knobs.
+# At most; a token is refreshed within a quarter of its lifetime of expiry if that is shorter.
 CONNECT_REFRESH_MARGIN_SECONDS = env_int("CONNECT_REFRESH_MARGIN", 300)
 CONNECT_PROVIDER_TIMEOUT_SECONDS = env_float("CONNECT_PROVIDER_TIMEOUT", 10.0)
 CONNECT_AUTHORIZATION_TTL_SECONDS = env_int("CONNECT_AUTHORIZATION_TTL", 600)

@@ -28,7 +28,6 @@ from connect.providers.base import (
     ProviderUnavailable,
     ScopeRefused,
     TokenRequest,
-    TokenSet,
     Unsupported,
 )
 from connect.providers.oauth import OAuthProvider
@@ -157,12 +156,9 @@ def _scopes(
 
 
 def _fresh(grant: Grant, scopes: Sequence[str], now: datetime) -> bool:
-    if not grant.has_secret("access_token"):
-        return False
     if grant.scopes and not set(scopes) <= set(grant.scopes):
         return False
-    margin = timedelta(seconds=settings.CONNECT_REFRESH_MARGIN_SECONDS)
-    return grant.access_expires_at is None or grant.access_expires_at > now + margin
+    return grant.access_token_fresh(now)
 
 
 _flights: "weakref.WeakValueDictionary[int, threading.Lock]" = weakref.WeakValueDictionary()
@@ -179,19 +175,6 @@ def single_flight(grant_id: int) -> Iterator[None]:
             _flights[grant_id] = lock
     with lock:
         yield
-
-
-def _apply(grant: Grant, tokens: TokenSet, now: datetime) -> None:
-    grant.seal("access_token", tokens.access_token)
-    grant.access_expires_at = tokens.expires_at
-    if tokens.refresh_token:
-        # Rotation: the new refresh token replaces the old in the same transaction.
-        grant.seal("refresh_token", tokens.refresh_token)
-        grant.refresh_expires_at = tokens.refresh_expires_at
-    if tokens.scopes is not None:
-        grant.scopes = list(tokens.scopes)
-    grant.version += 1
-    grant.updated_at = now
 
 
 def grant_renew(
@@ -251,8 +234,8 @@ def grant_renew(
         except (Unsupported, ProviderError) as exc:
             raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
         else:
-            _apply(grant, tokens, now)
-            grant.save()
+            grant.store_tokens(tokens, now=now)
+            grant.save(update_fields=Grant.TOKEN_FIELDS)
             return grant
     audit_record(
         team=connector.team_id,
@@ -415,10 +398,23 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
 
 
 def grants_due_for_refresh(*, now: datetime | None = None) -> list[int]:
-    """Grants with a refresh token whose access token expires within the margin."""
+    """Grants with a refresh token whose access token is within its margin, as a request would
+    find it; only those granted for more than two sweep periods. A shorter-lived token would
+    be due at most sweeps, refreshed over and over whether anyone uses it or not; the requests
+    that need it refresh it."""
     now = now or timezone.now()
-    margin = timedelta(seconds=settings.CONNECT_REFRESH_MARGIN_SECONDS)
-    return list(Grant.objects.expiring_before(now + margin).values_list("pk", flat=True))
+    period = settings.CONNECT_REFRESH_SWEEP_SECONDS
+    candidates = (
+        Grant.objects.expiring_before(now + Grant.refresh_margin_for(None))
+        .granted_for_longer_than(2 * period)
+        .values_list("pk", "access_expires_at", "access_lifetime_seconds")
+    )
+    # The configured margin is the widest; each row's own, by the one rule requests use.
+    return [
+        pk
+        for pk, expires_at, lifetime in candidates
+        if expires_at < now + Grant.refresh_margin_for(lifetime)
+    ]
 
 
 def grant_refresh(*, grant_id: int) -> bool:
