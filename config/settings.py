@@ -297,7 +297,21 @@ LOGGING = {
 # Connect's own knobs.
 # At most; a token is refreshed within a quarter of its lifetime of expiry if that is shorter.
 CONNECT_REFRESH_MARGIN_SECONDS = env_int("CONNECT_REFRESH_MARGIN", 300)
-CONNECT_PROVIDER_TIMEOUT_SECONDS = env_float("CONNECT_PROVIDER_TIMEOUT", 10.0)
+# How long a provider call may take (the read timeout). A refresh runs to the end of it even when
+# the API caller has stopped waiting, so that a rotated refresh token is always stored.
+CONNECT_PROVIDER_TIMEOUT_SECONDS = env_float("CONNECT_PROVIDER_TIMEOUT", 30.0)
+# How long an API caller waits for a refresh before it is answered provider_unavailable.
+CONNECT_PROVIDER_WAIT_SECONDS = env_float("CONNECT_PROVIDER_WAIT", 8.0)
+# The longest a refresh can take: waiting for another process's refresh of the same grant, then
+# its own call (each with its connect timeout). Whatever runs one must outlive it: the refresh
+# task's time limits here, gunicorn's worker and graceful timeouts in config/Procfile.
+CONNECT_REFRESH_BUDGET_SECONDS = 2 * (CONNECT_PROVIDER_TIMEOUT_SECONDS + 5)
+CELERY_TASK_ANNOTATIONS = {
+    "connect.tasks.grant_refresh": {
+        "soft_time_limit": CONNECT_REFRESH_BUDGET_SECONDS,
+        "time_limit": CONNECT_REFRESH_BUDGET_SECONDS + 15,
+    }
+}
 CONNECT_AUTHORIZATION_TTL_SECONDS = env_int("CONNECT_AUTHORIZATION_TTL", 600)
 CONNECT_TRIGGER_MAX_BYTES = env_int("CONNECT_TRIGGER_MAX_BYTES", 1024 * 1024)
 CONNECT_MAX_DESTINATIONS = env_int("CONNECT_MAX_DESTINATIONS", 10)
