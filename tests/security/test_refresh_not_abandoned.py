@@ -124,18 +124,21 @@ def wait_for_the_refresh_to_end(grant: Grant, timeout: float = 15) -> None:
         time.sleep(0.05)
 
 
-def assert_every_pooled_connection_returned(timeout: float = 5) -> None:
-    """No thread kept a connection: the pool has them all back (the live server's request
-    threads return theirs just after answering, hence the deadline)."""
+def connections_out() -> int:
+    """Pooled connections checked out, this thread's own handed back first."""
     pool = connection.pool
     assert pool is not None, "the tests run with DATABASE_POOL_MAX > 0"
-    connection.close()  # this thread's own
+    connection.close()
+    stats = pool.get_stats()
+    return int(stats["pool_size"] - stats["pool_available"])
+
+
+def assert_no_connection_kept(before: int, timeout: float = 5) -> None:
+    """The refresh thread gave its connection back (the live server's request threads give
+    theirs back just after answering, hence the deadline)."""
     deadline = time.monotonic() + timeout
-    while True:
-        stats = pool.get_stats()
-        if stats["pool_available"] == stats["pool_size"]:
-            return
-        assert time.monotonic() < deadline, f"connections still out of the pool: {stats}"
+    while (out := connections_out()) > before:
+        assert time.monotonic() < deadline, f"{out - before} connection(s) kept out of the pool"
         time.sleep(0.05)
 
 
@@ -145,6 +148,7 @@ def test_a_slow_refresh_the_caller_gave_up_on_still_stores_the_rotated_refresh_t
     rig: Rig,
 ) -> None:
     version_before = rig.grant.version
+    out_before = connections_out()
 
     started = time.monotonic()
     first = rig.token()
@@ -177,7 +181,7 @@ def test_a_slow_refresh_the_caller_gave_up_on_still_stores_the_rotated_refresh_t
     assert rig.server.family(rig.issued.family_id).active
     assert rig.server.access_token_active(second.json()["token"])
     assert Grant.objects.get(pk=rig.grant.pk).status == "active"
-    assert_every_pooled_connection_returned()
+    assert_no_connection_kept(out_before)
 
 
 @committed
@@ -188,6 +192,7 @@ def test_a_request_arriving_during_the_refresh_waits_for_it_instead_of_replaying
     # Two waits cover the delay: the second caller, arriving as the first gives up, sees the
     # answer come in.
     settings.CONNECT_PROVIDER_WAIT_SECONDS = 1.2
+    out_before = connections_out()
 
     first = rig.token()
     assert first.status_code == 502, first.text
@@ -201,7 +206,7 @@ def test_a_request_arriving_during_the_refresh_waits_for_it_instead_of_replaying
     assert family.active
     wait_for_the_refresh_to_end(rig.grant)
     assert Grant.objects.get(pk=rig.grant.pk).reveal("refresh_token") == family.refresh_token
-    assert_every_pooled_connection_returned()
+    assert_no_connection_kept(out_before)
 
 
 @committed
@@ -210,6 +215,7 @@ def test_a_slow_refresh_that_fails_after_the_caller_left_is_recorded_and_logged(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     rig.server.grant_revoke(rig.issued.family_id)  # the user revoked access at the provider
+    out_before = connections_out()
 
     with caplog.at_level(logging.WARNING, logger="connect.services.tokens"):
         first = rig.token()
@@ -228,7 +234,7 @@ def test_a_slow_refresh_that_fails_after_the_caller_left_is_recorded_and_logged(
     assert after.status_code == 422, after.text
     assert after.json()["error"]["code"] == "no_token"
     assert rig.server.calls == {"refresh_token": 1}
-    assert_every_pooled_connection_returned()
+    assert_no_connection_kept(out_before)
 
 
 def test_whatever_runs_a_refresh_outlives_it() -> None:
