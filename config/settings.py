@@ -287,6 +287,9 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# Beat refreshes tokens ahead of demand this often. Tokens that live less than two periods are
+# left to the requests that need them: refreshed ahead, they would be refreshed at every sweep.
+CONNECT_REFRESH_SWEEP_SECONDS = env_int("CONNECT_REFRESH_SWEEP", 60)
 CELERY_BEAT_SCHEDULE = {
     "authorization-requests-expire": {
         "task": "connect.tasks.authorization_requests_expire",
@@ -298,7 +301,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "grants-refresh-due": {
         "task": "connect.tasks.grants_refresh_due",
-        "schedule": crontab(minute="*"),
+        "schedule": float(CONNECT_REFRESH_SWEEP_SECONDS),
     },
 }
 
@@ -325,8 +328,23 @@ LOGGING = {
 }
 
 # Connect's own knobs.
+# At most; a token is refreshed within a quarter of its lifetime of expiry if that is shorter.
 CONNECT_REFRESH_MARGIN_SECONDS = env_int("CONNECT_REFRESH_MARGIN", 300)
-CONNECT_PROVIDER_TIMEOUT_SECONDS = env_float("CONNECT_PROVIDER_TIMEOUT", 10.0)
+# How long a provider call may take (the read timeout). A refresh runs to the end of it even when
+# the API caller has stopped waiting, so that a rotated refresh token is always stored.
+CONNECT_PROVIDER_TIMEOUT_SECONDS = env_float("CONNECT_PROVIDER_TIMEOUT", 30.0)
+# How long an API caller waits for a refresh before it is answered provider_unavailable.
+CONNECT_PROVIDER_WAIT_SECONDS = env_float("CONNECT_PROVIDER_WAIT", 8.0)
+# The longest a refresh can take: waiting for another process's refresh of the same grant, then
+# its own call (each with its connect timeout). Whatever runs one must outlive it: the refresh
+# task's time limits here, gunicorn's worker and graceful timeouts in config/Procfile.
+CONNECT_REFRESH_BUDGET_SECONDS = 2 * (CONNECT_PROVIDER_TIMEOUT_SECONDS + 5)
+CELERY_TASK_ANNOTATIONS = {
+    "connect.tasks.grant_refresh": {
+        "soft_time_limit": CONNECT_REFRESH_BUDGET_SECONDS,
+        "time_limit": CONNECT_REFRESH_BUDGET_SECONDS + 15,
+    }
+}
 CONNECT_AUTHORIZATION_TTL_SECONDS = env_int("CONNECT_AUTHORIZATION_TTL", 600)
 CONNECT_TRIGGER_MAX_BYTES = env_int("CONNECT_TRIGGER_MAX_BYTES", 1024 * 1024)
 CONNECT_MAX_DESTINATIONS = env_int("CONNECT_MAX_DESTINATIONS", 10)

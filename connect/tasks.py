@@ -33,7 +33,8 @@ def grants_refresh_due() -> int:
     max_retries=5,
 )
 def grant_refresh(grant_id: int) -> bool:
-    # Idempotent: a grant refreshed meanwhile is fresh again and left alone.
+    # Idempotent: a grant refreshed meanwhile is fresh again and left alone. The same path as a
+    # token request, waiting to the end; the time limits (CELERY_TASK_ANNOTATIONS) outlast it.
     return tokens.grant_refresh(grant_id=grant_id)
 
 

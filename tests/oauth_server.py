@@ -14,7 +14,9 @@ It is as picky as the real ones, so a test passing against it means something:
 * RFC 7009 revocation at ``/revoke``.
 
 Knobs (plain attributes, set them from the test): ``expires_in``, ``fail_status`` (answer that
-status instead), ``hang_seconds`` (answer nothing for that long), ``gate`` (an Event: token
+status instead), ``hang_seconds`` (answer nothing for that long), ``delay_seconds`` (process the
+token request at once, rotating as usual, but send the answer that much later: a slow provider
+whose caller may have stopped listening), ``gate`` (an Event: token
 calls are counted, then wait until it is set), ``omit_refresh_token`` (answer without one; the
 old refresh token then stays valid), ``granted_scope`` (grant less than asked), ``omit_scope``,
 ``revocation_status``.
@@ -88,6 +90,7 @@ class StrictOAuthServer:
         self.expires_in = 3600
         self.fail_status: int | None = None
         self.hang_seconds = 0.0
+        self.delay_seconds = 0.0
         self.gate: threading.Event | None = None
         self.omit_refresh_token = False
         self.granted_scope: str | None = None
@@ -546,8 +549,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = oauth.token(self.headers, form)
         except OAuthError as exc:
+            oauth._released.wait(oauth.delay_seconds)
             self._error("/token", exc)
             return
+        oauth._released.wait(oauth.delay_seconds)
         self._json(200, body)
 
     def _error(self, endpoint: str, exc: OAuthError) -> None:

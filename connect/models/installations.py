@@ -1,13 +1,16 @@
 import hmac
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
+
+if TYPE_CHECKING:
+    from connect.providers.base import TokenSet
 
 
 class InstallationStatus(models.TextChoices):
@@ -114,6 +117,14 @@ class GrantQuerySet(TeamScopedQuerySet):
             refresh_token_sealed=""
         )
 
+    def granted_for_longer_than(self, seconds: float) -> "GrantQuerySet":
+        """Tokens granted for more than ``seconds``, and those whose lifetime is not known yet
+        (stored before it was recorded, or imported): their next refresh records it."""
+        return self.filter(
+            models.Q(access_lifetime_seconds__isnull=True)
+            | models.Q(access_lifetime_seconds__gt=seconds)
+        )
+
 
 class Grant(SealedSecrets):
     SubjectType = SubjectType
@@ -132,6 +143,12 @@ class Grant(SealedSecrets):
     access_token_sealed = sealed_field()
     refresh_token_sealed = sealed_field()
     access_expires_at = models.DateTimeField(null=True, blank=True)
+    access_lifetime_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="How long the provider granted the access token for (unknown when imported).",
+    )
     refresh_expires_at = models.DateTimeField(null=True, blank=True)
     scopes = models.JSONField(default=list, blank=True)
     external_subject = models.CharField(
@@ -150,6 +167,19 @@ class Grant(SealedSecrets):
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = GrantQuerySet.as_manager()
+
+    #: The columns ``store_tokens`` writes.
+    TOKEN_FIELDS: ClassVar[tuple[str, ...]] = (
+        "access_token_sealed",
+        "refresh_token_sealed",
+        "access_expires_at",
+        "access_lifetime_seconds",
+        "refresh_expires_at",
+        "scopes",
+        "external_subject",
+        "version",
+        "updated_at",
+    )
 
     class Meta:
         ordering = ["installation", "subject_type", "subject_id"]
@@ -188,3 +218,63 @@ class Grant(SealedSecrets):
         """The tokens now held were obtained through the URLs whose digest is ``digest``."""
         self.endpoints_digest = digest
         self.endpoints_version = self.version
+
+    @staticmethod
+    def refresh_margin_for(lifetime_seconds: int | None) -> timedelta:
+        """How long before its expiry a token is renewed: ``CONNECT_REFRESH_MARGIN``, but at
+        most a quarter of the lifetime it was granted for. A fixed margin longer than the
+        lifetime would leave every token due the moment it is issued, and refreshed on every
+        request; a quarter keeps three quarters of each token's life in use. An unknown
+        lifetime gets the configured margin until a refresh records one."""
+        margin = float(settings.CONNECT_REFRESH_MARGIN_SECONDS)
+        if lifetime_seconds is not None:
+            margin = min(margin, lifetime_seconds / 4)
+        return timedelta(seconds=margin)
+
+    def refresh_margin(self) -> timedelta:
+        return self.refresh_margin_for(self.access_lifetime_seconds)
+
+    def access_token_fresh(self, now: datetime) -> bool:
+        """Whether the stored access token may be handed out: set, and not within its margin."""
+        if not self.has_secret("access_token"):
+            return False
+        expires_at = self.access_expires_at
+        return expires_at is None or expires_at > now + self.refresh_margin()
+
+    def store_tokens(
+        self,
+        tokens: "TokenSet",
+        *,
+        now: datetime,
+        lifetime_known: bool = True,
+        external_subject: str = "",
+    ) -> None:
+        """Write what a provider answered (a refresh, a consent, a mint) or what was imported;
+        the caller saves ``TOKEN_FIELDS``.
+
+        The lifetime is the expiry less ``now``, the moment the token was asked for; an
+        imported token's is unknown (``lifetime_known=False``), as only its expiry is given.
+        A provider that omits the refresh token leaves the old one valid (RFC 6749 section 6),
+        so it is kept, unless it is known dead (the grant needs re-authorization) or belongs
+        to someone else (the provider now names another subject).
+        """
+        self.seal("access_token", tokens.access_token)
+        self.access_expires_at = tokens.expires_at
+        self.access_lifetime_seconds = None
+        if lifetime_known and tokens.expires_at is not None:
+            self.access_lifetime_seconds = max(0, round((tokens.expires_at - now).total_seconds()))
+        someone_else = bool(
+            external_subject and self.external_subject and external_subject != self.external_subject
+        )
+        if tokens.refresh_token:
+            self.seal("refresh_token", tokens.refresh_token)
+            self.refresh_expires_at = tokens.refresh_expires_at
+        elif someone_else or self.status == GrantStatus.NEEDS_REAUTH:
+            self.seal("refresh_token", "")
+            self.refresh_expires_at = None
+        if tokens.scopes is not None:
+            self.scopes = list(tokens.scopes)
+        if external_subject:
+            self.external_subject = external_subject
+        self.version += 1
+        self.updated_at = now

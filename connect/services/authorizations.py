@@ -271,17 +271,8 @@ def _finish(request: AuthorizationRequest, outcome: str, error: str = "") -> Non
 
 
 def _store_tokens(grant: Grant, tokens: TokenSet, *, external_subject: str, now: datetime) -> None:
-    grant.seal("access_token", tokens.access_token)
-    grant.seal("refresh_token", tokens.refresh_token or "")
-    grant.access_expires_at = tokens.expires_at
-    grant.refresh_expires_at = tokens.refresh_expires_at
-    if tokens.scopes is not None:
-        grant.scopes = list(tokens.scopes)
-    if external_subject:
-        grant.external_subject = external_subject
+    grant.store_tokens(tokens, now=now, external_subject=external_subject)
     grant.status = GrantStatus.ACTIVE
-    grant.version += 1
-    grant.updated_at = now
     grant.save()
 
 

@@ -11,6 +11,7 @@ from connect import errors
 from connect.models import Connector, Grant, Installation
 from connect.models.installations import GrantStatus, SubjectType
 from connect.providers import get_provider
+from connect.providers.base import TokenSet
 from connect.services import resolution
 from connect.services.audit import audit_record
 from connect.services.callers import Caller
@@ -207,15 +208,15 @@ def _import_one(caller: Caller, connector: Connector, item: dict[str, Any]) -> G
         subject_id=subject.id,
         issuer=subject.issuer,
     )
-    grant.seal("access_token", access_token)
-    refresh_token = item.get("refreshToken")
-    if refresh_token:
-        grant.seal("refresh_token", str(refresh_token))
-    grant.access_expires_at = _millis(item.get("expiresAt"), "expiresAt")
-    grant.refresh_expires_at = _millis(item.get("refreshTokenExpiresAt"), "refreshTokenExpiresAt")
-    grant.scopes = scopes
+    tokens = TokenSet(
+        access_token=access_token,
+        expires_at=_millis(item.get("expiresAt"), "expiresAt"),
+        refresh_token=str(item.get("refreshToken") or "") or None,
+        refresh_expires_at=_millis(item.get("refreshTokenExpiresAt"), "refreshTokenExpiresAt"),
+        scopes=tuple(scopes),
+    )
+    # Only the expiry is given, not how long the token was granted for.
+    grant.store_tokens(tokens, now=timezone.now(), lifetime_known=False)
     grant.status = GrantStatus.ACTIVE
-    grant.version += 1
-    grant.updated_at = timezone.now()
     grant.save()
     return grant

@@ -47,8 +47,8 @@ SLIM_FIELDS: dict[type[models.Model], tuple[str, ...]] = {
     ),
     Grant: (
         "id", "public_id", "installation_id", "subject_type", "subject_id", "issuer",
-        "access_token_sealed", "refresh_token_sealed", "access_expires_at", "scopes",
-        "external_subject", "status", "version",
+        "access_token_sealed", "refresh_token_sealed", "access_expires_at",
+        "access_lifetime_seconds", "scopes", "external_subject", "status", "version",
     ),
 }  # fmt: skip
 

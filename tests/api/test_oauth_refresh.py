@@ -329,8 +329,15 @@ def test_client_credentials_token_cached_until_within_the_margin(
     assert second.json()["expiresAt"] == body["expiresAt"]
     assert rig.server.calls == {"client_credentials": 1}, "cached: no second provider call"
 
-    # Now the cached token is within the margin: the next request mints anew.
-    settings.CONNECT_REFRESH_MARGIN_SECONDS = 601
+    # Its margin is a quarter of the 600 s it was granted for (150 s, under the configured
+    # 300 s): outside it the token is still handed out, within it the next request mints anew.
+    app_grant = Grant.objects.filter(installation=rig.installation, subject_type="app")
+    app_grant.update(access_expires_at=timezone.now() + timedelta(seconds=160))
+    still = rig.token()
+    assert still.status_code == 200, still.content
+    assert still.json()["token"] == body["token"]
+    assert rig.server.calls == {"client_credentials": 1}, "outside its margin: no provider call"
+    app_grant.update(access_expires_at=timezone.now() + timedelta(seconds=140))
     third = rig.token()
     assert third.status_code == 200, third.content
     assert third.json()["token"] != body["token"]
@@ -343,7 +350,7 @@ def test_client_credentials_token_cached_until_within_the_margin(
     assert grant.reveal("access_token") == third.json()["token"]
     assert third.json()["token"] not in grant.access_token_sealed
     issues = TokenIssue.objects.filter(grant=grant).values_list("public_id", flat=True)
-    assert set(issues) == {r.json()["tokenId"] for r in (first, second, third)}
+    assert set(issues) == {r.json()["tokenId"] for r in (first, second, still, third)}
 
 
 def test_each_method_sends_only_its_own_credentials(make_rig: Callable[..., Rig]) -> None:

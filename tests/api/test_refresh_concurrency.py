@@ -6,143 +6,36 @@ provider is the strict server, which revokes the whole grant if a rotated refres
 presented again, so the only way for all hundred to succeed is exactly one refresh call.
 """
 
-import os
-import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import requests
-from django.db import connection
 from django.utils import timezone
 
 from connect.models import Connector, Grant, Project, Team, TokenIssue
+from tests.app_server import Gunicorn, row_lock_waiters, serving
 from tests.oauth_server import StrictOAuthServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 100
 WORKERS = 2
 THREADS = 8
-TOKEN_PATH = re.compile(r"^<(\d+)> (\d{3}) /v1/connect/token/")
-
-
-@dataclass
-class Gunicorn:
-    url: str
-    access_log: Path
-
-    def pids_that_answered(self, status: int) -> Counter[str]:
-        served: Counter[str] = Counter()
-        for line in self.access_log.read_text().splitlines():
-            match = TOKEN_PATH.match(line)
-            if match and int(match.group(2)) == status:
-                served[match.group(1)] += 1
-        return served
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def database_url_of_this_test() -> str:
-    db = connection.settings_dict
-    user = quote(str(db["USER"] or ""), safe="")
-    password = f":{quote(str(db['PASSWORD']), safe='')}" if db["PASSWORD"] else ""
-    host = db["HOST"] or "127.0.0.1"
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
 
 
 @pytest.fixture
 def gunicorn(require_postgres: None, tmp_path: Path) -> Iterator[Gunicorn]:
     """The app as production runs it, on the test database, in two worker processes."""
-    port = free_port()
-    access_log, error_log = tmp_path / "access.log", tmp_path / "error.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_of_this_test(),
-        "DATABASE_POOL_MAX": str(THREADS),
-        "CONNECT_RATE_LIMIT_READS": "100000",
-        "CONNECT_RATE_LIMIT_PREFIX": f"test-rl-{uuid.uuid4().hex[:8]}",
-        "CONNECT_CACHE_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(THREADS),
-            "--preload",  # workers are ready the moment they are forked
-            "--access-logfile",
-            str(access_log),
-            "--access-logformat",
-            "%(p)s %(s)s %(U)s",
-            "--error-logfile",
-            str(error_log),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            booted = error_log.exists() and error_log.read_text().count("Booting worker") >= WORKERS
-            try:
-                healthy = requests.get(f"{url}/v1/health", timeout=1).status_code == 200
-            except requests.RequestException:
-                healthy = False
-            if booted and healthy:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = error_log.read_text() if error_log.exists() else "(no log)"
-                pytest.fail(f"gunicorn did not come up:\n{log[-3000:]}")
-            time.sleep(0.1)
-        yield Gunicorn(url=url, access_log=access_log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def row_lock_waiters() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        (count,) = cursor.fetchone()
-    return int(count)
+    with serving(tmp_path, workers=WORKERS, threads=THREADS) as server:
+        yield server
 
 
 def wait_for_row_lock_waiters(server: StrictOAuthServer, timeout: float = 20) -> int:
