@@ -9,29 +9,29 @@ from django.http import Http404, HttpRequest
 
 from connect.models import Membership, Role, Team
 from connect.models.base import ROLE_RANK, TeamScopedQuerySet
+from connect.models.teams import role_allows
 
 
 def roles_of(request: HttpRequest) -> dict[int, Role]:
     """The user's role per team id, read once per request."""
     cached = getattr(request, "_connect_roles", None)
     if cached is None:
-        cached = {
-            team_id: Role(role)
-            for team_id, role in Membership.objects.filter(
-                user_id=int(request.user.pk or 0)
-            ).values_list("team_id", "role")
-        }
+        cached = Membership.objects.roles_of(request.user)
         request._connect_roles = cached  # type: ignore[attr-defined]
     return cached
 
 
 def has_role(request: HttpRequest, role: Role, team_id: int | None = None) -> bool:
-    """Whether the user holds ``role`` (or better) in that team, or in any team when None."""
+    """Whether the user holds ``role`` (or better) in that team, or in any team when None.
+
+    "Any team" only decides whether to offer a page or an action at all; whatever touches a
+    row asks with that row's team (``role_allows``, the rule the API shares).
+    """
+    if team_id is not None:
+        return role_allows(request.user, team_id, role, roles=roles_of(request))
     if request.user.is_superuser:
         return True
-    roles = roles_of(request)
-    held = roles.values() if team_id is None else [roles[team_id]] if team_id in roles else []
-    return any(ROLE_RANK[r] >= ROLE_RANK[role] for r in held)
+    return any(ROLE_RANK[r] >= ROLE_RANK[role] for r in roles_of(request).values())
 
 
 def scoped_choices(request: HttpRequest, model: type[models.Model]) -> models.QuerySet | None:
