@@ -26,6 +26,12 @@ class Team(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def workload_audience(self) -> str:
+        """The ``aud`` this team's workloads ask their OIDC issuer for: its own, so a trusted
+        issuer shared with other teams (GitHub Actions) still names one team."""
+        return f"{settings.PUBLIC_URL}/teams/{self.public_id}"
+
 
 class MembershipQuerySet(TeamScopedQuerySet):
     def roles_of(self, user: Any) -> dict[int, Role]:
