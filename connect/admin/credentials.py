@@ -3,8 +3,9 @@ from typing import Any, ClassVar
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from connect.admin.one_time import keep_for_response, kept_secrets, one_time_secrets_page
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import DeploymentCredential, Role, Team, TrustedIssuer, TrustedIssuerRule
 from connect.services import credentials
@@ -40,9 +41,23 @@ class DeploymentCredentialAdmin(TeamScopedAdmin):
             obj.save(update_fields=["name"])
             return
         token = credentials.deployment_credential_create(credential=obj, actor=request.user)
-        messages.warning(
+        label = f"Deployment credential {obj.name or obj.public_id} for {obj.environment}"
+        keep_for_response(request, label, token)
+
+    def response_add(
+        self, request: HttpRequest, obj: DeploymentCredential, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The new token, shown in this response only: a redirect would have to carry it."""
+        response = super().response_add(request, obj, post_url_continue)
+        secrets = kept_secrets(request)
+        if not secrets or not isinstance(response, HttpResponseRedirect):
+            return response
+        return one_time_secrets_page(
             request,
-            f"Copy this credential now; it is not shown again: {token}",
+            self,
+            secrets=secrets,
+            next_url=response["Location"],
+            title="New deployment credential",
         )
 
     @admin.action(description="Revoke selected credentials")

@@ -2,9 +2,10 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from connect.admin.filters import TeamRelatedFilter
+from connect.admin.one_time import OneTimeSecret, one_time_secrets_page
 from connect.admin.scoping import (
     ReadOnlyTeamScopedAdmin,
     TeamScopedAdmin,
@@ -167,10 +168,23 @@ class TriggerDestinationAdmin(ReplayPermission, TeamScopedAdmin):
     @admin.action(
         description="Rotate signing secret (old one signs for 24 h)", permissions=["change"]
     )
-    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[TriggerDestination]) -> None:
-        for destination in queryset.select_related("connector"):
-            secret = destinations.destination_rotate_secret(
-                destination=destination, actor=request.user
+    def rotate_secret(
+        self, request: HttpRequest, queryset: QuerySet[TriggerDestination]
+    ) -> HttpResponse:
+        secrets = [
+            OneTimeSecret(
+                label=f"New signing secret for {destination}",
+                value=destinations.destination_rotate_secret(
+                    destination=destination, actor=request.user
+                ),
             )
-            # Shown once, to the member who asked for it; never stored in clear.
-            messages.warning(request, f"New signing secret for {destination}: {secret}")
+            for destination in queryset.select_related("connector")
+        ]
+        # Shown once, in this response, to the member who asked for it; never stored in clear.
+        return one_time_secrets_page(
+            request,
+            self,
+            secrets=secrets,
+            next_url=request.get_full_path(),
+            title="New signing secrets",
+        )
