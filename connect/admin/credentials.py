@@ -60,7 +60,7 @@ class DeploymentCredentialAdmin(TeamScopedAdmin):
             title="New deployment credential",
         )
 
-    @admin.action(description="Revoke selected credentials")
+    @admin.action(description="Revoke selected credentials", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[DeploymentCredential]) -> None:
         count = credentials.deployment_credentials_revoke(
             credentials=queryset.active(),  # type: ignore[attr-defined]

@@ -6,12 +6,7 @@ from django.http import HttpRequest, HttpResponse
 
 from connect.admin.filters import TeamRelatedFilter
 from connect.admin.one_time import OneTimeSecret, one_time_secrets_page
-from connect.admin.scoping import (
-    ReadOnlyTeamScopedAdmin,
-    TeamScopedAdmin,
-    TeamScopedInline,
-    has_role,
-)
+from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import Delivery, DeliveryAttempt, InboundEvent, Role, TriggerDestination
 from connect.services import deliveries, destinations
 
@@ -51,10 +46,11 @@ DELIVERY_FIELDS = (
 
 
 class ReplayPermission:
-    """Replaying writes deliveries: members may, viewers may not."""
+    """Replaying writes deliveries: members of the row's team may, viewers may not."""
 
-    def has_replay_permission(self, request: HttpRequest) -> bool:
-        return has_role(request, Role.MEMBER)
+    def has_replay_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        assert isinstance(self, TeamScopedAdmin)
+        return self._role_allows(request, Role.MEMBER, obj)
 
 
 class DeliveryInline(TeamScopedInline, admin.TabularInline):
