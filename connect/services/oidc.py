@@ -27,6 +27,8 @@ JWKS_REFETCH_INTERVAL = 60.0
 JWKS_CACHE_SECONDS = 3600
 #: A failed JWKS fetch is not retried for this long (per URL, shared through the cache).
 JWKS_FAILURE_SECONDS = 15
+#: A token naming more audiences than this is refused before any lookup.
+MAX_AUDIENCES = 10
 OWN_KEYS_MAX_AGE = 60.0
 
 
@@ -293,9 +295,12 @@ def _unverified_audiences(token: str) -> list[str]:
         raise TokenRejected(f"not a JWT: {exc}") from exc
     if isinstance(aud, str):
         return [aud]
-    if isinstance(aud, list):
-        return [a for a in aud if isinstance(a, str)]
-    return []
+    if not isinstance(aud, list):
+        return []
+    if len(aud) > MAX_AUDIENCES:
+        # Read before the signature is checked: a forger must not size our query.
+        raise TokenRejected(f"more than {MAX_AUDIENCES} audiences")
+    return [a for a in aud if isinstance(a, str)]
 
 
 def trusted_issuer_match(token: str, issuer: str, kid: str) -> TrustedMatch:

@@ -224,6 +224,12 @@ def test_two_teams_trusting_the_same_workload_each_get_their_own_callers(
     both = ci_token(jwks_server, [a.team.workload_audience, b.team.workload_audience])
     assert_error(a.token_request(both), 401, "unauthorized")
     assert_error(b.token_request(both), 401, "unauthorized")
+    # A few audiences besides one's own are fine; a flood of them is refused unread.
+    assert_issued_to(
+        a.token_request(ci_token(jwks_server, [a.team.workload_audience, "https://x.test"])), a
+    )
+    flood = [a.team.workload_audience, *(f"https://x.test/{n}" for n in range(50))]
+    assert_error(a.token_request(ci_token(jwks_server, flood)), 401, "unauthorized")
 
 
 def test_an_issuer_and_audience_belong_to_one_team(
