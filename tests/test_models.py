@@ -33,6 +33,7 @@ from connect.models import (
     TokenIssue,
     TriggerDestination,
     TrustedIssuer,
+    TrustedIssuerRule,
 )
 from connect.models.base import SealedSecrets, TeamScopedQuerySet
 from connect.services.credentials import deployment_credential_create
@@ -51,6 +52,7 @@ PUBLIC_ID_PREFIXES = {
     "connect.triggerdestination": "dst",
     "connect.deploymentcredential": "dpc",
     "connect.trustedissuer": "tis",
+    "connect.trustedissuerrule": "tir",
     "connect.signingkey": "key",
     "connect.mintedtoken": "mtk",
 }
@@ -176,11 +178,15 @@ def make_world(
             actor="test",
         )
         plaintexts.append(token)
-        TrustedIssuer.objects.create(
+        issuer = TrustedIssuer.objects.create(
             team=team,
             issuer="https://token.actions.githubusercontent.com",
             jwks_url="https://token.actions.githubusercontent.com/.well-known/jwks",
-            audience="connect",
+            audience=team.workload_audience,
+        )
+        TrustedIssuerRule.objects.create(
+            trusted_issuer=issuer,
+            required_claims={"repository": f"acme/{tag}"},
             project=project,
             environment=production,
         )
@@ -503,6 +509,7 @@ VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
         one(AuthorizationRequest, w), outcome="maybe", state="s2", verifier_sha256="v2"
     ),
     "connect_triggerdestination_unique_target": lambda w: copy_of(one(TriggerDestination, w)),
+    "connect_trustedissuer_one_team_per_audience": lambda w: copy_of(one(TrustedIssuer, w)),
     "connect_triggerdestination_path_absolute": lambda w: copy_of(
         one(TriggerDestination, w), path="relative"
     ),

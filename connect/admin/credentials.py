@@ -1,13 +1,15 @@
-from typing import Any
+from typing import Any, ClassVar
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from connect.admin.scoping import TeamScopedAdmin
-from connect.models import DeploymentCredential, TrustedIssuer
+from connect.admin.one_time import keep_for_response, kept_secrets, one_time_secrets_page
+from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
+from connect.models import DeploymentCredential, Role, Team, TrustedIssuer, TrustedIssuerRule
 from connect.services import credentials
 
 
@@ -52,12 +54,26 @@ class DeploymentCredentialAdmin(TeamScopedAdmin):
             obj.save(update_fields=["name"])
             return
         token = credentials.deployment_credential_create(credential=obj, actor=request.user)
-        messages.warning(
+        label = f"Deployment credential {obj.name or obj.public_id} for {obj.environment}"
+        keep_for_response(request, label, token)
+
+    def response_add(
+        self, request: HttpRequest, obj: DeploymentCredential, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The new token, shown in this response only: a redirect would have to carry it."""
+        response = super().response_add(request, obj, post_url_continue)
+        secrets = kept_secrets(request)
+        if not secrets or not isinstance(response, HttpResponseRedirect):
+            return response
+        return one_time_secrets_page(
             request,
-            f"Copy this credential now; it is not shown again: {token}",
+            self,
+            secrets=secrets,
+            next_url=response["Location"],
+            title="New deployment credential",
         )
 
-    @admin.action(description="Revoke selected credentials")
+    @admin.action(description="Revoke selected credentials", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[DeploymentCredential]) -> None:
         count = credentials.deployment_credentials_revoke(
             credentials=queryset.active(),  # type: ignore[attr-defined]
@@ -66,8 +82,72 @@ class DeploymentCredentialAdmin(TeamScopedAdmin):
         messages.success(request, f"Revoked {count} credential(s).")
 
 
+class TrustedIssuerForm(forms.ModelForm):
+    audience = forms.CharField(max_length=255, required=False)
+    #: The user's teams and their own audiences, set per request by the admin.
+    audience_hint: ClassVar[str] = ""
+
+    class Meta:
+        model = TrustedIssuer
+        fields = ["team", "issuer", "jwks_url", "audience"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "audience" in self.fields:
+            self.fields["audience"].help_text = (
+                "The exact `aud` your workloads request. Leave blank for your team's own "
+                f"audience ({self.audience_hint}); another team can never use it."
+            )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        team = cleaned.get("team") or (self.instance.team if self.instance.team_id else None)
+        if not cleaned.get("audience") and isinstance(team, Team):
+            cleaned["audience"] = team.workload_audience
+            self.instance.audience = cleaned["audience"]
+        return cleaned
+
+
+class TrustedIssuerRuleInline(TeamScopedInline, admin.TabularInline):
+    model = TrustedIssuerRule
+    fields = ["required_claims", "project", "environment"]
+    verbose_name = "rule"
+
+    def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
+        return 1 if obj is None else 0
+
+
 @admin.register(TrustedIssuer)
 class TrustedIssuerAdmin(TeamScopedAdmin):
-    list_display = ["issuer", "audience", "project", "environment", "team"]
-    list_select_related = ["project", "environment", "team"]
+    form = TrustedIssuerForm
+    list_display = ["issuer", "audience", "team", "rule_count"]
+    list_select_related = ["team"]
     search_fields = ["issuer", "audience"]
+    inlines = [TrustedIssuerRuleInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TrustedIssuer]:
+        return super().get_queryset(request).annotate(rule_total=Count("rules"))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ["team", "issuer", "jwks_url", "audience"]
+        return fields if obj is None else [*fields, "team_audience"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Rules name the team's projects: the issuer cannot move to another team.
+        return [] if obj is None else ["team", "team_audience"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        teams = [obj.team] if obj else Team.objects.for_user(request.user, min_role=Role.MEMBER)
+        hint = "; ".join(f"{team.name}: {team.workload_audience}" for team in teams)
+        return type(form.__name__, (form,), {"audience_hint": hint})
+
+    @admin.display(description="Your team's audience")
+    def team_audience(self, obj: TrustedIssuer) -> str:
+        return obj.team.workload_audience
+
+    @admin.display(description="Rules", ordering="rule_total")
+    def rule_count(self, obj: TrustedIssuer) -> int:
+        return getattr(obj, "rule_total", 0)

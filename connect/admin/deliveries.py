@@ -2,15 +2,11 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from connect.admin.filters import TeamRelatedFilter
-from connect.admin.scoping import (
-    ReadOnlyTeamScopedAdmin,
-    TeamScopedAdmin,
-    TeamScopedInline,
-    has_role,
-)
+from connect.admin.one_time import OneTimeSecret, one_time_secrets_page
+from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import Delivery, DeliveryAttempt, InboundEvent, Role, TriggerDestination
 from connect.services import deliveries, destinations
 
@@ -50,10 +46,11 @@ DELIVERY_FIELDS = (
 
 
 class ReplayPermission:
-    """Replaying writes deliveries: members may, viewers may not."""
+    """Replaying writes deliveries: members of the row's team may, viewers may not."""
 
-    def has_replay_permission(self, request: HttpRequest) -> bool:
-        return has_role(request, Role.MEMBER)
+    def has_replay_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        assert isinstance(self, TeamScopedAdmin)
+        return self._role_allows(request, Role.MEMBER, obj)
 
 
 class DeliveryInline(TeamScopedInline, admin.TabularInline):
@@ -167,10 +164,23 @@ class TriggerDestinationAdmin(ReplayPermission, TeamScopedAdmin):
     @admin.action(
         description="Rotate signing secret (old one signs for 24 h)", permissions=["change"]
     )
-    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[TriggerDestination]) -> None:
-        for destination in queryset.select_related("connector"):
-            secret = destinations.destination_rotate_secret(
-                destination=destination, actor=request.user
+    def rotate_secret(
+        self, request: HttpRequest, queryset: QuerySet[TriggerDestination]
+    ) -> HttpResponse:
+        secrets = [
+            OneTimeSecret(
+                label=f"New signing secret for {destination}",
+                value=destinations.destination_rotate_secret(
+                    destination=destination, actor=request.user
+                ),
             )
-            # Shown once, to the member who asked for it; never stored in clear.
-            messages.warning(request, f"New signing secret for {destination}: {secret}")
+            for destination in queryset.select_related("connector")
+        ]
+        # Shown once, in this response, to the member who asked for it; never stored in clear.
+        return one_time_secrets_page(
+            request,
+            self,
+            secrets=secrets,
+            next_url=request.get_full_path(),
+            title="New signing secrets",
+        )

@@ -23,6 +23,7 @@ GRANT_FIELDS = (
     "subject_type",
     "subject_id",
     "issuer",
+    "project",
     "status",
     "scopes",
     "access_expires_at",

@@ -1,37 +1,41 @@
 """Team scoping for every admin page: querysets, object permissions, choices, and 404s."""
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db import models
+from django.db.models import QuerySet
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from connect.models import Membership, Role, Team
 from connect.models.base import ROLE_RANK, TeamScopedQuerySet
+from connect.models.teams import role_allows
 
 
 def roles_of(request: HttpRequest) -> dict[int, Role]:
     """The user's role per team id, read once per request."""
     cached = getattr(request, "_connect_roles", None)
     if cached is None:
-        cached = {
-            team_id: Role(role)
-            for team_id, role in Membership.objects.filter(
-                user_id=int(request.user.pk or 0)
-            ).values_list("team_id", "role")
-        }
+        cached = Membership.objects.roles_of(request.user)
         request._connect_roles = cached  # type: ignore[attr-defined]
     return cached
 
 
 def has_role(request: HttpRequest, role: Role, team_id: int | None = None) -> bool:
-    """Whether the user holds ``role`` (or better) in that team, or in any team when None."""
+    """Whether the user holds ``role`` (or better) in that team, or in any team when None.
+
+    "Any team" only decides whether to offer a page or an action at all; whatever touches a
+    row asks with that row's team (``role_allows``, the rule the API shares).
+    """
+    if team_id is not None:
+        return role_allows(request.user, team_id, role, roles=roles_of(request))
     if request.user.is_superuser:
         return True
-    roles = roles_of(request)
-    held = roles.values() if team_id is None else [roles[team_id]] if team_id in roles else []
-    return any(ROLE_RANK[r] >= ROLE_RANK[role] for r in held)
+    return any(ROLE_RANK[r] >= ROLE_RANK[role] for r in roles_of(request).values())
 
 
 def scoped_choices(request: HttpRequest, model: type[models.Model]) -> models.QuerySet | None:
@@ -40,6 +44,13 @@ def scoped_choices(request: HttpRequest, model: type[models.Model]) -> models.Qu
     if isinstance(queryset, TeamScopedQuerySet):
         return queryset.for_user(request.user, min_role=Role.MEMBER)
     return None
+
+
+def team_hops(queryset: QuerySet[Any]) -> list[str]:
+    """What to ``select_related`` so that walking to each row's team costs no query."""
+    path = getattr(queryset, "team_path", "")
+    hops = path.split("__")[:-1] if path else []
+    return ["__".join(hops)] if hops else []
 
 
 class TeamScopedMixin:
@@ -69,12 +80,62 @@ class TeamScopedMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
 
+Action = Callable[[Any, HttpRequest, QuerySet[Any]], HttpResponseBase | None]
+
+
 class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
     """A model admin whose rows belong to teams.
 
     Viewers read, members write, owners delete. Another team's object is a 404 — Django's own
     "doesn't exist" redirect would confirm that the id is real.
+
+    Every action declares its permissions (``@admin.action(permissions=[...])``, each answered
+    by a ``has_<permission>_permission(request, obj)``). Django asks those without a row, which
+    only says the user holds the role in *some* team; here each selected row is asked with its
+    own team, and unless every row is allowed the whole action is refused, with a message.
     """
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = dict(super().get_actions(request))
+        return {
+            name: (self._checked_per_row(func, description), name, description)
+            for name, (func, _, description) in actions.items()
+        }
+
+    def _checked_per_row(self, func: Action, description: str) -> Action:
+        permissions = tuple(getattr(func, "allowed_permissions", ()))
+
+        @functools.wraps(func)
+        def checked(
+            modeladmin: "TeamScopedAdmin", request: HttpRequest, queryset: QuerySet[Any]
+        ) -> HttpResponseBase | None:
+            refused = modeladmin.rows_refused(request, queryset, permissions)
+            if refused:
+                modeladmin.message_user(
+                    request,
+                    f"Nothing was done: your role does not allow “{description}” on {refused} "
+                    "of the selected rows (roles count in each row's own team).",
+                    messages.ERROR,
+                )
+                return None
+            return func(modeladmin, request, queryset)
+
+        return checked
+
+    def rows_refused(
+        self, request: HttpRequest, queryset: QuerySet[Any], permissions: tuple[str, ...]
+    ) -> int:
+        """How many selected rows the user may not act on with ``permissions`` (all if none
+        are declared: an action that names no permission runs nowhere)."""
+        selected = set(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+        rows = list(queryset.select_related(*team_hops(queryset)))
+        # A selected row missing from the user's queryset is another team's, or gone.
+        refused = 0 if request.POST.get("select_across") == "1" else len(selected) - len(rows)
+        checks = [getattr(self, f"has_{permission}_permission") for permission in permissions]
+        for obj in rows:
+            if not checks or not all(check(request, obj) for check in checks):
+                refused += 1
+        return max(refused, 0)
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         queryset = super().get_queryset(request)
@@ -107,6 +168,18 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._role_allows(request, Role.OWNER, obj)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """Records the system writes (events, deliveries, token issues…) go with the row they
+        belong to: nobody deletes them by hand, but an owner deleting an installation takes
+        its history along instead of being refused for want of rights nobody has."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        records = {
+            str(model._meta.verbose_name)
+            for model, model_admin in self.admin_site._registry.items()
+            if isinstance(model_admin, ReadOnlyTeamScopedAdmin) and model is not self.model
+        }
+        return deleted, counts, perms_needed - records, protected
 
 
 class ReadOnlyTeamScopedAdmin(TeamScopedAdmin):

@@ -43,9 +43,10 @@ class TokenImportView(RuntimeView):
     def post(self, request: Request, connector: str) -> Response:
         body = serializers.ImportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        caller = self.caller(request)
         result = grants.grants_import(
-            caller=self.caller(request),
-            connector_ref=connector,
+            importer=grants.Importer.deployment(caller),
+            connector=grants.linked_connector(caller=caller, connector_ref=connector),
             items=body.validated_data["tokens"],
         )
         return Response(serializers.import_body(result))

@@ -2,7 +2,7 @@ from connect.models.audit import AuditEvent
 from connect.models.authorizations import AuthorizationRequest
 from connect.models.base import Role
 from connect.models.connectors import Connector, ConnectorType
-from connect.models.credentials import DeploymentCredential, TrustedIssuer
+from connect.models.credentials import DeploymentCredential, TrustedIssuer, TrustedIssuerRule
 from connect.models.deliveries import Delivery, DeliveryAttempt, InboundEvent
 from connect.models.destinations import TriggerDestination
 from connect.models.installations import Grant, Installation
@@ -34,4 +34,5 @@ __all__ = [
     "TokenIssue",
     "TriggerDestination",
     "TrustedIssuer",
+    "TrustedIssuerRule",
 ]

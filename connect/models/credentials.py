@@ -134,7 +134,13 @@ class TrustedIssuerQuerySet(TeamScopedQuerySet):
 
 
 class TrustedIssuer(models.Model):
-    """An external OIDC issuer whose tokens, when their claims match, act as a project + env."""
+    """An external OIDC issuer a team trusts, for tokens addressed to one audience.
+
+    The (issuer, audience) pair belongs to one team: a token's own ``iss`` and ``aud`` name the
+    team whose rules apply, so another team trusting the same issuer (GitHub Actions, say)
+    never takes part in, nor slows down, the verification. Each team is told its own audience,
+    ``{PUBLIC_URL}/teams/{team id}``, so two teams never need the same pair.
+    """
 
     public_id = public_id_field("tis")
     team = models.ForeignKey(
@@ -144,7 +150,60 @@ class TrustedIssuer(models.Model):
         help_text="Exact `iss`, e.g. https://token.actions.githubusercontent.com"
     )
     jwks_url = models.URLField()
-    audience = models.CharField(max_length=255)
+    audience = models.CharField(
+        max_length=255,
+        help_text="Exact `aud` your workloads request; your team's own audience unless you "
+        "must use another.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TrustedIssuerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["team", "issuer"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "audience"],
+                name="connect_trustedissuer_one_team_per_audience",
+                violation_error_message="This issuer is already trusted for this audience. "
+                "Use your team's own audience.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} for {self.audience}"
+
+    def clean(self) -> None:
+        for name, label in (("issuer", "The issuer"), ("jwks_url", "The JWKS URL")):
+            try:
+                check_web_url(getattr(self, name))
+            except UnsafeURL as exc:
+                raise ValidationError({name: f"{label} {exc}."}) from exc
+        if self.issuer.rstrip("/") == settings.PUBLIC_URL.rstrip("/"):
+            raise ValidationError({"issuer": "This app's own tokens need no trusted issuer."})
+        # Another team's own audience is theirs even before they trust anything with it.
+        team_audiences = f"{settings.PUBLIC_URL}/teams/"
+        if (
+            self.team_id
+            and self.audience.startswith(team_audiences)
+            and self.audience != self.team.workload_audience
+        ):
+            raise ValidationError(
+                {"audience": f"Use your team's own audience, {self.team.workload_audience}."}
+            )
+
+
+class TrustedIssuerRuleQuerySet(TeamScopedQuerySet):
+    team_path = "trusted_issuer__team"
+
+
+class TrustedIssuerRule(models.Model):
+    """Claims that, all present in a trusted issuer's token, make it act as a project + env."""
+
+    public_id = public_id_field("tir")
+    trusted_issuer = models.ForeignKey(
+        TrustedIssuer, on_delete=models.CASCADE, related_name="rules"
+    )
     required_claims = models.JSONField(
         default=dict,
         blank=True,
@@ -156,20 +215,15 @@ class TrustedIssuer(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    objects = TrustedIssuerQuerySet.as_manager()
+    objects = TrustedIssuerRuleQuerySet.as_manager()
 
     class Meta:
-        ordering = ["team", "issuer"]
+        ordering = ["trusted_issuer", "project", "created_at"]
 
     def __str__(self) -> str:
-        return f"{self.issuer} → {self.project_id and self.project.slug}"
+        return f"→ {self.project_id and self.project.slug}"
 
     def clean(self) -> None:
-        for name, label in (("issuer", "The issuer"), ("jwks_url", "The JWKS URL")):
-            try:
-                check_web_url(getattr(self, name))
-            except UnsafeURL as exc:
-                raise ValidationError({name: f"{label} {exc}."}) from exc
         # An issuer like GitHub Actions signs tokens for anyone with any audience they choose:
         # without a claim that names *your* workload, the rule would trust everyone's.
         if not isinstance(self.required_claims, dict) or not self.required_claims:
@@ -178,7 +232,9 @@ class TrustedIssuer(models.Model):
             )
         if not all(isinstance(v, str) for v in self.required_claims.values()):
             raise ValidationError({"required_claims": "Claim values are matched as strings."})
-        if self.project_id and self.team_id and self.project.team_id != self.team_id:
+        # In the admin's inline the issuer is set but may not be saved yet.
+        has_issuer = self.trusted_issuer_id or TrustedIssuerRule.trusted_issuer.is_cached(self)
+        if has_issuer and self.project_id and self.project.team_id != self.trusted_issuer.team_id:
             raise ValidationError({"project": "Pick a project of this team."})
         if (
             self.project_id
@@ -186,3 +242,8 @@ class TrustedIssuer(models.Model):
             and self.environment.project_id != self.project_id
         ):
             raise ValidationError({"environment": "Pick an environment of this project."})
+
+    def matches(self, claims: dict[str, object]) -> bool:
+        return bool(self.required_claims) and all(
+            claims.get(name) == value for name, value in self.required_claims.items()
+        )

@@ -154,6 +154,15 @@ class Grant(SealedSecrets):
     external_subject = models.CharField(
         max_length=255, blank=True, help_text="The provider's own id for the subject."
     )
+    project = models.ForeignKey(
+        "connect.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The project whose consent or import made this grant; empty for the team's "
+        "own (installs, app grants). An import never replaces another project's active grant.",
+    )
     status = models.CharField(
         max_length=15, choices=GrantStatus.choices, default=GrantStatus.ACTIVE
     )

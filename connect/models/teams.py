@@ -1,8 +1,11 @@
+from collections.abc import Mapping
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from connect.models.base import Role, TeamScopedQuerySet, public_id_field
+from connect.models.base import ROLE_RANK, Role, TeamScopedQuerySet, public_id_field
 
 
 class TeamQuerySet(TeamScopedQuerySet):
@@ -23,9 +26,22 @@ class Team(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def workload_audience(self) -> str:
+        """The ``aud`` this team's workloads ask their OIDC issuer for: its own, so a trusted
+        issuer shared with other teams (GitHub Actions) still names one team."""
+        return f"{settings.PUBLIC_URL}/teams/{self.public_id}"
+
 
 class MembershipQuerySet(TeamScopedQuerySet):
-    pass
+    def roles_of(self, user: Any) -> dict[int, Role]:
+        """The user's role per team id, in one query."""
+        return {
+            team_id: Role(role)
+            for team_id, role in self.filter(user_id=int(user.pk or 0)).values_list(
+                "team_id", "role"
+            )
+        }
 
 
 class Membership(models.Model):
@@ -51,3 +67,21 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role}) in {self.team}"
+
+
+def role_allows(
+    user: Any, team_id: int, required: Role, *, roles: Mapping[int, Role] | None = None
+) -> bool:
+    """Whether ``user`` holds ``required`` (or better) in the team ``team_id``.
+
+    The one rule behind every admin page, admin action and (later) management API call: a role
+    counts only in its own team, never "somewhere". Superusers hold every role everywhere;
+    anonymous and inactive users none. ``roles`` is the user's role per team when the caller
+    has read them already (the admin reads them once per request).
+    """
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    held = (Membership.objects.roles_of(user) if roles is None else roles).get(team_id)
+    return held is not None and ROLE_RANK[held] >= ROLE_RANK[required]

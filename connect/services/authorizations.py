@@ -322,6 +322,7 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
             subject_type=SubjectType.USER,
             subject_id=request.subject_id,
             issuer=request.issuer,
+            defaults={"project_id": request.project_id},  # whose consent made it
         )
         _store_tokens(grant, result.user_tokens, external_subject=result.external_subject, now=now)
     AuthorizationRequest.objects.filter(pk=request.pk).update(installation=installation)

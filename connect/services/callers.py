@@ -92,9 +92,9 @@ def caller_from_jwt(token: str) -> Caller:
         # Why stays in our log: telling a caller which check failed helps only forgers.
         logger.info("bearer token refused: %s", exc)
         raise Unauthorized("The bearer token was refused.") from exc
-    rule = match.issuer
+    rule = match.rule
     return Caller(
-        team_id=rule.team_id,
+        team_id=match.issuer.team_id,
         project_id=rule.project_id,
         project_public_id=rule.project.public_id,
         environment=rule.environment.slug,

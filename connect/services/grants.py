@@ -8,15 +8,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors
-from connect.models import Connector, Grant, Installation
+from connect.models import Connector, Grant, Installation, Project, Role
 from connect.models.installations import GrantStatus, SubjectType
+from connect.models.teams import role_allows
 from connect.providers import get_provider
 from connect.providers.base import TokenSet
 from connect.services import resolution
-from connect.services.audit import audit_record
+from connect.services.audit import actor_label, audit_record
 from connect.services.callers import Caller
 from connect.services.resolution import Subject
-from connect.services.tokens import connector_for_caller, credentials_for, subject_for
+from connect.services.tokens import connector_for_caller, credentials_for
 
 
 @dataclass
@@ -144,16 +145,91 @@ class ImportResult:
     items: list[ImportedGrant] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Importer:
+    """Who imports grants, and so what they may write.
+
+    A deployment imports only its own users: user subjects under its project's issuer. App and
+    jwt-bearer grants serve every project linked to the connector (and a jwt-bearer subject's
+    issuer is any string a caller names), so only a team member imports them. Either way an
+    import never replaces an active grant that another project made.
+    """
+
+    team_id: int
+    label: str
+    #: The project the imported grants are made for (None: the team's own, a member only).
+    project_id: int | None
+    #: The issuer user subjects default to: the project's public id.
+    own_issuer: str = ""
+    #: The member importing, whose role is checked in the connector's team.
+    user: Any = None
+
+    @classmethod
+    def deployment(cls, caller: Caller) -> "Importer":
+        return cls(
+            team_id=caller.team_id,
+            label=caller.label,
+            project_id=caller.project_id,
+            own_issuer=caller.default_user_issuer,
+        )
+
+    @classmethod
+    def member(cls, *, user: Any, team_id: int, project: Project | None = None) -> "Importer":
+        """A team member importing for the team, or for one of its projects' users."""
+        if project is not None and project.team_id != team_id:
+            raise errors.NotFound("No such project in this team.")
+        return cls(
+            team_id=team_id,
+            label=actor_label(user),
+            project_id=None if project is None else project.pk,
+            own_issuer="" if project is None else project.public_id,
+            user=user,
+        )
+
+    def subject(self, raw: dict[str, Any]) -> Subject:
+        """The subject an item names, if this importer may write it."""
+        type_ = str(raw.get("type", "") or "")
+        id_ = str(raw.get("id") or raw.get("sub") or "")
+        issuer = str(raw.get("issuer") or raw.get("iss") or "")
+        if self.user is None:
+            if type_ != SubjectType.USER:
+                raise errors.Forbidden(
+                    f"A deployment imports only user grants; {type_ or 'this'} grants serve "
+                    "every linked project and are imported by a team member."
+                )
+            if issuer and issuer != self.own_issuer:
+                raise errors.Forbidden(
+                    "A deployment imports only its own users: leave issuer out (it defaults to "
+                    "the project's id)."
+                )
+        if type_ == SubjectType.USER and not issuer and not self.own_issuer:
+            raise errors.InvalidRequest("Name the user's issuer, or import for a project.")
+        if type_ == SubjectType.APP:
+            return Subject(type=SubjectType.APP)
+        if type_ == SubjectType.USER:
+            if not id_:
+                raise errors.InvalidRequest("A user subject needs an id.")
+            return Subject(type=SubjectType.USER, id=id_, issuer=issuer or self.own_issuer)
+        if type_ == SubjectType.JWT_BEARER:
+            if not id_:
+                raise errors.InvalidRequest("A jwt-bearer subject needs `sub`.")
+            return Subject(type=SubjectType.JWT_BEARER, id=id_, issuer=issuer)
+        raise errors.InvalidRequest(f"Subject type {type_!r} is not supported.")
+
+
 def grants_import(
-    *, caller: Caller, connector_ref: str, items: list[dict[str, Any]]
+    *, importer: Importer, connector: Connector, items: list[dict[str, Any]]
 ) -> ImportResult:
     """Store existing tokens (a migration from elsewhere); each item succeeds or fails alone."""
-    connector = linked_connector(caller=caller, connector_ref=connector_ref)
+    if connector.team_id != importer.team_id:
+        raise errors.NotFound("No such connector.")
+    if importer.user is not None and not role_allows(importer.user, connector.team_id, Role.MEMBER):
+        raise errors.Forbidden("Importing grants takes the member role in the connector's team.")
     result = ImportResult(accepted=len(items))
     for item in items:
         echo = {k: v for k, v in item.items() if k not in ("accessToken", "refreshToken")}
         try:
-            grant = _import_one(caller, connector, item)
+            grant = _import_one(importer, connector, item)
         except errors.ConnectError as exc:
             result.items.append(ImportedGrant(grant=None, echo=echo, error=exc.message))
             continue
@@ -162,7 +238,7 @@ def grants_import(
     audit_record(
         team=connector.team_id,
         type="token.imported",
-        actor=caller.label,
+        actor=importer.user if importer.user is not None else importer.label,
         targets={"connectorId": connector.public_id},
         fields={"accepted": result.accepted, "imported": result.imported},
     )
@@ -178,19 +254,14 @@ def _millis(value: Any, name: str) -> datetime | None:
 
 
 @transaction.atomic
-def _import_one(caller: Caller, connector: Connector, item: dict[str, Any]) -> Grant:
+def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) -> Grant:
     access_token = item.get("accessToken")
     if not isinstance(access_token, str) or not access_token:
         raise errors.InvalidRequest("accessToken is required.")
     raw_subject = item.get("subject") or {}
     if not isinstance(raw_subject, dict):
         raise errors.InvalidRequest("subject must be an object.")
-    subject = subject_for(
-        caller,
-        type=str(raw_subject.get("type", "")),
-        id=str(raw_subject.get("id", "")),
-        issuer=str(raw_subject.get("issuer", "") or ""),
-    )
+    subject = importer.subject(raw_subject)
     installation_ref = item.get("installationId")
     installations = Installation.objects.filter(connector=connector, status="active")
     if installation_ref:
@@ -202,12 +273,25 @@ def _import_one(caller: Caller, connector: Connector, item: dict[str, Any]) -> G
     scopes = item.get("scopes") or []
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise errors.InvalidRequest("scopes must be a list of strings.")
-    grant, _ = Grant.objects.select_for_update().get_or_create(
+    grant, created = Grant.objects.select_for_update().get_or_create(
         installation=installation,
         subject_type=subject.type,
         subject_id=subject.id,
         issuer=subject.issuer,
+        defaults={"project_id": importer.project_id},
     )
+    taken = grant.status == GrantStatus.ACTIVE and grant.project_id != importer.project_id
+    if not created and taken:
+        # Whoever relies on this grant would silently receive the importer's token.
+        raise errors.Forbidden(
+            "An active grant for this subject belongs to another project (or to the team); "
+            "it is not replaced by an import."
+        )
+    if grant.project_id != importer.project_id:
+        # A grant changing hands keeps no refresh token of its previous holder.
+        grant.seal("refresh_token", "")
+        grant.refresh_expires_at = None
+    grant.project_id = importer.project_id
     tokens = TokenSet(
         access_token=access_token,
         expires_at=_millis(item.get("expiresAt"), "expiresAt"),

@@ -20,11 +20,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import http
-from connect.models import Project, SigningKey, TrustedIssuer
+from connect.models import Project, SigningKey, TrustedIssuer, TrustedIssuerRule
 
 ALGORITHMS = ["RS256", "ES256"]
 JWKS_REFETCH_INTERVAL = 60.0
 JWKS_CACHE_SECONDS = 3600
+#: A failed JWKS fetch is not retried for this long (per URL, shared through the cache).
+JWKS_FAILURE_SECONDS = 15
+#: A token naming more audiences than this is refused before any lookup.
+MAX_AUDIENCES = 10
 OWN_KEYS_MAX_AGE = 60.0
 
 
@@ -243,15 +247,30 @@ def _jwks_fetch(url: str) -> dict[str, Any]:
     return document
 
 
+def _jwks_cache_key(url: str) -> str:
+    return "jwks:" + hashlib.sha256(url.encode()).hexdigest()
+
+
 def jwks_key(url: str, kid: str) -> jwt.PyJWK:
-    """A key from a remote JWKS, cached; an unknown kid refetches at most once a minute."""
-    cache_key = "jwks:" + hashlib.sha256(url.encode()).hexdigest()
+    """A key from a remote JWKS, cached; an unknown kid refetches at most once a minute.
+
+    A failed fetch is remembered for ``JWKS_FAILURE_SECONDS``: a broken or slow JWKS costs its
+    own team's callers one fetch, not one per request.
+    """
+    cache_key = _jwks_cache_key(url)
     entry = cache.get(cache_key)
     if entry is None or (
         kid not in {k.get("kid") for k in entry["keys"]}
         and time.time() - entry["fetched_at"] >= JWKS_REFETCH_INTERVAL
     ):
-        entry = {"keys": _jwks_fetch(url)["keys"], "fetched_at": time.time()}
+        failed = cache.get(f"{cache_key}:failed")
+        if failed is not None:
+            raise TokenRejected(f"{failed} (cached failure)")
+        try:
+            entry = {"keys": _jwks_fetch(url)["keys"], "fetched_at": time.time()}
+        except TokenRejected as exc:
+            cache.set(f"{cache_key}:failed", str(exc), JWKS_FAILURE_SECONDS)
+            raise
         cache.set(cache_key, entry, JWKS_CACHE_SECONDS)
     for candidate in entry["keys"]:
         if candidate.get("kid") == kid:
@@ -265,37 +284,50 @@ def jwks_key(url: str, kid: str) -> jwt.PyJWK:
 @dataclass(frozen=True)
 class TrustedMatch:
     issuer: TrustedIssuer
+    rule: TrustedIssuerRule
     claims: dict[str, Any]
 
 
-def trusted_issuer_match(token: str, issuer: str, kid: str) -> TrustedMatch:
-    """The one trusted-issuer rule whose audience and required claims the token matches.
+def _unverified_audiences(token: str) -> list[str]:
+    try:
+        aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
+    except jwt.PyJWTError as exc:
+        raise TokenRejected(f"not a JWT: {exc}") from exc
+    if isinstance(aud, str):
+        return [aud]
+    if not isinstance(aud, list):
+        return []
+    if len(aud) > MAX_AUDIENCES:
+        # Read before the signature is checked: a forger must not size our query.
+        raise TokenRejected(f"more than {MAX_AUDIENCES} audiences")
+    return [a for a in aud if isinstance(a, str)]
 
-    Rules belong to teams, and any team may write one for a public issuer (GitHub Actions):
-    a token matching rules that name different projects is ambiguous and refused, so no team's
-    rule can capture another team's workloads.
+
+def trusted_issuer_match(token: str, issuer: str, kid: str) -> TrustedMatch:
+    """The one rule, of the one team that trusts this (issuer, audience), the token matches.
+
+    The token's own ``iss`` and ``aud`` pick the team first (the pair is unique), and only that
+    team's JWKS is fetched and its rules read: another team trusting the same issuer can
+    neither capture the token nor slow it down. Rules of that team naming more than one
+    project + environment make the token ambiguous, and it is refused.
     """
+    audiences = _unverified_audiences(token)
     rules = list(
-        TrustedIssuer.objects.filter(issuer=issuer).select_related("project", "environment")
+        TrustedIssuerRule.objects.filter(
+            trusted_issuer__issuer=issuer, trusted_issuer__audience__in=audiences
+        ).select_related("trusted_issuer", "project", "environment")
     )
-    if not rules:
-        raise TokenRejected(f"issuer {issuer!r} is not trusted")
-    failure: TokenRejected = TokenRejected("claims do not match any rule")
-    matches: list[TrustedMatch] = []
-    for rule in rules:
-        try:
-            key = jwks_key(rule.jwks_url, kid)
-            claims = verify(token, key, issuer=issuer, audience=rule.audience)
-        except TokenRejected as exc:
-            failure = exc
-            continue
-        if rule.required_claims and all(
-            claims.get(name) == value for name, value in rule.required_claims.items()
-        ):
-            matches.append(TrustedMatch(issuer=rule, claims=claims))
-    targets = {(m.issuer.project_id, m.issuer.environment_id) for m in matches}
-    if len(targets) > 1:
+    trusted = {rule.trusted_issuer_id: rule.trusted_issuer for rule in rules}
+    if not trusted:
+        raise TokenRejected(f"issuer {issuer!r} is not trusted for audience {audiences!r}")
+    if len(trusted) > 1:
+        # A token addressed to several teams' audiences is for none of them.
+        raise TokenRejected("the token's audiences name more than one trusted issuer")
+    (pair,) = trusted.values()
+    claims = verify(token, jwks_key(pair.jwks_url, kid), issuer=issuer, audience=pair.audience)
+    matches = [r for r in rules if r.project.team_id == pair.team_id and r.matches(claims)]
+    if len({(rule.project_id, rule.environment_id) for rule in matches}) > 1:
         raise TokenRejected("the token matches rules for more than one project")
     if not matches:
-        raise failure
-    return matches[0]
+        raise TokenRejected("claims do not match any rule")
+    return TrustedMatch(issuer=pair, rule=matches[0], claims=claims)

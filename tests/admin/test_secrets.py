@@ -235,7 +235,8 @@ def everything_with_secrets(
     data = form_data(browser.get(add_url), "deploymentcredential_form")
     data.update(project=[str(project.pk)], environment=[str(environment.pk)], name=["ci"])
     shown_once = browser.post(add_url, data, follow=True)
-    token = re.search(r"cdc_[A-Za-z0-9_-]+", shown_once.content.decode())
+    # The whole token: the page also names the credential by its (public) prefix.
+    token = re.search(r"cdc_[A-Za-z0-9]{12}_[A-Za-z0-9]{24}", shown_once.content.decode())
     assert token, "the new credential is shown once"
     assert DeploymentCredential.objects.get(name="ci").matches(token.group(0))
 

@@ -40,6 +40,7 @@ from connect.models import (
     TokenIssue,
     TriggerDestination,
     TrustedIssuer,
+    TrustedIssuerRule,
 )
 from connect.services.audit import audit_record
 from connect.services.credentials import deployment_credential_create
@@ -166,6 +167,10 @@ def make_world(
             issuer=f"https://{tag}.issuer.test",
             jwks_url=f"https://{tag}.issuer.test/jwks",
             audience=f"{tag}-audience",
+        )
+        TrustedIssuerRule.objects.create(
+            trusted_issuer=issuer,
+            required_claims={"repository": f"{tag}/app"},
             project=project,
             environment=environment,
         )
@@ -340,31 +345,15 @@ def test_cannot_link_own_connector_to_another_teams_project(
     assert snapshot() == before
 
 
-@pytest.mark.parametrize(
-    ("model", "fields"),
-    [
-        (DeploymentCredential, {"name": "stolen"}),
-        (
-            TrustedIssuer,
-            {"issuer": "https://x.test", "jwks_url": "https://x.test/j", "audience": "x"},
-        ),
-    ],
-    ids=["deploymentcredential", "trustedissuer"],
-)
 def test_cannot_add_rows_pointing_at_another_teams_project(
-    model: type[models.Model],
-    fields: dict[str, str],
-    member_a: User,
-    world_a: World,
-    world_b: World,
+    member_a: User, world_a: World, world_b: World
 ) -> None:
     client = client_for(member_a)
-    data = form_data(client.get(url(model, "add")), f"{model._meta.model_name}_form")
-    data.update({name: [value] for name, value in fields.items()})
+    model = DeploymentCredential
+    data = form_data(client.get(url(model, "add")), "deploymentcredential_form")
+    data["name"] = ["stolen"]
     data["project"] = [str(world_b[Project].pk)]
     data["environment"] = [str(world_b[Environment].pk)]
-    if "team" in data:
-        data["team"] = [str(world_a[Team].pk)]
     before = snapshot()
 
     response = client.post(url(model, "add"), data)
@@ -372,6 +361,30 @@ def test_cannot_add_rows_pointing_at_another_teams_project(
     assert response.status_code == 200
     form_errors = response.context["adminform"].form.errors
     assert {"project", "environment"} <= set(form_errors)
+    assert snapshot() == before
+
+
+def test_cannot_add_trusted_issuer_rules_pointing_at_another_teams_project(
+    member_a: User, world_a: World, world_b: World
+) -> None:
+    client = client_for(member_a)
+    data = form_data(client.get(url(TrustedIssuer, "add")), "trustedissuer_form")
+    data.update(
+        team=[str(world_a[Team].pk)],
+        issuer=["https://x.test"],
+        jwks_url=["https://x.test/j"],
+        audience=["x"],
+    )
+    data["rules-0-required_claims"] = ['{"repository": "x/y"}']
+    data["rules-0-project"] = [str(world_b[Project].pk)]
+    data["rules-0-environment"] = [str(world_b[Environment].pk)]
+    before = snapshot()
+
+    response = client.post(url(TrustedIssuer, "add"), data)
+
+    assert response.status_code == 200
+    (rules,) = response.context["inline_admin_formsets"]
+    assert {"project", "environment"} <= set(rules.formset.errors[0])
     assert snapshot() == before
 
 
@@ -450,7 +463,11 @@ def test_autocomplete_search_for_another_teams_object_finds_nothing(
         ("deploymentcredential/add/", {"project": Project, "environment": Environment}),
         (
             "trustedissuer/add/",
-            {"team": Team, "project": Project, "environment": Environment},
+            {
+                "team": Team,
+                "rules-0-project": Project,
+                "rules-0-environment": Environment,
+            },
         ),
     ],
 )

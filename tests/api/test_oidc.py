@@ -26,9 +26,10 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import IntegrityError, transaction
 from django.test import Client
 
-from connect.models import Connector, Project, Team, TokenIssue, TrustedIssuer
+from connect.models import Connector, Project, Team, TokenIssue, TrustedIssuer, TrustedIssuerRule
 from connect.services import oidc
 from tests.api.wire import assert_error
 
@@ -144,12 +145,19 @@ def trust(
     *,
     environment: str = "preview",
     required_claims: dict[str, Any] | None = None,
-) -> TrustedIssuer:
-    rule = TrustedIssuer(
-        team=tenant.team,
-        issuer=ISSUER,
-        jwks_url=jwks_url,
-        audience=AUDIENCE,
+    audience: str = AUDIENCE,
+) -> TrustedIssuerRule:
+    issuer = TrustedIssuer.objects.filter(
+        team=tenant.team, issuer=ISSUER, audience=audience
+    ).first()
+    if issuer is None:
+        issuer = TrustedIssuer(
+            team=tenant.team, issuer=ISSUER, jwks_url=jwks_url, audience=audience
+        )
+        issuer.full_clean()
+        issuer.save()
+    rule = TrustedIssuerRule(
+        trusted_issuer=issuer,
         required_claims={"repository": REPOSITORY} if required_claims is None else required_claims,
         project=tenant.project,
         environment=tenant.project.environments.get(slug=environment),
@@ -380,45 +388,45 @@ def test_a_rule_of_another_team_does_not_map_into_this_one(
     """Team B trusts the issuer for its own project; the token acts there, never in team A."""
     other_team = make_team()
     other_project = make_project(other_team, environments=("preview",))
-    rule = TrustedIssuer.objects.create(
-        team=other_team,
-        issuer=ISSUER,
-        jwks_url=jwks_server.url,
-        audience=AUDIENCE,
+    issuer = TrustedIssuer.objects.create(
+        team=other_team, issuer=ISSUER, jwks_url=jwks_server.url, audience=AUDIENCE
+    )
+    TrustedIssuerRule.objects.create(
+        trusted_issuer=issuer,
         required_claims={"repository": REPOSITORY},
         project=other_project,
         environment=other_project.environments.get(),
     )
-    assert rule.project.team_id != tenant.team.pk
+    assert issuer.team_id != tenant.team.pk
 
     # Team A's connector is not team B's: the caller resolves to team B, which has none.
     assert_error(tenant.token_request(rs256(jwks_server, ci_claims())), 404, "not_found")
 
 
-def test_a_token_matching_rules_of_two_teams_is_refused(
+def test_another_team_cannot_trust_the_issuer_for_this_teams_audience(
     tenant: Tenant,
     jwks_server: JwksServer,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
 ) -> None:
-    """Team B writes a rule for team A's workload: neither team gets the token, A's own rule
-    included, so no team's rule can capture another's CI."""
+    """Team B would write a rule for team A's workload: the (issuer, audience) pair is A's, so
+    B cannot trust it at all, and A's callers keep working."""
     trust(tenant, jwks_server.url)
     token = rs256(jwks_server, ci_claims())
     assert_issued_to(tenant.token_request(token), tenant, "preview")
     other_team = make_team()
-    other_project = make_project(other_team, environments=("preview",))
-    TrustedIssuer.objects.create(
-        team=other_team,
-        issuer=ISSUER,
-        jwks_url=jwks_server.url,
-        audience=AUDIENCE,
-        required_claims={"repository": REPOSITORY},
-        project=other_project,
-        environment=other_project.environments.get(),
-    )
 
-    assert_error(tenant.token_request(token), 401, "unauthorized")
+    with pytest.raises(ValidationError) as refused:
+        TrustedIssuer(
+            team=other_team, issuer=ISSUER, jwks_url=jwks_server.url, audience=AUDIENCE
+        ).full_clean()
+    assert "already trusted for this audience" in str(refused.value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrustedIssuer.objects.create(
+            team=other_team, issuer=ISSUER, jwks_url=jwks_server.url, audience=AUDIENCE
+        )
+
+    assert_issued_to(tenant.token_request(token), tenant, "preview")
 
 
 def test_a_rule_must_name_a_claim(tenant: Tenant, jwks_server: JwksServer) -> None:

@@ -199,17 +199,13 @@ def test_member_cannot_store_a_return_origin_that_is_not_an_origin(
     [("issuer", "ftp://token.example.com"), ("jwks_url", "ftp://token.example.com/jwks")],
 )
 def test_member_cannot_store_a_non_web_trusted_issuer_url(
-    db: None, team: Team, make_project: Callable[..., Project], field: str, url: str
+    db: None, team: Team, field: str, url: str
 ) -> None:
-    project = make_project(team)
     issuer = TrustedIssuer(
         team=team,
         issuer="https://token.actions.githubusercontent.com",
         jwks_url="https://token.actions.githubusercontent.com/.well-known/jwks",
-        audience="https://connect.example",
-        required_claims={"repository": "acme/app"},
-        project=project,
-        environment=project.environments.get(),
+        audience=team.workload_audience,
     )
     setattr(issuer, field, url)
 
