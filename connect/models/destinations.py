@@ -54,7 +54,9 @@ class TriggerDestination(SealedSecrets):
         return f"{self.environment_id and self.environment}{self.path}"
 
     def clean(self) -> None:
-        if self.connector_id and self.project_id and self.connector.team_id != self.project.team_id:
+        # On the add page the connector is not saved yet: the inline holds it unsaved.
+        has_connector = self.connector_id or TriggerDestination.connector.is_cached(self)
+        if has_connector and self.project_id and self.connector.team_id != self.project.team_id:
             raise ValidationError({"project": "Pick a project of the connector's team."})
         if (
             self.project_id

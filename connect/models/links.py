@@ -35,7 +35,9 @@ class ProjectLink(models.Model):
         return f"{self.connector.uid} → {self.project.slug}"
 
     def clean(self) -> None:
-        if self.connector_id and self.project_id and self.connector.team_id != self.project.team_id:
+        # On the add page the connector is not saved yet: the inline holds it unsaved.
+        has_connector = self.connector_id or ProjectLink.connector.is_cached(self)
+        if has_connector and self.project_id and self.connector.team_id != self.project.team_id:
             raise ValidationError("The project belongs to another team.")
         if not isinstance(self.environments, list) or not all(
             isinstance(slug, str) for slug in self.environments

@@ -554,6 +554,50 @@ def test_a_link_to_a_project_of_another_of_the_users_teams_is_refused(
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("inline", ["links", "destinations"])
+def test_a_new_connectors_link_to_a_project_of_another_of_the_users_teams_is_refused(
+    make_team: Callable[..., Team],
+    make_project: Callable[..., Project],
+    member_a: User,
+    world_a: World,
+    inline: str,
+) -> None:
+    # On the add page the connector has no id yet: the team check must not wait for one.
+    team_c = make_team(slug="charlie-team")
+    Membership.objects.create(team=team_c, user=member_a, role=Role.MEMBER)
+    project_c = make_project(team_c, slug="charlie-app")
+    client = client_for(member_a)
+    data = form_data(client.get(url(Connector, "add") + "?type=api-key"), "connector_form")
+    data.update(
+        {
+            "team": [str(world_a[Project].team_id)],
+            "type": ["api-key"],
+            "uid": ["api-key/crossed"],
+            "service": ["api-key"],
+            "name": ["Crossed"],
+            "api_key": ["k-123"],
+        }
+    )
+    prefix = {"links": "links", "destinations": "destinations"}[inline]
+    prefixes = [k[: -len("-TOTAL_FORMS")] for k in data if k.endswith("-TOTAL_FORMS")]
+    prefix = next(p for p in prefixes if p.startswith(prefix))
+    data[f"{prefix}-TOTAL_FORMS"] = ["1"]
+    data[f"{prefix}-0-project"] = [str(project_c.pk)]
+    if inline == "links":
+        data[f"{prefix}-0-environments"] = ["production"]
+    else:
+        data[f"{prefix}-0-environment"] = [str(project_c.environments.get().pk)]
+        data[f"{prefix}-0-path"] = ["/hook"]
+        data[f"{prefix}-0-enabled"] = ["on"]
+    before = snapshot()
+
+    response = client.post(url(Connector, "add"), data)
+
+    assert response.status_code == 200
+    assert response.context["errors"]
+    assert snapshot() == before
+
+
 # Roles: viewer < member < owner
 
 
