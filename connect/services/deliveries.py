@@ -172,11 +172,14 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
     timeouts bound single reads, ``http.Deadline`` the whole exchange."""
     limit = float(settings.CONNECT_DELIVERY_TIMEOUT)
     started = time.monotonic()
-    deadline = http.Deadline(limit)
+    deadline: http.Deadline | None = None
     status: int | None = None
     try:
         url = destination_url(delivery.destination)
         headers = delivery_headers(delivery, url, now=now)
+        # The receiver's time starts here; signing (a first key, on a fresh install) is ours.
+        started = time.monotonic()
+        deadline = http.Deadline(limit)
         with deadline:
             response = http.session().post(
                 url,
@@ -197,7 +200,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
         # Whatever went wrong is this attempt's failure, recorded and retried on the schedule;
         # raising would leave the row (and the rest of its batch) to a lapsed lease instead.
         latency = int((time.monotonic() - started) * 1000)
-        if deadline.passed() or isinstance(exc, http.DeadlineExceeded):
+        if isinstance(exc, http.DeadlineExceeded) or (deadline is not None and deadline.passed()):
             answered = f" (HTTP {status} came, its body did not end)" if status else ""
             error = f"deadline: no complete answer within {limit:g} s{answered}"
             return Outcome(None, error, latency, timed_out=True)
