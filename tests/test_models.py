@@ -450,6 +450,15 @@ def one(model: type[models.Model], world: World) -> Any:
     return model._default_manager.filter(pk__in=world.rows[label(model)]).order_by("pk").first()
 
 
+def replay_slotted(event: InboundEvent) -> InboundEvent:
+    """The event as the intake stores it: its body's hash in two replay slots (4 and 5)."""
+    InboundEvent.objects.filter(pk=event.pk).update(
+        body_sha256="ab" * 32, replay_slot_even=4, replay_slot_odd=5
+    )
+    event.refresh_from_db()
+    return event
+
+
 VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
     "connect_connector_unique_uid": lambda w: copy_of(one(Connector, w)),
     "connect_connector_uid_format": lambda w: copy_of(one(Connector, w), uid="no-slash"),
@@ -485,6 +494,13 @@ VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
         status="lost",
     ),
     "connect_inboundevent_unique_provider_event": lambda w: copy_of(one(InboundEvent, w)),
+    # The same body one slot later: it shares the odd slot only, or the even one only.
+    "connect_inboundevent_unique_body_even_slot": lambda w: copy_of(
+        replay_slotted(one(InboundEvent, w)), provider_event_id="again", replay_slot_odd=7
+    ),
+    "connect_inboundevent_unique_body_odd_slot": lambda w: copy_of(
+        replay_slotted(one(InboundEvent, w)), provider_event_id="again", replay_slot_even=6
+    ),
     "connect_authorizationrequest_kind_valid": lambda w: copy_of(
         one(AuthorizationRequest, w), kind="hijack", state="s2", verifier_sha256="v2"
     ),
@@ -494,6 +510,9 @@ VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
     "connect_triggerdestination_unique_target": lambda w: copy_of(one(TriggerDestination, w)),
     "connect_triggerdestination_path_absolute": lambda w: copy_of(
         one(TriggerDestination, w), path="relative"
+    ),
+    "connect_triggerdestination_disabled_reason_valid": lambda w: copy_of(
+        one(TriggerDestination, w), path="/other", disabled_reason="bored"
     ),
 }
 
