@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
 
 from connect.models import (
     AuthorizationRequest,
@@ -512,7 +513,7 @@ VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
         one(TriggerDestination, w), path="relative"
     ),
     "connect_triggerdestination_disabled_reason_valid": lambda w: copy_of(
-        one(TriggerDestination, w), path="/other", disabled_reason="bored"
+        one(TriggerDestination, w), path="/other", disabled_at=timezone.now(), disabled_reason=""
     ),
 }
 

@@ -61,13 +61,16 @@ class TriggerDestination(SealedSecrets):
                 fields=["connector", "project", "environment", "path"],
                 name="connect_triggerdestination_unique_target",
             ),
+            # Whatever the app disabled says why.
+            models.CheckConstraint(
+                condition=models.Q(disabled_at__isnull=True)
+                | models.Q(disabled_reason__in=DisabledReason.values),
+                name="connect_triggerdestination_disabled_reason_valid",
+            ),
+            # Last (see migration 0006): SQLite introspection misreads literals after its ESCAPE.
             models.CheckConstraint(
                 condition=models.Q(path__startswith="/"),
                 name="connect_triggerdestination_path_absolute",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(disabled_reason__in=["", *DisabledReason.values]),
-                name="connect_triggerdestination_disabled_reason_valid",
             ),
         ]
 
