@@ -81,7 +81,9 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
     """Take due rows (and rows whose worker vanished) under a lease; skip rows others hold.
 
     A row whose worker vanished comes alone, so one that kills every worker sending it cannot
-    take a batch down with it each time; if the vanished attempt was its last, it fails.
+    take a batch down with it each time; if the vanished attempt was its last, it fails. So do
+    rows of a destination the app disabled: retries that were in flight when it happened, and
+    replays, until a member turns it back on.
     """
     lease = timedelta(seconds=settings.CONNECT_DELIVERY_LEASE_SECONDS)
     with transaction.atomic():
@@ -91,10 +93,12 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
             .select_related("event__connector__team", "destination__environment__project__team")
             .order_by("next_attempt_at")[:limit]
         )
+        disabled = [d for d in claimed if d.destination.disabled_at is not None]
+        claimed = [d for d in claimed if d not in disabled]
         abandoned = [d for d in claimed if d.status == DeliveryStatus.DELIVERING]
         spent = [d for d in abandoned if d.attempts >= len(settings.CONNECT_DELIVERY_SCHEDULE)]
-        if spent:
-            Delivery.objects.filter(pk__in=[d.pk for d in spent]).update(
+        if spent or disabled:
+            Delivery.objects.filter(pk__in=[d.pk for d in spent + disabled]).update(
                 status=DeliveryStatus.FAILED, lease_until=None, updated_at=now
             )
         retried = [d for d in abandoned if d not in spent]

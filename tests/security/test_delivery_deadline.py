@@ -41,6 +41,7 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.models.destinations import DisabledReason
+from connect.services import destinations
 from connect.services.deliveries import (
     deliveries_claim,
     deliveries_release,
@@ -455,3 +456,25 @@ def test_a_success_within_five_days_starts_the_count_again(relay: Relay) -> None
     assert flaky.enabled
     assert flaky.failing_since == later
     assert not AuditEvent.objects.filter(type="destination.disabled").exists()
+
+
+def test_a_retry_in_flight_when_its_destination_is_disabled_is_not_sent_later(
+    relay: Relay,
+) -> None:
+    """Another worker had claimed it; its attempt fails and schedules a retry after the
+    destination was disabled (by a 410 elsewhere, or five days): no retry goes out."""
+    failing = relay.destination("/failing")
+    relay.receiver.answer("/failing", (500, {}))
+    relay.receive("in-flight")
+    [in_flight] = claim()
+    destinations.destination_disable(
+        destination=failing, reason=DisabledReason.GONE, at=timezone.now()
+    )
+    assert not delivery_attempt(delivery=in_flight).succeeded  # a retry is scheduled
+
+    later = timezone.now() + timedelta(hours=1)
+
+    assert claim(now=later) == []
+    in_flight.refresh_from_db()
+    assert in_flight.status == "failed"
+    assert len(relay.receiver.received("/failing")) == 1
