@@ -93,7 +93,7 @@ class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = ["public_id", "connector", "event_type", "tenant_id", "verified", "received_at"]
     list_filter = ["verified", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
-    search_fields = ["=public_id", "=provider_event_id"]
+    search_fields = ["=public_id", "=provider_event_id", "=body_sha256"]
     fields = EVENT_FIELDS
     readonly_fields = EVENT_FIELDS
     inlines = [DeliveryInline]
