@@ -274,8 +274,10 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
     """Send one claimed delivery and record the attempt, the delivery's next state and what it
     says about the destination. ``now`` is the attempt's start (a test's clock)."""
     now = now or timezone.now()
+    started = time.monotonic()
     outcome = _post(delivery, now=now)
-    finished = now + timedelta(milliseconds=outcome.latency_ms)
+    # On the caller's clock: the latency is the receiver's share only, signing is ours too.
+    finished = now + timedelta(seconds=time.monotonic() - started)
     if outcome.succeeded:
         status, next_at = DeliveryStatus.SUCCEEDED, delivery.next_attempt_at
     elif outcome.retryable and (delay := next_delay(delivery.attempts, outcome)) is not None:
