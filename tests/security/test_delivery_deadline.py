@@ -325,7 +325,7 @@ def test_two_workers_keep_serving_other_teams_while_one_destination_drips(
         next_attempt_at=timezone.now() - timedelta(minutes=1)
     )
     started = time.time()
-    stop_at = time.monotonic() + 6
+    stop_at = time.monotonic() + 8  # less than one drip: unbounded, no worker would get free
 
     def work() -> None:
         try:
@@ -342,8 +342,10 @@ def test_two_workers_keep_serving_other_teams_while_one_destination_drips(
 
     got = receiver.received("/fast")
     assert len(got) == 3
-    # Without the deadline and the fairness both workers sat on 10 s drips, six of them.
-    assert max(r.at for r in got) - started <= 2 * DEADLINE + 1
+    # Without the deadline and the fairness both workers sat on 10 s drips, six of them. With
+    # them, one slow attempt each (two if both claim the slow one's rows again at once), and
+    # slack for a loaded machine.
+    assert max(r.at for r in got) - started <= 2 * DEADLINE + 3
     assert Delivery.objects.filter(destination=fast, status="succeeded").count() == 3
 
 
