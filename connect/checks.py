@@ -109,9 +109,31 @@ def delivery_times_in_force() -> DeliveryTimes:
     )
 
 
+def visibility_problems(conf: Any) -> list[str]:
+    """Every task, not only the doorbell, must be over before the broker hands its message to
+    another worker: each hard time limit below the visibility timeout."""
+    visibility = visibility_timeout(str(conf.broker_url), conf.broker_transport_options)
+    annotations = conf.task_annotations if isinstance(conf.task_annotations, Mapping) else {}
+    problems = []
+    for name in sorted({"(every task)", *annotations}):
+        _, hard = task_time_limits(conf, name)
+        if visibility is None:
+            continue
+        if hard is None or not hard < visibility:
+            limit = "no hard time limit" if hard is None else f"a hard time limit of {hard:g} s"
+            problems.append(
+                f"{name} has {limit}, not less than the broker's visibility timeout "
+                f"({visibility:g} s): the broker would hand it to a second worker"
+            )
+    return problems
+
+
 @register()
 def check_delivery_times(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    from config.celery import app
+
+    problems = delivery_time_problems(delivery_times_in_force()) + visibility_problems(app.conf)
     return [
         Error(problem, hint="See README.md, 'Forwarding'.", id="connect.E101")
-        for problem in delivery_time_problems(delivery_times_in_force())
+        for problem in problems
     ]
