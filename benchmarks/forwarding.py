@@ -13,9 +13,9 @@ Measures, against a loopback receiver that answers 204:
   worker processes (concurrency 1 each) and beat start; the time until every delivery succeeded,
   and deliveries per second over it;
 * ingest: ``POST /connect/trigger/<id>`` through gunicorn (2 workers) with wrk, a custom
-  connector with an HMAC-SHA256 header (no event id, so the same signed body is a new event each
-  time), while the workers forward what comes in: p50/p99 latency; then the time until that
-  forwarding caught up;
+  connector with an HMAC-SHA256 header, each request a body of its own (the same body again
+  within the replay window is acknowledged as a replay, not stored), while the workers forward
+  what comes in: p50/p99 latency; then the time until that forwarding caught up;
 * SQL queries per ingest, from Django's test client under ``CaptureQueriesContext``.
 """
 
@@ -48,6 +48,39 @@ BACKLOG = int(os.environ.get("BENCH_BACKLOG", "10000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 SIGNING_SECRET = "bench-trigger-secret"
 DRAIN_TIMEOUT = 900
+# Signed bodies per wrk run; a run that sends more wraps around, and the rest are replays.
+BODIES_PER_RUN = 100_000
+LINES = ", ".join(['"' + "x" * 60 + '"'] * 12)
+# "%d" is the body's number, filled in the same way by Python here and by Lua in wrk.
+BODY = '{"type": "order.paid", "data": {"id": "ord_%d", "lines": [' + LINES + "]}}"
+
+
+def body_of(number: int) -> bytes:
+    return (BODY % number).encode()
+
+
+def ingest_script(first: int, signatures: Path) -> str:
+    """A wrk script whose requests carry bodies ``first``, ``first`` + 1, … (each thread takes
+    every other one), signed with the HMACs listed in ``signatures``, one line per body."""
+    return f"""
+local template = {json.dumps(BODY)}
+local signatures = {{}}
+for line in io.lines({json.dumps(str(signatures))}) do signatures[#signatures + 1] = line end
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+end
+local sent = 0
+function request()
+  local index = (offset + 2 * sent) % #signatures
+  sent = sent + 1
+  local headers = {{}}
+  headers["Content-Type"] = "application/json"
+  headers["X-Acme-Signature"] = signatures[index + 1]
+  return wrk.format("POST", nil, headers, string.format(template, {first} + index))
+end
+"""
 
 
 class Receiver:
@@ -178,10 +211,18 @@ def main() -> int:
         ),
         actor="bench",
     )
-    body = json.dumps(
-        {"type": "order.paid", "data": {"id": "ord_1", "lines": ["x" * 60] * 12}}
-    ).encode()
-    signature = hmac.new(SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    body = body_of(0)
+
+    def sign(body: bytes) -> str:
+        return hmac.new(SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+    # Three wrk runs (warm-up, 2 and CONNECTIONS connections), each with bodies of its own.
+    runs = {}
+    for run, connections in enumerate((2, 2, CONNECTIONS)):
+        first = (run + 1) * BODIES_PER_RUN
+        listing = var_dir / f"signatures-{run}.txt"
+        listing.write_text("".join(sign(body_of(first + n)) + "\n" for n in range(BODIES_PER_RUN)))
+        runs[run] = (connections, ingest_script(first, listing))
 
     # The backlog, in bulk: as if the workers had been down while the events came in.
     events = InboundEvent.objects.bulk_create(
@@ -229,11 +270,14 @@ def main() -> int:
         # Queries per ingest, in process.
         client = Client()
         url = f"/connect/trigger/{connector.public_id}"
-        headers = {"x-acme-signature": signature}
         counts = []
-        for _ in range(20):
+        for number in range(1, 21):
+            signed = body_of(number)
+            headers = {"x-acme-signature": sign(signed)}
             with CaptureQueriesContext(connection) as queries:
-                response = client.post(url, body, content_type="application/json", headers=headers)
+                response = client.post(
+                    url, signed, content_type="application/json", headers=headers
+                )
             assert response.status_code == 200, response.content
             counts.append(len(queries))
 
@@ -256,17 +300,9 @@ def main() -> int:
             return True
 
         wait_for("gunicorn", web_up)
-        script = "\n".join(
-            [
-                'wrk.method = "POST"',
-                'wrk.headers["Content-Type"] = "application/json"',
-                f'wrk.headers["X-Acme-Signature"] = "{signature}"',
-                f"wrk.body = {json.dumps(body.decode())}",
-            ]
-        )
-        wrk(f"{base}{url}", script, 2)  # warm up
+        wrk(f"{base}{url}", runs[0][1], 2)  # warm up
         # One connection per gunicorn worker shows the service time; more show the queueing.
-        ingest = {n: wrk(f"{base}{url}", script, SECONDS, n) for n in (2, CONNECTIONS)}
+        ingest = {n: wrk(f"{base}{url}", script, SECONDS, n) for n, script in (runs[1], runs[2])}
         # Requests wrk left in flight still finish: count what is owed once the web has stopped.
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=30)

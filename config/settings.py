@@ -17,6 +17,7 @@ from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from connect.checks import DeliveryTimes, delivery_time_problems, visibility_timeout
 from connect.var_files import read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -271,9 +272,15 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How long Redis waits for a doorbell's acknowledgement before it hands it to another worker;
+# longer than anything a task may take (see the chain under "Forwarding" below).
+CONNECT_BROKER_VISIBILITY_TIMEOUT = env_int("CONNECT_BROKER_VISIBILITY_TIMEOUT", 3600)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "visibility_timeout": CONNECT_BROKER_VISIBILITY_TIMEOUT
+    }
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
 else:
     _broker_dir = VAR_DIR / "broker"
     for _folder in ("queue", "processed", "control"):
@@ -399,6 +406,31 @@ CONNECT_DELIVERY_SCHEDULE = [
         "CONNECT_DELIVERY_SCHEDULE", "0,5,300,1800,7200,18000,36000,36000"
     ).split(",")
 ]
-CONNECT_DELIVERY_TIMEOUT = float(os.environ.get("CONNECT_DELIVERY_TIMEOUT", "15"))
+# One attempt's total deadline: connecting, sending, the answer and its body.
+CONNECT_DELIVERY_TIMEOUT = env_float("CONNECT_DELIVERY_TIMEOUT", 15.0)
+# A doorbell task starts no attempt after this many seconds (it ends within budget + deadline).
+CONNECT_DELIVERY_BUDGET = env_float("CONNECT_DELIVERY_BUDGET", 20.0)
+# Celery's limits for that task (and the default for every task): the soft one interrupts it,
+# the hard one kills it, both before the lease on its rows lapses.
+CONNECT_DELIVERY_SOFT_TIME_LIMIT = env_float("CONNECT_DELIVERY_SOFT_TIME_LIMIT", 45.0)
+CONNECT_DELIVERY_TIME_LIMIT = env_float("CONNECT_DELIVERY_TIME_LIMIT", 50.0)
 CONNECT_DELIVERY_LEASE_SECONDS = env_int("CONNECT_DELIVERY_LEASE", 60)
 CONNECT_DELIVERY_BATCH = env_int("CONNECT_DELIVERY_BATCH", 50)
+CELERY_TASK_SOFT_TIME_LIMIT = CONNECT_DELIVERY_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = CONNECT_DELIVERY_TIME_LIMIT
+# budget + deadline < soft limit < hard limit < lease < visibility timeout, or a slow receiver
+# could get a delivery twice: refused here, in every process (connect/checks.py says why).
+_delivery_problems = delivery_time_problems(
+    DeliveryTimes(
+        budget=CONNECT_DELIVERY_BUDGET,
+        attempt=CONNECT_DELIVERY_TIMEOUT,
+        soft_limit=CELERY_TASK_SOFT_TIME_LIMIT,
+        hard_limit=CELERY_TASK_TIME_LIMIT,
+        lease=CONNECT_DELIVERY_LEASE_SECONDS,
+        visibility=visibility_timeout(CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS),
+    )
+)
+if _delivery_problems:
+    raise ImproperlyConfigured(
+        "Forwarding times do not hold together: " + "; ".join(_delivery_problems)
+    )

@@ -7,6 +7,9 @@ class ConnectConfig(AppConfig):
     verbose_name = "Connect"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        from connect import checks  # noqa: F401  (registers the system checks)
+
 
 class ConnectAdminConfig(AdminConfig):
     """Replaces Django's default admin site with the team-scoped one.

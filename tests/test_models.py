@@ -467,6 +467,15 @@ def one(model: type[models.Model], world: World) -> Any:
     return model._default_manager.filter(pk__in=world.rows[label(model)]).order_by("pk").first()
 
 
+def replay_slotted(event: InboundEvent) -> InboundEvent:
+    """The event as the intake stores it: its body's hash in two replay slots (4 and 5)."""
+    InboundEvent.objects.filter(pk=event.pk).update(
+        body_sha256="ab" * 32, replay_slot_even=4, replay_slot_odd=5
+    )
+    event.refresh_from_db()
+    return event
+
+
 VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
     "connect_connector_unique_uid": lambda w: copy_of(one(Connector, w)),
     "connect_connector_uid_format": lambda w: copy_of(one(Connector, w), uid="no-slash"),
@@ -502,6 +511,13 @@ VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
         status="lost",
     ),
     "connect_inboundevent_unique_provider_event": lambda w: copy_of(one(InboundEvent, w)),
+    # The same body one slot later: it shares the odd slot only, or the even one only.
+    "connect_inboundevent_unique_body_even_slot": lambda w: copy_of(
+        replay_slotted(one(InboundEvent, w)), provider_event_id="again", replay_slot_odd=7
+    ),
+    "connect_inboundevent_unique_body_odd_slot": lambda w: copy_of(
+        replay_slotted(one(InboundEvent, w)), provider_event_id="again", replay_slot_even=6
+    ),
     "connect_authorizationrequest_kind_valid": lambda w: copy_of(
         one(AuthorizationRequest, w), kind="hijack", state="s2", verifier_sha256="v2"
     ),
@@ -512,6 +528,9 @@ VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
     "connect_trustedissuer_one_team_per_audience": lambda w: copy_of(one(TrustedIssuer, w)),
     "connect_triggerdestination_path_absolute": lambda w: copy_of(
         one(TriggerDestination, w), path="relative"
+    ),
+    "connect_triggerdestination_disabled_reason_valid": lambda w: copy_of(
+        one(TriggerDestination, w), path="/other", disabled_at=timezone.now(), disabled_reason=""
     ),
 }
 

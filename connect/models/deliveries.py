@@ -27,6 +27,11 @@ class InboundEvent(models.Model):
     headers = models.JSONField(default=dict)
     content_type = models.CharField(max_length=255, blank=True)
     body = models.BinaryField()
+    #: Hex SHA-256 of the body. With the replay slots below it makes the same body on the same
+    #: connector within the replay window a duplicate (``connect.services.triggers``).
+    body_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    replay_slot_even = models.BigIntegerField(null=True, blank=True, editable=False)
+    replay_slot_odd = models.BigIntegerField(null=True, blank=True, editable=False)
     verified = models.BooleanField(default=False)
     received_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -39,6 +44,15 @@ class InboundEvent(models.Model):
                 fields=["connector", "provider_event_id"],
                 condition=~models.Q(provider_event_id=""),
                 name="connect_inboundevent_unique_provider_event",
+            ),
+            # Unique, so two copies of one request racing each other cannot both be stored.
+            models.UniqueConstraint(
+                fields=["connector", "body_sha256", "replay_slot_even"],
+                name="connect_inboundevent_unique_body_even_slot",
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "body_sha256", "replay_slot_odd"],
+                name="connect_inboundevent_unique_body_odd_slot",
             ),
         ]
         indexes = [
@@ -69,6 +83,14 @@ class DeliveryQuerySet(TeamScopedQuerySet):
             models.Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
             | models.Q(status=DeliveryStatus.DELIVERING, lease_until__lte=now)
         )
+
+    def claimable(self, now: datetime) -> "DeliveryQuerySet":
+        """Due rows, less those of a slow destination a worker is already sending to: a slow
+        receiver holds one worker at a time, and the others serve everyone else."""
+        busy = Delivery.objects.filter(
+            status=DeliveryStatus.DELIVERING, lease_until__gt=now
+        ).values("destination_id")
+        return self.due(now).exclude(destination__slow_until__gt=now, destination_id__in=busy)
 
 
 class Delivery(models.Model):

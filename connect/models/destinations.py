@@ -17,6 +17,13 @@ class TriggerDestinationQuerySet(TeamScopedQuerySet):
     team_path = "connector__team"
 
 
+class DisabledReason(models.TextChoices):
+    """Why the app turned a destination off by itself (a member can turn it back on)."""
+
+    GONE = "gone", "The receiver answered 410 Gone"
+    FAILING = "failing", "Every attempt failed for 5 days"
+
+
 class TriggerDestination(SealedSecrets):
     SEALED_FIELDS = ("signing_secret", "previous_signing_secret")
 
@@ -30,6 +37,16 @@ class TriggerDestination(SealedSecrets):
     )
     path = models.CharField(max_length=500, default="/", help_text="Appended to the base URL.")
     enabled = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(
+        max_length=20, blank=True, choices=DisabledReason.choices, editable=False
+    )
+    #: The start of the first failed attempt since the last success: five days of nothing but
+    #: failures disable the destination.
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    #: Until then the receiver counts as slow (it let an attempt run into its deadline, or
+    #: answered late): one worker at a time sends to it, so it cannot hold them all.
+    slow_until = models.DateTimeField(null=True, blank=True, editable=False)
     signing_secret_sealed = sealed_field()
     previous_signing_secret_sealed = sealed_field()
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -44,6 +61,13 @@ class TriggerDestination(SealedSecrets):
                 fields=["connector", "project", "environment", "path"],
                 name="connect_triggerdestination_unique_target",
             ),
+            # Whatever the app disabled says why.
+            models.CheckConstraint(
+                condition=models.Q(disabled_at__isnull=True)
+                | models.Q(disabled_reason__in=DisabledReason.values),
+                name="connect_triggerdestination_disabled_reason_valid",
+            ),
+            # Last (see migration 0006): SQLite introspection misreads literals after its ESCAPE.
             models.CheckConstraint(
                 condition=models.Q(path__startswith="/"),
                 name="connect_triggerdestination_path_absolute",
@@ -52,6 +76,14 @@ class TriggerDestination(SealedSecrets):
 
     def __str__(self) -> str:
         return f"{self.environment_id and self.environment}{self.path}"
+
+    def mark_enabled(self) -> None:
+        """On again, by a member's choice: the record of why it was off goes with it."""
+        self.enabled = True
+        self.disabled_at = None
+        self.disabled_reason = ""
+        self.failing_since = None
+        self.slow_until = None
 
     def clean(self) -> None:
         # On the add page the connector is not saved yet: the inline holds it unsaved.

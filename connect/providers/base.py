@@ -179,9 +179,19 @@ class Revocation:
     succeeded: bool
 
 
+#: Seconds a captured webhook still verifies where the signature covers a timestamp (Slack,
+#: Standard Webhooks, Discord: 5 minutes; Linear: 1 minute): the body-hash replay window.
+TIMED_REPLAY_WINDOW = 5 * 60
+#: Where it covers none (GitHub, a plain HMAC of the body) a captured request verifies forever,
+#: and only the body hash stops a replay under a new (unsigned) delivery id: for 4 days.
+UNTIMED_REPLAY_WINDOW = 4 * 24 * 3600
+
+
 class Provider:
     """The driver interface. Each method a type does not support raises ``Unsupported``."""
 
+    #: Whether the webhook signature covers a timestamp (see ``webhook_replay_window``).
+    webhook_signs_time: bool = True
     key: str = ""
     #: Whether app tokens are minted on demand (and cached on the app grant).
     mints_app_tokens: bool = False
@@ -252,3 +262,7 @@ class Provider:
     ) -> WebhookEvent:
         """Check the request is genuine, then say what it is. Raises InvalidWebhook."""
         raise Unsupported(f"{self.key} connectors do not receive webhooks")
+
+    def webhook_replay_window(self, credentials: ProviderCredentials) -> int:
+        """Seconds during which the same body on the same connector is a replay, not an event."""
+        return TIMED_REPLAY_WINDOW if self.webhook_signs_time else UNTIMED_REPLAY_WINDOW

@@ -16,6 +16,7 @@ from connect.providers.base import (
     CallbackRequest,
     InstallResult,
     InvalidWebhook,
+    MalformedWebhook,
     ProviderCredentials,
     ProviderError,
     ProviderInvalidGrant,
@@ -86,6 +87,7 @@ def down_scope(details: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 class GitHubProvider(CodeFlowProvider):
     key = "github"
+    webhook_signs_time = False  # X-Hub-Signature-256 covers the body alone
     mints_app_tokens = True
     token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # the applications API revokes by access_token only
@@ -344,6 +346,10 @@ class GitHubProvider(CodeFlowProvider):
             signature=request.headers.get("x-hub-signature-256"),
         ):
             raise InvalidWebhook("X-Hub-Signature-256 did not verify")
+        if not request.headers.get("x-github-delivery"):
+            # GitHub sends one with every delivery, and signs neither it nor a timestamp: a
+            # request without one is not as GitHub sent it, so nothing vouches for its age.
+            raise MalformedWebhook("X-GitHub-Delivery is missing")
         payload = json_object(request.body)
         event = request.headers.get("x-github-event", "")
         action = text(payload.get("action"))

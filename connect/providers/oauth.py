@@ -5,6 +5,7 @@ from typing import Any
 
 import jwt
 
+from connect.providers import base
 from connect.providers.base import (
     GRANT_TOKENS,
     CallbackRequest,
@@ -119,6 +120,12 @@ class OAuthProvider(CodeFlowProvider):
         if callback.subject_type == "user":
             return InstallResult(user_tokens=tokens, external_subject=subject)
         return InstallResult(app_tokens=tokens, external_subject=subject)
+
+    def webhook_replay_window(self, credentials: ProviderCredentials) -> int:
+        # Standard Webhooks signs a timestamp; a generic HMAC covers the body alone.
+        if (credentials.config.get("triggerScheme") or "standard-webhooks") == "standard-webhooks":
+            return base.TIMED_REPLAY_WINDOW
+        return base.UNTIMED_REPLAY_WINDOW
 
     def verify_webhook(
         self, credentials: ProviderCredentials, request: WebhookRequest

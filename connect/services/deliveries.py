@@ -2,8 +2,14 @@
 
 Timing lives in the rows (``next_attempt_at``, ``lease_until``), never in broker countdowns, so a
 dead worker or an emptied Redis loses nothing: the sweeper finds due and abandoned rows again.
+
+Each attempt has a total deadline (``CONNECT_DELIVERY_TIMEOUT``), body included, and a doorbell
+task starts no attempt after its budget (``CONNECT_DELIVERY_BUDGET``), so it ends before its
+Celery time limits and its lease (``connect.checks`` holds the chain). A slow receiver costs a
+batch at most one deadline and holds at most one worker; see ``_send_batch``.
 """
 
+import itertools
 import logging
 import random
 import time
@@ -13,16 +19,18 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 import requests
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from connect import http, tasks
 from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
 from connect.models.deliveries import DeliveryStatus
-from connect.services import oidc
+from connect.models.destinations import DisabledReason
+from connect.services import destinations, oidc
 from connect.services.audit import Actor, audit_record
 from connect.webhooks import signatures
 
@@ -30,6 +38,16 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP = timedelta(days=1)
 DELIVERY_TOKEN_TTL = timedelta(minutes=5)
+#: Of an answer's body we read at most this much (success is the status), and keep a little for
+#: the attempt's log.
+RESPONSE_READ_LIMIT = 64 * 1024
+RESPONSE_KEPT = 200
+#: A destination whose every attempt failed for this long is disabled (Svix's rule).
+FAILING_DISABLES_AFTER = timedelta(days=5)
+#: An attempt that took this share of the deadline, or ran into it, marks its receiver slow for
+#: ``SLOW_FOR``: meanwhile one worker at a time sends to it.
+SLOW_SHARE_OF_DEADLINE = 1 / 3
+SLOW_FOR = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,8 @@ class Outcome:
     error: str
     latency_ms: int
     retry_after: timedelta | None = None
+    #: No answer in time: the deadline, or a connect or read timeout, ended the attempt.
+    timed_out: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -61,23 +81,24 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
     """Take due rows (and rows whose worker vanished) under a lease; skip rows others hold.
 
     A row whose worker vanished comes alone, so one that kills every worker sending it cannot
-    take a batch down with it each time; if the vanished attempt was its last, it fails.
+    take a batch down with it each time; if the vanished attempt was its last, it fails. So do
+    rows of a destination the app disabled: retries that were in flight when it happened, and
+    replays, until a member turns it back on.
     """
     lease = timedelta(seconds=settings.CONNECT_DELIVERY_LEASE_SECONDS)
     with transaction.atomic():
         claimed = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(
-                Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-                | Q(status=DeliveryStatus.DELIVERING, lease_until__lte=now)
-            )
+            .claimable(now)
             .select_related("event__connector__team", "destination__environment__project__team")
             .order_by("next_attempt_at")[:limit]
         )
+        disabled = [d for d in claimed if d.destination.disabled_at is not None]
+        claimed = [d for d in claimed if d not in disabled]
         abandoned = [d for d in claimed if d.status == DeliveryStatus.DELIVERING]
         spent = [d for d in abandoned if d.attempts >= len(settings.CONNECT_DELIVERY_SCHEDULE)]
-        if spent:
-            Delivery.objects.filter(pk__in=[d.pk for d in spent]).update(
+        if spent or disabled:
+            Delivery.objects.filter(pk__in=[d.pk for d in spent + disabled]).update(
                 status=DeliveryStatus.FAILED, lease_until=None, updated_at=now
             )
         retried = [d for d in abandoned if d not in spent]
@@ -146,26 +167,54 @@ def _retry_after(response: requests.Response, now: datetime) -> timedelta | None
     return min(max(moment - now, timedelta(0)), RETRY_AFTER_CAP)
 
 
+def _excerpt(body: bytes) -> str:
+    return body.decode("utf-8", "replace").replace("\x00", "")[:RESPONSE_KEPT]
+
+
 def _post(delivery: Delivery, *, now: datetime) -> Outcome:
+    """One attempt, over by the deadline however slowly the receiver answers: the socket
+    timeouts bound single reads, ``http.Deadline`` the whole exchange."""
+    limit = float(settings.CONNECT_DELIVERY_TIMEOUT)
     started = time.monotonic()
+    deadline: http.Deadline | None = None
+    status: int | None = None
     try:
         url = destination_url(delivery.destination)
-        response = http.session().post(
-            url,
-            data=bytes(delivery.event.body),
-            headers=delivery_headers(delivery, url, now=now),
-            timeout=(3.05, settings.CONNECT_DELIVERY_TIMEOUT),
-        )
+        headers = delivery_headers(delivery, url, now=now)
+        # The receiver's time starts here; signing (a first key, on a fresh install) is ours.
+        started = time.monotonic()
+        deadline = http.Deadline(limit)
+        with deadline:
+            response = http.session().post(
+                url,
+                data=bytes(delivery.event.body),
+                headers=headers,
+                timeout=(min(http.CONNECT_TIMEOUT, limit), limit),
+                stream=True,
+            )
+            with response:
+                status = response.status_code
+                body = http.read_body(
+                    response, deadline, limit=RESPONSE_READ_LIMIT, keep=RESPONSE_KEPT
+                )
         retry_after = _retry_after(response, now)
+    except SoftTimeLimitExceeded:
+        raise  # the task is out of time: the batch hands its rows back (``_send_batch``)
     except Exception as exc:
         # Whatever went wrong is this attempt's failure, recorded and retried on the schedule;
         # raising would leave the row (and the rest of its batch) to a lapsed lease instead.
+        latency = int((time.monotonic() - started) * 1000)
+        if isinstance(exc, http.DeadlineExceeded) or (deadline is not None and deadline.passed()):
+            answered = f" (HTTP {status} came, its body did not end)" if status else ""
+            error = f"deadline: no complete answer within {limit:g} s{answered}"
+            return Outcome(None, error, latency, timed_out=True)
         if not isinstance(exc, requests.RequestException | ValueError):
             logger.exception("delivery %s: unexpected error", delivery.webhook_id)
-        latency = int((time.monotonic() - started) * 1000)
-        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], latency)
+        timed_out = isinstance(exc, requests.Timeout)
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], latency, timed_out=timed_out)
     latency = int((time.monotonic() - started) * 1000)
-    return Outcome(response.status_code, "", latency, retry_after)
+    error = "" if 200 <= response.status_code < 300 else _excerpt(body)
+    return Outcome(response.status_code, error, latency, retry_after)
 
 
 def next_delay(attempts: int, outcome: Outcome) -> timedelta | None:
@@ -179,11 +228,56 @@ def next_delay(attempts: int, outcome: Outcome) -> timedelta | None:
     return delay
 
 
+def _destination_learns(
+    delivery: Delivery, outcome: Outcome, *, started: datetime, finished: datetime
+) -> None:
+    """What one attempt teaches about its destination: gone, failing for days, slow.
+
+    Written only when something changes, from the row as the claim read it; the conditions in
+    the UPDATEs keep concurrent workers from undoing each other.
+    """
+    destination = delivery.destination
+    rows = TriggerDestination.objects.filter(pk=destination.pk)
+    if outcome.status_code == 410:
+        destinations.destination_disable(
+            destination=destination,
+            reason=DisabledReason.GONE,
+            at=finished,
+            fields={"statusCode": 410, "webhookId": delivery.webhook_id},
+        )
+    elif outcome.succeeded and destination.failing_since is not None:
+        rows.update(failing_since=None)
+    elif not outcome.succeeded and destination.failing_since is None:
+        rows.filter(failing_since__isnull=True).update(failing_since=started)
+    elif (
+        not outcome.succeeded
+        and destination.failing_since is not None
+        and finished - destination.failing_since >= FAILING_DISABLES_AFTER
+    ):
+        destinations.destination_disable(
+            destination=destination,
+            reason=DisabledReason.FAILING,
+            at=finished,
+            fields={
+                "failingSince": destination.failing_since.isoformat(),
+                "webhookId": delivery.webhook_id,
+            },
+        )
+    limit = float(settings.CONNECT_DELIVERY_TIMEOUT)
+    if outcome.timed_out or outcome.latency_ms >= limit * SLOW_SHARE_OF_DEADLINE * 1000:
+        rows.update(slow_until=finished + SLOW_FOR)
+    elif destination.slow_until is not None and destination.slow_until > finished:
+        rows.update(slow_until=None)  # answering in time again: every worker may send to it
+
+
 def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outcome:
-    """Send one claimed delivery and record the attempt and the delivery's next state."""
+    """Send one claimed delivery and record the attempt, the delivery's next state and what it
+    says about the destination. ``now`` is the attempt's start (a test's clock)."""
     now = now or timezone.now()
+    started = time.monotonic()
     outcome = _post(delivery, now=now)
-    finished = timezone.now()
+    # On the caller's clock: the latency is the receiver's share only, signing is ours too.
+    finished = now + timedelta(seconds=time.monotonic() - started)
     if outcome.succeeded:
         status, next_at = DeliveryStatus.SUCCEEDED, delivery.next_attempt_at
     elif outcome.retryable and (delay := next_delay(delivery.attempts, outcome)) is not None:
@@ -209,6 +303,7 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
             last_status_code=outcome.status_code,
             updated_at=finished,
         )
+        _destination_learns(delivery, outcome, started=now, finished=finished)
     return outcome
 
 
@@ -228,38 +323,69 @@ def deliveries_release(*, deliveries: list[Delivery]) -> int:
     )
 
 
-def _send_within_lease(claimed: list[Delivery]) -> int:
-    """Send a claimed batch while its shared lease outlasts one more request; release the rest.
+def _round_robin(claimed: list[Delivery]) -> list[Delivery]:
+    """Destinations take turns, each in due order: one receiver's backlog at the head of a
+    batch does not put everyone else's deliveries behind it."""
+    queues: dict[int, list[Delivery]] = {}
+    for delivery in claimed:
+        queues.setdefault(delivery.destination_id, []).append(delivery)
+    return [d for turn in itertools.zip_longest(*queues.values()) for d in turn if d is not None]
 
-    Otherwise a slow receiver lets the lease lapse mid-batch, another worker claims the rows
-    still waiting here, and both send them.
+
+def _send_batch(claimed: list[Delivery], *, stop_at: float) -> int:
+    """Send a claimed batch in turns; hand back what is left when the budget is spent or the
+    shared lease would not outlast one more attempt (then another worker could claim and send
+    it too), and the rows of a destination that just let an attempt time out: a slow receiver
+    costs a batch one deadline, not one per row. Returns how many were sent.
     """
     margin = timedelta(seconds=settings.CONNECT_DELIVERY_TIMEOUT)
-    for index, delivery in enumerate(claimed):
-        # The first always goes: its lease is fresh.
-        if index and delivery.lease_until and timezone.now() + margin >= delivery.lease_until:
-            deliveries_release(deliveries=claimed[index:])
-            return index
-        delivery_attempt(delivery=delivery)
-    return len(claimed)
-
-
-def deliveries_send(*, budget_seconds: float = 20.0) -> int:
-    """Claim and send batches until nothing is due or the time budget is spent."""
+    waiting = _round_robin(claimed)
+    held_back: list[Delivery] = []
+    timed_out: set[int] = set()
     sent = 0
-    deadline = time.monotonic() + budget_seconds
+    try:
+        while waiting:
+            delivery = waiting[0]
+            if delivery.destination_id in timed_out:
+                held_back.append(waiting.pop(0))
+                continue
+            lease_ending = delivery.lease_until and timezone.now() + margin >= delivery.lease_until
+            # The first always goes: it was claimed within the budget, on a fresh lease.
+            if sent and (time.monotonic() >= stop_at or lease_ending):
+                break
+            waiting.pop(0)
+            outcome = delivery_attempt(delivery=delivery)
+            sent += 1
+            if outcome.timed_out:
+                timed_out.add(delivery.destination_id)
+    finally:
+        # Also when the task's soft time limit interrupts an attempt: the rows not tried go
+        # back now, not when their lease lapses (the one in flight waits for its lease).
+        deliveries_release(deliveries=held_back + waiting)
+    return sent
+
+
+def deliveries_send(*, budget_seconds: float | None = None) -> int:
+    """Claim and send batches until nothing is due or the time budget is spent.
+
+    No attempt starts after the budget, so this returns within the budget plus one attempt's
+    deadline: below the task's soft time limit, which is below the lease.
+    """
+    budget = settings.CONNECT_DELIVERY_BUDGET if budget_seconds is None else budget_seconds
+    stop_at = time.monotonic() + budget
+    sent = 0
     batch = settings.CONNECT_DELIVERY_BATCH
-    while time.monotonic() < deadline:
+    while time.monotonic() < stop_at:
         claimed = deliveries_claim(now=timezone.now(), limit=batch)
         if not claimed:
             break
-        sent += _send_within_lease(claimed)
+        sent += _send_batch(claimed, stop_at=stop_at)
     return sent
 
 
 def deliveries_due(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
-    return Delivery.objects.due(now).count()
+    return Delivery.objects.claimable(now).count()
 
 
 def _reset(deliveries: QuerySet[Delivery], now: datetime) -> int:

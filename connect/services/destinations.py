@@ -1,21 +1,37 @@
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from connect import errors
-from connect.models import Connector, Environment, TriggerDestination
-from connect.models.destinations import new_signing_secret
+from connect.models import Connector, Delivery, Environment, TriggerDestination
+from connect.models.deliveries import DeliveryStatus
+from connect.models.destinations import DisabledReason, new_signing_secret
 from connect.services.audit import Actor, audit_record
 
 
 @transaction.atomic
 def destination_save(*, destination: TriggerDestination, actor: Actor) -> TriggerDestination:
-    """Save a destination; a new one gets its own ``whsec_`` signing secret."""
+    """Save a destination; a new one gets its own ``whsec_`` signing secret. Turning on one the
+    app had disabled clears the reason (the audit log keeps it)."""
     if not destination.has_secret("signing_secret"):
         destination.seal("signing_secret", new_signing_secret())
+    reenabled = destination.enabled and destination.disabled_at is not None
+    if reenabled:
+        audit_record(
+            team=destination.connector.team_id,
+            type="destination.reenabled",
+            actor=actor,
+            targets={
+                "connectorId": destination.connector.public_id,
+                "destinationId": destination.public_id,
+            },
+            fields={"wasDisabledFor": destination.disabled_reason},
+        )
+        destination.mark_enabled()
     destination.full_clean()
     destination.save()
     audit_record(
@@ -101,8 +117,16 @@ def destinations_replace(
         if key in wanted:
             wanted.pop(key)
             if not destination.enabled:
-                destination.enabled = True
-                destination.save(update_fields=["enabled"])
+                destination.mark_enabled()
+                destination.save(
+                    update_fields=[
+                        "enabled",
+                        "disabled_at",
+                        "disabled_reason",
+                        "failing_since",
+                        "slow_until",
+                    ]
+                )
             kept.append(destination)
         elif destination.deliveries.exists():
             # Its deliveries and their attempts are the log of what was sent: keep them (and
@@ -149,3 +173,33 @@ def destination_rotate_secret(
         targets={"destinationId": destination.public_id},
     )
     return secret
+
+
+@transaction.atomic
+def destination_disable(
+    *,
+    destination: TriggerDestination,
+    reason: DisabledReason,
+    at: datetime,
+    fields: dict[str, Any] | None = None,
+) -> bool:
+    """The app turns a destination off by itself (it answered 410 Gone, or failed every
+    attempt for days): it gets no new deliveries, and those still waiting for it fail now,
+    to be replayed once a member turns it back on. False if it was already done."""
+    changed = TriggerDestination.objects.filter(pk=destination.pk, disabled_at__isnull=True).update(
+        enabled=False, disabled_at=at, disabled_reason=reason
+    )
+    if not changed:
+        return False
+    destination.enabled, destination.disabled_at, destination.disabled_reason = False, at, reason
+    abandoned = Delivery.objects.filter(
+        destination_id=destination.pk, status=DeliveryStatus.PENDING
+    ).update(status=DeliveryStatus.FAILED, updated_at=at)
+    connector = destination.connector
+    audit_record(
+        team=connector.team_id,
+        type="destination.disabled",
+        targets={"connectorId": connector.public_id, "destinationId": destination.public_id},
+        fields={"reason": reason.value, "pendingFailed": abandoned, **(fields or {})},
+    )
+    return True

@@ -1,9 +1,19 @@
-"""Inbound webhooks: verify first, then store the event and its deliveries in one transaction."""
+"""Inbound webhooks: verify first, then store the event and its deliveries in one transaction.
 
+A stored request cannot be replayed: signature headers are redacted before storage, and the
+same body on the same connector within the type's replay window is a duplicate, whatever
+(unsigned) delivery id comes with it. Two unique constraints make that hold for copies that
+race each other too; see ``replay_slots``.
+"""
+
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -25,6 +35,20 @@ logger = logging.getLogger(__name__)
 REDACTED_HEADERS = frozenset(
     {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-auth-token"}
 )
+#: A stored signature would let whoever reads the log (a viewer, a backup) send the request
+#: again while it verifies: for GitHub and plain HMACs, which sign no timestamp, forever.
+#: Timestamps (Slack's, Standard Webhooks') prove nothing alone and stay.
+SIGNATURE_HEADERS = frozenset(
+    {
+        "x-hub-signature-256",  # GitHub
+        "x-hub-signature",  # GitHub, legacy SHA-1
+        "x-slack-signature",
+        "linear-signature",
+        "x-signature-ed25519",  # Discord
+        "webhook-signature",  # Standard Webhooks
+        "svix-signature",  # the same, as Svix names it
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -40,11 +64,27 @@ def storable(value: str) -> str:
     return value.replace("\x00", "").encode("utf-8", "replace").decode()
 
 
-def redacted(headers: dict[str, str]) -> dict[str, str]:
+def signature_headers(config: Mapping[str, Any]) -> frozenset[str]:
+    """The known signature headers, and the one a custom connector is configured to read."""
+    custom = str(config.get("signatureHeader") or "").strip().lower()
+    return SIGNATURE_HEADERS | {custom} if custom else SIGNATURE_HEADERS
+
+
+def redacted(headers: Mapping[str, str], *, also: Iterable[str] = ()) -> dict[str, str]:
+    hidden = REDACTED_HEADERS | SIGNATURE_HEADERS | {name.lower() for name in also}
     return {
-        storable(k): ("[redacted]" if k in REDACTED_HEADERS else storable(v))
+        storable(k): ("[redacted]" if k.lower() in hidden else storable(v))
         for k, v in headers.items()
     }
+
+
+def replay_slots(moment: float, window: int) -> tuple[int, int]:
+    """The two slots of ``window`` seconds an event holds, as (even, odd): the one it arrived
+    in and the next. Events less than a window apart always share a slot, so the later one
+    breaks a unique constraint (its slot in the same column); two windows apart they never
+    do; in between it depends on where the slot edges fall."""
+    slot = int(moment // window)
+    return (slot, slot + 1) if slot % 2 == 0 else (slot + 1, slot)
 
 
 def trigger_receive(
@@ -70,9 +110,8 @@ def trigger_receive(
         config=connector.config,
         webhook_secret=connector.reveal("trigger_signing_secret"),
     )
-    request = WebhookRequest(
-        headers=headers, query=query, body=body, now=time.time() if now is None else now
-    )
+    moment = time.time() if now is None else now
+    request = WebhookRequest(headers=headers, query=query, body=body, now=moment)
     try:
         event = provider.verify_webhook(credentials, request)
     except InvalidWebhook as exc:
@@ -93,6 +132,7 @@ def trigger_receive(
         installations.installation_removed_by_provider(
             connector=connector, tenant_id=event.tenant_id
         )
+    even, odd = replay_slots(moment, provider.webhook_replay_window(credentials))
     try:
         with transaction.atomic():
             inbound = InboundEvent.objects.create(
@@ -100,10 +140,14 @@ def trigger_receive(
                 provider_event_id=storable(event.event_id)[:255],
                 event_type=storable(event.event_type)[:120],
                 tenant_id=storable(event.tenant_id)[:255],
-                headers=redacted(headers),
+                headers=redacted(headers, also=signature_headers(connector.config)),
                 content_type=storable(content_type)[:255],
                 body=body,
+                body_sha256=hashlib.sha256(body).hexdigest(),
+                replay_slot_even=even,
+                replay_slot_odd=odd,
                 verified=True,
+                received_at=datetime.fromtimestamp(moment, UTC),
             )
             if event.adds_installation and event.tenant_id:
                 # After the dedupe insert: a redelivered `created` cannot revive a tenant that
@@ -125,6 +169,7 @@ def trigger_receive(
             )
             transaction.on_commit(deliveries.deliveries_ring, robust=True)
     except IntegrityError:
-        # The provider retried, or someone replays a captured request: acknowledge, once.
+        # The provider retried (same event id), or someone replays a captured request (same
+        # body within the window): acknowledge, store and forward nothing.
         return TriggerReply(200, b'{"ok": true, "duplicate": true}')
     return TriggerReply(200, json.dumps({"ok": True, "id": inbound.public_id}).encode())

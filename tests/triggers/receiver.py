@@ -2,6 +2,8 @@
 
 ``answer(path, (status, headers), ...)`` queues answers for a path; the last one repeats, and a
 path with none answers 200. ``delay`` (every path) and ``slow(path, seconds)`` answer late.
+``drip(path, every, length, phase)`` answers 200 one byte at a time, ``every`` seconds apart:
+the body (``length`` bytes), or the header block itself (padded with a ``length``-byte header).
 ``down()`` closes the listening socket (connections are refused) and ``up()`` listens again on
 the same port.
 """
@@ -28,6 +30,7 @@ class Receiver:
         self.port = free_port()
         self.delay = 0.0
         self._slow: dict[str, float] = {}
+        self._drips: dict[str, tuple[float, int, str]] = {}
         self._lock = threading.Lock()
         self._received: list[Received] = []
         self._answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
@@ -45,6 +48,19 @@ class Receiver:
     def slow(self, path: str, seconds: float) -> None:
         with self._lock:
             self._slow[path] = seconds
+
+    def drip(self, path: str, every: float, length: int, phase: str = "body") -> None:
+        assert phase in {"body", "headers"}
+        with self._lock:
+            self._drips[path] = (every, length, phase)
+
+    def stop_dripping(self, path: str) -> None:
+        with self._lock:
+            self._drips.pop(path, None)
+
+    def _drip_for(self, path: str) -> tuple[float, int, str] | None:
+        with self._lock:
+            return self._drips.get(path)
 
     def _delay_for(self, path: str) -> float:
         with self._lock:
@@ -83,6 +99,10 @@ class Receiver:
                         at=time.time(),
                     )
                 )
+                drip = receiver._drip_for(self.path)
+                if drip is not None:
+                    self._drip(*drip)
+                    return
                 status, headers = receiver._next_answer(self.path)
                 time.sleep(receiver._delay_for(self.path))
                 try:
@@ -93,6 +113,23 @@ class Receiver:
                     self.end_headers()
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the sender is gone (a test killed it); nobody to answer
+
+            def _drip(self, every: float, length: int, phase: str) -> None:
+                if phase == "headers":
+                    head = b"HTTP/1.1 200 OK\r\nX-Padding: "
+                    payload, tail = b"x" * length, b"\r\nContent-Length: 0\r\n\r\n"
+                else:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length
+                    payload, tail = b"." * length, b""
+                try:
+                    self.wfile.write(head)
+                    for index in range(len(payload)):
+                        self.wfile.write(payload[index : index + 1])
+                        time.sleep(every)
+                    self.wfile.write(tail)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the sender hung up, as it should at its deadline
+                self.close_connection = True
 
             def log_message(self, format: str, *args: object) -> None:
                 return

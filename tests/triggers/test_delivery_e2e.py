@@ -387,7 +387,14 @@ def test_a_slow_receiver_gets_each_message_once_though_a_batch_outlasts_its_leas
     receiver.delay = 0.4  # within the timeout, but twelve in a row outlast the lease
     events = [post_slack(live_server, slack_connector, slack_body(f"EvSlow{n}")) for n in range(12)]
     # Started after the intake, so the first doorbell finds all twelve and claims one batch.
-    process = start_worker(CONNECT_DELIVERY_LEASE="3", CONNECT_DELIVERY_TIMEOUT="1")
+    process = start_worker(
+        CONNECT_DELIVERY_LEASE="3",
+        CONNECT_DELIVERY_TIMEOUT="1",
+        # Kept in the chain budget + deadline < soft limit < hard limit < lease.
+        CONNECT_DELIVERY_BUDGET="0.5",
+        CONNECT_DELIVERY_SOFT_TIME_LIMIT="2",
+        CONNECT_DELIVERY_TIME_LIMIT="2.5",
+    )
 
     for event_id in events:
         settle(event_id, process)

@@ -117,7 +117,11 @@ def test_a_thousand_events_survive_a_killed_worker_a_flushed_redis_and_a_receive
         schedule=SCHEDULE,
         # A dead worker's rows come back after the lease; it must outlast one HTTP timeout.
         CONNECT_DELIVERY_LEASE="6",
-        CONNECT_DELIVERY_TIMEOUT="3",
+        CONNECT_DELIVERY_TIMEOUT="2",
+        # Kept in the chain budget + deadline < soft limit < hard limit < lease.
+        CONNECT_DELIVERY_BUDGET="2",
+        CONNECT_DELIVERY_SOFT_TIME_LIMIT="4.5",
+        CONNECT_DELIVERY_TIME_LIMIT="5",
     )
     first = worker(env, tmp_path / "worker-1.log", "first")
     second = worker(env, tmp_path / "worker-2.log", "second")
@@ -211,8 +215,12 @@ def test_a_delivery_that_kills_its_worker_every_time_fails_after_the_schedule(
     env = celery_env(
         redis_url=private_redis.url,
         schedule="0,0.5,0.5",
-        CONNECT_DELIVERY_LEASE="3",
+        CONNECT_DELIVERY_LEASE="4",
         CONNECT_DELIVERY_TIMEOUT="2",
+        # Kept in the chain budget + deadline < soft limit < hard limit < lease.
+        CONNECT_DELIVERY_BUDGET="0.5",
+        CONNECT_DELIVERY_SOFT_TIME_LIMIT="3",
+        CONNECT_DELIVERY_TIME_LIMIT="3.5",
     )
     receive(connector, 1)
 
