@@ -85,7 +85,29 @@ def grants_revoke(
     credentials = credentials_for(connector)
     endpoints = connector.grant_endpoints_digest()
     now = timezone.now()
+    def upstream(token: str, hint: str, grant: Grant) -> None:
+        """Revoke one token at the provider where it may go, and count the outcome."""
+        counts.tokens_found += 1
+        # Tokens go only to the URLs they came from (see Grant.tokens_belong_to).
+        if provider is None or not token or not grant.tokens_belong_to(endpoints):
+            counts.provider_skipped += 1
+            return
+        outcome = provider.revoke(credentials, token, hint=hint, now=now)
+        if not outcome.attempted:
+            counts.provider_skipped += 1
+        elif outcome.succeeded:
+            counts.provider_revoked += 1
+        else:
+            counts.provider_failed += 1
+
     for grant in grants:
+        # Tokens minted for one request (GitHub's down-scoped ones) are the grant's tokens too.
+        minted = list(grant.minted_tokens.all()) if grant.subject_type == SubjectType.APP else []
+        for kept in minted:
+            upstream(kept.reveal("access_token"), "access_token", grant)
+        if minted:
+            grant.minted_tokens.all().delete()
+            counts.deleted += len(minted)
         access, refresh = grant.reveal("access_token"), grant.reveal("refresh_token")
         if provider is None:
             token, hint = (refresh, "refresh_token") if refresh else (access, "access_token")
@@ -93,18 +115,7 @@ def grants_revoke(
             token, hint = provider.revocable_token(access_token=access, refresh_token=refresh)
         if not token and connector.type != "api-key":
             continue
-        counts.tokens_found += 1
-        # Tokens go only to the URLs they came from (see Grant.tokens_belong_to).
-        if provider is None or not token or not grant.tokens_belong_to(endpoints):
-            counts.provider_skipped += 1
-        else:
-            outcome = provider.revoke(credentials, token, hint=hint, now=now)
-            if not outcome.attempted:
-                counts.provider_skipped += 1
-            elif outcome.succeeded:
-                counts.provider_revoked += 1
-            else:
-                counts.provider_failed += 1
+        upstream(token, hint, grant)
         with transaction.atomic():
             if grant.subject_type == SubjectType.USER:
                 grant.delete()

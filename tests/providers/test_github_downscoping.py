@@ -94,3 +94,21 @@ def test_a_repository_outside_the_installation_is_github_s_refusal(
         {"repositories": ["secret"], "permissions": {"contents": "read", "issues": "write"}}
     ]
     [_installer_token] = github.issued  # the install's own user token; no installation token
+
+
+def test_revoking_the_app_subject_revokes_and_forgets_its_down_scoped_tokens(
+    tenant: Tenant, installed: Installation, github: GitHubFake
+) -> None:
+    # A kept down-scoped token outliving a revocation would still be handed out afterwards.
+    minted = ask(tenant, DETAILS).json()["token"]
+    assert github.access_family(minted) is not None
+
+    revoked = tenant.api.revoke(UID, APP)
+
+    assert revoked.status_code == 200, revoked.content
+    assert revoked.json()["providerRevoked"] >= 1
+    assert github.access_family(minted) is None  # GitHub no longer honours it
+    again = ask(tenant, DETAILS)
+    assert again.status_code == 200, again.content
+    assert again.json()["token"] != minted
+    assert len(github.token_requests) == 2
