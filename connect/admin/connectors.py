@@ -18,7 +18,7 @@ from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
-from connect.services import authorizations, connectors, destinations
+from connect.services import authorizations, configuration, connectors, destinations
 from connect.web_urls import web_url_or_empty
 
 SECRET_LABELS = {
@@ -391,6 +391,8 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
+        if change and not form.has_changed():
+            return  # nothing to save or audit; rows changed in the inlines record themselves
         entered = sorted(form.changed_secrets())
         held = {name: getattr(obj, obj.sealed_column(name)) for name in Connector.SEALED_FIELDS}
         connectors.connector_save(connector=obj, actor=request.user, changed_secrets=entered)
@@ -433,7 +435,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                     destination.reveal("signing_secret"),
                 )
         for destination in formset.deleted_objects:
-            destination.delete()
+            configuration.configuration_delete(obj=destination, actor=request.user)
 
     def response_add(
         self, request: HttpRequest, obj: Connector, post_url_continue: str | None = None

@@ -10,7 +10,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import DeploymentCredential, Role, Team, TrustedIssuer, TrustedIssuerRule
-from connect.services import credentials
+from connect.services import configuration, credentials
 
 
 @admin.register(DeploymentCredential)
@@ -51,7 +51,10 @@ class DeploymentCredentialAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         self, request: HttpRequest, obj: DeploymentCredential, form: Any, change: bool
     ) -> None:
         if change:
-            obj.save(update_fields=["name"])
+            # Only its name: the API writes last_used_at meanwhile.
+            configuration.configuration_save(
+                obj=obj, actor=request.user, changed=form.changed_data, update_fields=["name"]
+            )
             return
         token = credentials.deployment_credential_create(credential=obj, actor=request.user)
         label = f"Deployment credential {obj.name or obj.public_id} for {obj.environment}"

@@ -193,6 +193,8 @@ class TriggerDestinationAdmin(ReplayPermission, OneTimeSecretsAdmin, TeamScopedA
     def save_model(
         self, request: HttpRequest, obj: TriggerDestination, form: forms.ModelForm, change: bool
     ) -> None:
+        if change and not form.has_changed():
+            return  # nothing to save or audit
         # Through the service: turning a destination the app disabled back on clears why.
         destinations.destination_save(destination=obj, actor=request.user)
 
