@@ -15,7 +15,7 @@ proxy's cache.
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from secrets import token_urlsafe
 from typing import Any
 
@@ -51,10 +51,7 @@ class OneTimeSecret:
 class Stash:
     title: str
     next_url: str
-    secrets: list[OneTimeSecret]
-
-    def __repr__(self) -> str:
-        return f"Stash(title={self.title!r}, secrets={len(self.secrets)})"
+    secrets: list[OneTimeSecret] = field(repr=False)
 
 
 def keep_for_response(request: HttpRequest, label: str, value: str) -> None:
