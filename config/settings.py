@@ -209,6 +209,16 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# A new secret waits here (sealed) between the admin's POST and the page that shows it once; the
+# page may be served by another web process, so without Redis it waits in files under var/.
+CACHES["one_time"] = (
+    CACHES["default"]
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "one-time"),
+    }
+)
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -319,7 +329,12 @@ _REDACTED = {"filters": ["redact"]}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "connect.redaction.RedactingFilter"}},
+    "filters": {
+        "redact": {"()": "connect.redaction.RedactingFilter"},
+        # A 502/503/504 reports a provider's failure (its cause is logged where it happened):
+        # a warning, not an ERROR of this app.
+        "upstream": {"()": "connect.log_levels.UpstreamFailureFilter"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
@@ -327,7 +342,7 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        "django.request": _REDACTED,
+        "django.request": {"filters": ["redact", "upstream"]},
         "django.security.csrf": _REDACTED,
         # runserver's request lines: to our (redacting) handler instead of Django's own.
         "django.server": {**_REDACTED, "propagate": True},

@@ -435,3 +435,14 @@ def test_check_deploy_is_clean_in_production(var_dir: Path) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+def test_a_one_time_secret_waits_where_every_web_process_finds_it(var_dir: Path) -> None:
+    """The admin's POST stashes a new secret and its redirect shows it: gunicorn's other worker
+    may answer that redirect, so a per-process (local memory) cache would lose it."""
+    alone = read_settings(var_dir, "CACHES")["CACHES"]["one_time"]
+    shared = read_settings(var_dir, "CACHES", REDIS_URL="redis://cache.example.com:6379/3")
+
+    assert alone["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache"
+    assert Path(alone["LOCATION"]).is_relative_to(var_dir)
+    assert shared["CACHES"]["one_time"] == shared["CACHES"]["default"]

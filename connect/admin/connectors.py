@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.decorators import method_decorator
@@ -15,10 +15,10 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from connect import errors, presets
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
-from connect.admin.one_time import keep_for_response, kept_secrets, one_time_secrets_page
+from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
-from connect.services import authorizations, connectors, destinations
+from connect.services import authorizations, configuration, connectors, destinations
 from connect.web_urls import web_url_or_empty
 
 SECRET_LABELS = {
@@ -193,7 +193,7 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
 
 
 @admin.register(Connector)
-class ConnectorAdmin(TeamScopedAdmin):
+class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     form = ConnectorForm
     list_display = ["name", "uid", "type", "team", "installations", "health", "triggers_enabled"]
     list_filter = ["type", "triggers_enabled", ("team", admin.RelatedOnlyFieldListFilter)]
@@ -391,6 +391,8 @@ class ConnectorAdmin(TeamScopedAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: Connector, form: Any, change: bool) -> None:
+        if change and not form.has_changed():
+            return  # nothing to save or audit; rows changed in the inlines record themselves
         entered = sorted(form.changed_secrets())
         held = {name: getattr(obj, obj.sealed_column(name)) for name in Connector.SEALED_FIELDS}
         connectors.connector_save(connector=obj, actor=request.user, changed_secrets=entered)
@@ -433,28 +435,14 @@ class ConnectorAdmin(TeamScopedAdmin):
                     destination.reveal("signing_secret"),
                 )
         for destination in formset.deleted_objects:
-            destination.delete()
+            configuration.configuration_delete(obj=destination, actor=request.user)
 
     def response_add(
         self, request: HttpRequest, obj: Connector, post_url_continue: str | None = None
     ) -> HttpResponse:
-        return self._with_new_secrets(
-            request, super().response_add(request, obj, post_url_continue)
-        )
+        response = super().response_add(request, obj, post_url_continue)
+        return self.with_kept_secrets(request, response, title="New destination signing secrets")
 
     def response_change(self, request: HttpRequest, obj: Connector) -> HttpResponse:
-        return self._with_new_secrets(request, super().response_change(request, obj))
-
-    def _with_new_secrets(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        """A new destination's first secret, shown in this response instead of the redirect
-        (a redirect would have to carry it in the URL or a cookie)."""
-        secrets = kept_secrets(request)
-        if not secrets or not isinstance(response, HttpResponseRedirect):
-            return response
-        return one_time_secrets_page(
-            request,
-            self,
-            secrets=secrets,
-            next_url=response["Location"],
-            title="New destination signing secrets",
-        )
+        response = super().response_change(request, obj)
+        return self.with_kept_secrets(request, response, title="New destination signing secrets")

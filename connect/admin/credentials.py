@@ -3,18 +3,18 @@ from typing import Any, ClassVar
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from connect.admin.one_time import keep_for_response, kept_secrets, one_time_secrets_page
+from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import DeploymentCredential, Role, Team, TrustedIssuer, TrustedIssuerRule
-from connect.services import credentials
+from connect.services import configuration, credentials
 
 
 @admin.register(DeploymentCredential)
-class DeploymentCredentialAdmin(TeamScopedAdmin):
+class DeploymentCredentialAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     list_display = ["__str__", "project", "environment", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("project", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["project", "environment"]
@@ -51,7 +51,10 @@ class DeploymentCredentialAdmin(TeamScopedAdmin):
         self, request: HttpRequest, obj: DeploymentCredential, form: Any, change: bool
     ) -> None:
         if change:
-            obj.save(update_fields=["name"])
+            # Only its name: the API writes last_used_at meanwhile.
+            configuration.configuration_save(
+                obj=obj, actor=request.user, changed=form.changed_data, update_fields=["name"]
+            )
             return
         token = credentials.deployment_credential_create(credential=obj, actor=request.user)
         label = f"Deployment credential {obj.name or obj.public_id} for {obj.environment}"
@@ -60,18 +63,9 @@ class DeploymentCredentialAdmin(TeamScopedAdmin):
     def response_add(
         self, request: HttpRequest, obj: DeploymentCredential, post_url_continue: str | None = None
     ) -> HttpResponse:
-        """The new token, shown in this response only: a redirect would have to carry it."""
+        """The new token, on a page of its own that shows it once (see ``one_time``)."""
         response = super().response_add(request, obj, post_url_continue)
-        secrets = kept_secrets(request)
-        if not secrets or not isinstance(response, HttpResponseRedirect):
-            return response
-        return one_time_secrets_page(
-            request,
-            self,
-            secrets=secrets,
-            next_url=response["Location"],
-            title="New deployment credential",
-        )
+        return self.with_kept_secrets(request, response, title="New deployment credential")
 
     @admin.action(description="Revoke selected credentials", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[DeploymentCredential]) -> None:

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from connect.admin.filters import TeamRelatedFilter
-from connect.admin.one_time import OneTimeSecret, one_time_secrets_page
+from connect.admin.one_time import OneTimeSecret, OneTimeSecretsAdmin
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import Delivery, DeliveryAttempt, InboundEvent, Role, TriggerDestination
 from connect.services import deliveries, destinations, triggers
@@ -148,7 +148,7 @@ class DeliveryAttemptAdmin(ReadOnlyTeamScopedAdmin):
 
 
 @admin.register(TriggerDestination)
-class TriggerDestinationAdmin(ReplayPermission, TeamScopedAdmin):
+class TriggerDestinationAdmin(ReplayPermission, OneTimeSecretsAdmin, TeamScopedAdmin):
     """Destinations are edited on their connector's page; here they are operated."""
 
     list_display = [
@@ -193,6 +193,8 @@ class TriggerDestinationAdmin(ReplayPermission, TeamScopedAdmin):
     def save_model(
         self, request: HttpRequest, obj: TriggerDestination, form: forms.ModelForm, change: bool
     ) -> None:
+        if change and not form.has_changed():
+            return  # nothing to save or audit
         # Through the service: turning a destination the app disabled back on clears why.
         destinations.destination_save(destination=obj, actor=request.user)
 
@@ -223,11 +225,7 @@ class TriggerDestinationAdmin(ReplayPermission, TeamScopedAdmin):
             )
             for destination in queryset.select_related("connector")
         ]
-        # Shown once, in this response, to the member who asked for it; never stored in clear.
-        return one_time_secrets_page(
-            request,
-            self,
-            secrets=secrets,
-            next_url=request.get_full_path(),
-            title="New signing secrets",
+        # Shown once, to the member who asked for it, on a page of its own (see ``one_time``).
+        return self.show_once(
+            request, secrets=secrets, next_url=request.get_full_path(), title="New signing secrets"
         )

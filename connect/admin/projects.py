@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Environment, Project
-from connect.services import projects
+from connect.services import configuration, projects
 
 
 class EnvironmentInline(TeamScopedInline, admin.TabularInline):
@@ -33,10 +33,13 @@ class ProjectAdmin(TeamScopedAdmin):
         if formset.model is not Environment:
             super().save_formset(request, form, formset, change)
             return
-        for environment in formset.save(commit=False):
-            environment.save()
+        formset.save(commit=False)
         for environment in formset.deleted_objects:
             projects.environment_delete(environment=environment, actor=request.user)
+        for environment, fields in formset.changed_objects:
+            configuration.configuration_save(obj=environment, actor=request.user, changed=fields)
+        for environment in formset.new_objects:
+            configuration.configuration_save(obj=environment, actor=request.user)
 
     def delete_model(self, request: HttpRequest, obj: Project) -> None:
         projects.project_delete(project=obj, actor=request.user)

@@ -8,12 +8,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import ModelChoiceField, ModelMultipleChoiceField
+from django.forms import BaseInlineFormSet, ModelChoiceField, ModelForm, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponseBase
 
 from connect.models import Membership, Role, Team
 from connect.models.base import ROLE_RANK, TeamScopedQuerySet
 from connect.models.teams import role_allows
+from connect.services import configuration
 
 
 def roles_of(request: HttpRequest) -> dict[int, Role]:
@@ -168,6 +169,33 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._role_allows(request, Role.OWNER, obj)
+
+    # Every change a page makes is audited (``services.configuration``); admins whose rows
+    # have services of their own override these.
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
+        configuration.configuration_save(
+            obj=obj, actor=request.user, changed=form.changed_data if change else ()
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        configuration.configuration_delete(obj=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            configuration.configuration_delete(obj=obj, actor=request.user)
+
+    def save_formset(
+        self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            configuration.configuration_delete(obj=obj, actor=request.user)
+        for obj, fields in formset.changed_objects:
+            configuration.configuration_save(obj=obj, actor=request.user, changed=fields)
+        for obj in formset.new_objects:
+            configuration.configuration_save(obj=obj, actor=request.user)
+        formset.save_m2m()
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """Records the system writes (events, deliveries, token issues…) go with the row they

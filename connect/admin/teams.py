@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline, has_role
 from connect.models import Membership, Role, Team
-from connect.services import teams
+from connect.services import configuration, teams
 
 
 class MembershipForm(forms.ModelForm):
@@ -69,6 +69,13 @@ class TeamAdmin(TeamScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
+    def delete_model(self, request: HttpRequest, obj: Team) -> None:
+        # Its audit log goes with it: there is nowhere to record this.
+        obj.delete()
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        queryset.delete()
+
     def save_formset(
         self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool
     ) -> None:
@@ -78,8 +85,10 @@ class TeamAdmin(TeamScopedAdmin):
         formset.save(commit=False)
         for membership in formset.deleted_objects:
             teams.membership_remove(membership=membership, actor=request.user)
-        for membership, _ in formset.changed_objects:
-            membership.save(update_fields=["role"])
+        for membership, fields in formset.changed_objects:
+            configuration.configuration_save(
+                obj=membership, actor=request.user, changed=fields, update_fields=["role"]
+            )
         added = [
             teams.membership_add(
                 team=form.instance,

@@ -167,8 +167,11 @@ def _retry_after(response: requests.Response, now: datetime) -> timedelta | None
     return min(max(moment - now, timedelta(0)), RETRY_AFTER_CAP)
 
 
-def _excerpt(body: bytes) -> str:
-    return body.decode("utf-8", "replace").replace("\x00", "")[:RESPONSE_KEPT]
+def _answer_error(status: int, body: bytes) -> str:
+    """What a failed answer said, led by its status: a body alone ("ok", "{}") would read as
+    if nothing had gone wrong."""
+    excerpt = body.decode("utf-8", "replace").replace("\x00", "")[:RESPONSE_KEPT].strip()
+    return f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
 
 
 def _post(delivery: Delivery, *, now: datetime) -> Outcome:
@@ -213,7 +216,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
         timed_out = isinstance(exc, requests.Timeout)
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], latency, timed_out=timed_out)
     latency = int((time.monotonic() - started) * 1000)
-    error = "" if 200 <= response.status_code < 300 else _excerpt(body)
+    error = "" if 200 <= response.status_code < 300 else _answer_error(response.status_code, body)
     return Outcome(response.status_code, error, latency, retry_after)
 
 

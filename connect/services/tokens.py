@@ -241,10 +241,7 @@ def _renewed(
         grant.save(update_fields=["status", "updated_at"])
         return exc
     except ProviderUnavailable as exc:
-        raise errors.ProviderUnavailable(
-            "The provider did not answer; try again shortly.",
-            retry_after=PROVIDER_RETRY_AFTER,
-        ) from exc
+        raise _unavailable(exc, connector=connector, grant=grant) from exc
     except (Unsupported, ProviderError) as exc:
         raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
     seen = grant.version
@@ -298,11 +295,12 @@ def _fly(
     try:
         grant = _renew(grant_id=key[0], connector=connector, provider=provider, request=request)
     except BaseException as exc:
-        # Whoever started this may have been answered already: the outcome is logged here.
-        if isinstance(exc, errors.ConnectError):
-            logger.warning("refresh of grant %s ended in %s: %s", key[0], exc.code, exc)
-        else:
+        # Whoever started this may have been answered already: the outcome is logged here
+        # (a provider outage where it became the API's error, with its cause).
+        if not isinstance(exc, errors.ConnectError):
             logger.exception("refresh of grant %s failed", key[0])
+        elif not isinstance(exc, errors.ProviderUnavailable):
+            logger.warning("refresh of grant %s ended in %s: %s", key[0], exc.code, exc)
         with _flights_guard:
             _flights.pop(key, None)
         future.set_exception(exc)
@@ -375,6 +373,13 @@ def grant_renew(
         future, started = _flight(grant_id, connector=connector, provider=provider, request=request)
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         if not futures.wait([future], timeout=remaining).done:
+            logger.warning(
+                "provider_unavailable for grant %s of connector %s: no answer within %g s; "
+                "its refresh goes on",
+                grant_id,
+                connector.public_id,
+                wait,
+            )
             raise errors.ProviderUnavailable(
                 "The provider is slow to answer; the refresh goes on, try again shortly.",
                 retry_after=PROVIDER_RETRY_AFTER,
@@ -386,15 +391,33 @@ def grant_renew(
             return grant
 
 
+def _unavailable(
+    exc: ProviderUnavailable, *, connector: Connector, grant: Grant
+) -> errors.ConnectError:
+    """The API's answer to a provider that did not answer, its cause logged here, once.
+
+    The caller is only told to try again, and Django's own line for the 502 names no cause; the
+    provider's message does (``… unreachable: ConnectionError``, a status, the SSRF guard's
+    reason), and holds no secret: the log handlers redact any URL's secret parameters.
+    """
+    logger.warning(
+        "provider_unavailable for grant %s of connector %s: %s",
+        grant.public_id,
+        connector.public_id,
+        exc,
+    )
+    return errors.ProviderUnavailable(
+        "The provider did not answer; try again shortly.", retry_after=PROVIDER_RETRY_AFTER
+    )
+
+
 @contextmanager
-def _provider_errors() -> Iterator[None]:
+def _provider_errors(*, connector: Connector, grant: Grant) -> Iterator[None]:
     """Provider failures as the API's codes (a dead grant is handled where a grant is)."""
     try:
         yield
     except ProviderUnavailable as exc:
-        raise errors.ProviderUnavailable(
-            "The provider did not answer; try again shortly.", retry_after=PROVIDER_RETRY_AFTER
-        ) from exc
+        raise _unavailable(exc, connector=connector, grant=grant) from exc
     except ScopeRefused as exc:
         raise errors.InvalidScope(str(exc), vendor=exc.vendor or None) from exc
     except (Unsupported, ProviderError) as exc:
@@ -426,7 +449,7 @@ def _distinct_app_token(
             # Sealed under a key no longer configured (removed before a rotation reached it):
             # a miss, minted again below, never an error for the caller.
             logger.warning("minted token %s no longer opens; minting again", kept.public_id)
-    with _provider_errors():
+    with _provider_errors(connector=connector, grant=grant):
         tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
     if tokens.expires_at is not None and tokens.expires_at > now + margin:
         MintedToken.objects.keep(

@@ -123,6 +123,10 @@ STANDARD_VIEWS = {"changelist", "add", "history", "delete", "change"}
 CUSTOM_VIEWS: dict[str, tuple[Role, bool]] = {
     "connect_connector_install_link": (Role.MEMBER, True),
     "connect_connector_preset": (Role.MEMBER, False),
+    # A new secret's page: bound to the member who made it (tests/security/test_one_time_secrets).
+    "connect_connector_one_time": (Role.MEMBER, False),
+    "connect_deploymentcredential_one_time": (Role.MEMBER, False),
+    "connect_triggerdestination_one_time": (Role.MEMBER, False),
 }
 
 USERS = {"viewer": (Role.VIEWER, None), "member": (Role.MEMBER, Role.VIEWER),

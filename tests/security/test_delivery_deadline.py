@@ -361,6 +361,48 @@ def member_client(client: Client, relay: Relay, make_member: Callable[..., User]
     return client
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (500, b"ok", "HTTP 500: ok"),
+        (502, b"", "HTTP 502"),
+        (404, b"  no such hook\n", "HTTP 404: no such hook"),
+        (503, b"x" * 1000, "HTTP 503: " + "x" * 200),
+    ],
+    ids=["500 saying ok", "502 saying nothing", "404", "503 at length"],
+)
+def test_a_failed_answer_is_recorded_with_its_status_not_only_its_body(
+    relay: Relay, member_client: Client, status: int, body: bytes, error: str
+) -> None:
+    """A receiver answering 500 "ok" showed "ok" in the admin's Error column."""
+    relay.destination("/answers")
+    relay.receiver.answer("/answers", (status, {}))
+    relay.receiver.say("/answers", body)
+    relay.receive("answered")
+    [delivery] = claim()
+
+    outcome = delivery_attempt(delivery=delivery)
+
+    assert not outcome.succeeded
+    [attempt] = DeliveryAttempt.objects.filter(delivery=delivery)
+    assert (attempt.status_code, attempt.error) == (status, error)
+    listing = member_client.get("/admin/connect/deliveryattempt/").content.decode()
+    assert f'<td class="field-error">{error}</td>' in listing
+
+
+def test_a_network_error_is_recorded_as_it_was(relay: Relay) -> None:
+    relay.destination("/away")
+    relay.receive("unanswered")
+    relay.receiver.down()
+    [delivery] = claim()
+
+    delivery_attempt(delivery=delivery)
+
+    [attempt] = DeliveryAttempt.objects.filter(delivery=delivery)
+    assert attempt.status_code is None
+    assert attempt.error.startswith("ConnectionError: "), attempt.error
+
+
 def test_a_destination_answering_410_is_disabled_and_gets_no_new_deliveries(
     relay: Relay, member_client: Client
 ) -> None:

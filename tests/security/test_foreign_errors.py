@@ -7,6 +7,7 @@ token sealed under a key that is no longer configured is minted again, and the k
 re-encrypts those tokens too, so removing the old key afterwards breaks nothing.
 """
 
+import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from io import StringIO
@@ -196,6 +197,104 @@ def test_minting_at_an_unreachable_api_is_provider_unavailable(
     response = api.token("github/far", APP, **body)
 
     assert_provider_unavailable(response)
+
+
+# An outage is logged once, with its cause, as a warning -----------------------------------------
+
+CLOSED_PORT = "http://127.0.0.1:9"  # loopback is allowed outside production; nothing listens
+
+
+def outage_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "connect.services.tokens"]
+
+
+def assert_logged_as_an_upstream_failure(
+    caplog: pytest.LogCaptureFixture, cause: str, *secrets: str
+) -> None:
+    """One warning with the cause where the provider's error became the API's, Django's own
+    line for the 502 a warning too, no ERROR anywhere, and no secret in any line."""
+    [logged] = outage_records(caplog)
+    assert logged.levelno == logging.WARNING
+    assert "provider_unavailable" in logged.getMessage()
+    assert cause in logged.getMessage(), logged.getMessage()
+    [answered] = [r for r in caplog.records if r.name == "django.request"]
+    assert answered.getMessage().startswith("Bad Gateway: /v1/connect/token/")
+    assert answered.levelno == logging.WARNING
+    assert answered.levelname == "WARNING"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    for record in caplog.records:
+        for secret in secrets:
+            assert secret not in record.getMessage()
+
+
+def test_a_refresh_at_an_unreachable_provider_logs_its_cause_once_and_no_error(
+    api: Api,
+    make_oauth: Callable[[str], Connector],
+    make_grant: Callable[..., Grant],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connector = make_oauth(f"{CLOSED_PORT}/token")
+    make_grant(
+        connector.installations.get(),
+        subject_type=Grant.SubjectType.USER,
+        subject_id="u-1",
+        issuer=api_issuer(connector),
+        secrets={"access_token": "at-expired-Jw4", "refresh_token": "rt-Kq8Vz2"},
+        access_expires_at=timezone.now() - timedelta(minutes=1),
+    )
+
+    with caplog.at_level(logging.INFO):
+        response = api.token("oauth/far", USER)
+
+    assert_provider_unavailable(response)
+    assert_logged_as_an_upstream_failure(
+        caplog,
+        f"{CLOSED_PORT}/token unreachable: ConnectionError",
+        "far-secret",
+        "rt-Kq8Vz2",
+        "at-expired-Jw4",
+    )
+    assert connector.public_id in outage_records(caplog)[0].getMessage()
+
+
+@pytest.mark.parametrize("details", [DETAILS, None], ids=["down-scoped", "whole installation"])
+def test_minting_at_an_unreachable_api_logs_its_cause_once_and_no_error(
+    api: Api,
+    make_github: Callable[[str], Connector],
+    caplog: pytest.LogCaptureFixture,
+    details: Any,
+    app_key: str,
+) -> None:
+    make_github(CLOSED_PORT)
+    body = {"authorizationDetails": details} if details else {}
+
+    with caplog.at_level(logging.INFO):
+        response = api.token("github/far", APP, **body)
+
+    assert_provider_unavailable(response)
+    assert_logged_as_an_upstream_failure(
+        caplog,
+        f"{CLOSED_PORT}/app/installations/42/access_tokens unreachable: ConnectionError",
+        "far-github-secret",
+        app_key.splitlines()[1],
+    )
+
+
+def test_only_an_upstreams_failure_is_lowered_to_a_warning() -> None:
+    """Django's line for a 500 (ours to fix) stays an ERROR; a 502/503/504 becomes a warning."""
+    from connect.log_levels import UpstreamFailureFilter
+
+    def level(status: int) -> str:
+        record = logging.LogRecord(
+            "django.request", logging.ERROR, __file__, 1, "x: /v1", None, None
+        )
+        record.status_code = status
+        assert UpstreamFailureFilter().filter(record)
+        return record.levelname
+
+    assert [level(s) for s in (500, 501, 502, 503, 504)] == [
+        "ERROR", "ERROR", "WARNING", "WARNING", "WARNING"
+    ]  # fmt: skip
 
 
 OLD_KEY = crypto.generate_key()

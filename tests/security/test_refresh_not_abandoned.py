@@ -227,8 +227,12 @@ def test_a_slow_refresh_that_fails_after_the_caller_left_is_recorded_and_logged(
     assert AuditEvent.objects.filter(type="grant.needs_reauth").count() == 1
     logged = [r.getMessage() for r in caplog.records if r.name == "connect.services.tokens"]
     assert logged == [
+        # Why the caller was answered provider_unavailable, then how the refresh ended.
+        f"provider_unavailable for grant {rig.grant.pk} of connector "
+        f"{rig.grant.installation.connector.public_id}: no answer within {WAIT:g} s; "
+        "its refresh goes on",
         f"refresh of grant {rig.grant.pk} ended in invalid_grant: "
-        + ("The provider rejected the stored refresh token; the subject must authorize again.")
+        + ("The provider rejected the stored refresh token; the subject must authorize again."),
     ]
     after = rig.token()
     assert after.status_code == 422, after.text

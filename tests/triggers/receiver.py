@@ -1,7 +1,8 @@
 """A deployment on loopback that records every forwarded request and answers as it is told.
 
 ``answer(path, (status, headers), ...)`` queues answers for a path; the last one repeats, and a
-path with none answers 200. ``delay`` (every path) and ``slow(path, seconds)`` answer late.
+path with none answers 200; ``say(path, body)`` gives that path's answers a body (else empty).
+``delay`` (every path) and ``slow(path, seconds)`` answer late.
 ``drip(path, every, length, phase)`` answers 200 one byte at a time, ``every`` seconds apart:
 the body (``length`` bytes), or the header block itself (padded with a ``length``-byte header).
 ``down()`` closes the listening socket (connections are refused) and ``up()`` listens again on
@@ -34,6 +35,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._received: list[Received] = []
         self._answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self._bodies: dict[str, bytes] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -44,6 +46,14 @@ class Receiver:
     def answer(self, path: str, *answers: tuple[int, dict[str, str]]) -> None:
         with self._lock:
             self._answers[path] = list(answers)
+
+    def say(self, path: str, body: bytes) -> None:
+        with self._lock:
+            self._bodies[path] = body
+
+    def _body_for(self, path: str) -> bytes:
+        with self._lock:
+            return self._bodies.get(path, b"")
 
     def slow(self, path: str, seconds: float) -> None:
         with self._lock:
@@ -104,13 +114,15 @@ class Receiver:
                     self._drip(*drip)
                     return
                 status, headers = receiver._next_answer(self.path)
+                answer = receiver._body_for(self.path)
                 time.sleep(receiver._delay_for(self.path))
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", "0")
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
+                    self.wfile.write(answer)
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the sender is gone (a test killed it); nobody to answer
 
