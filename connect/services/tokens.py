@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from connect import crypto, errors
+from connect import crypto, errors, metrics
 from connect.models import (
     Connector,
     ConnectorType,
@@ -236,17 +236,21 @@ def _renewed(
         else:
             raise errors.NoToken("The token expired and there is no refresh token.")
     except ProviderInvalidGrant as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
         grant.status = GrantStatus.NEEDS_REAUTH
         grant.updated_at = now
         grant.save(update_fields=["status", "updated_at"])
         return exc
     except ProviderUnavailable as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
         raise errors.ProviderUnavailable(
             "The provider did not answer; try again shortly.",
             retry_after=PROVIDER_RETRY_AFTER,
         ) from exc
     except (Unsupported, ProviderError) as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
         raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
+    metrics.refresh_succeeded()
     seen = grant.version
     grant.store_tokens(tokens, now=now)
     grant.record_endpoints(endpoints)
@@ -387,17 +391,20 @@ def grant_renew(
 
 
 @contextmanager
-def _provider_errors() -> Iterator[None]:
+def _provider_errors(connector_type: str) -> Iterator[None]:
     """Provider failures as the API's codes (a dead grant is handled where a grant is)."""
     try:
         yield
     except ProviderUnavailable as exc:
+        metrics.provider_failed(exc, connector_type=connector_type)
         raise errors.ProviderUnavailable(
             "The provider did not answer; try again shortly.", retry_after=PROVIDER_RETRY_AFTER
         ) from exc
     except ScopeRefused as exc:
+        metrics.provider_failed(exc, connector_type=connector_type)
         raise errors.InvalidScope(str(exc), vendor=exc.vendor or None) from exc
     except (Unsupported, ProviderError) as exc:
+        metrics.provider_failed(exc, connector_type=connector_type)
         raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
 
 
@@ -426,7 +433,7 @@ def _distinct_app_token(
             # Sealed under a key no longer configured (removed before a rotation reached it):
             # a miss, minted again below, never an error for the caller.
             logger.warning("minted token %s no longer opens; minting again", kept.public_id)
-    with _provider_errors():
+    with _provider_errors(connector.type):
         tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
     if tokens.expires_at is not None and tokens.expires_at > now + margin:
         MintedToken.objects.keep(
