@@ -24,8 +24,9 @@ def use_django_logging(**kwargs: object) -> None:
 
 @signals.celeryd_init.connect
 def metrics_folder(sender: object = None, **kwargs: object) -> None:
-    """Before the worker imports its tasks (and with them prometheus_client): its processes
-    count into a folder of their own, merged into the web's /metrics on this machine."""
+    """Before any of its processes counts anything (prometheus_client is imported on first
+    use, see connect/metrics.py): they count into a folder of this worker's own, merged into
+    the web's /metrics on this machine."""
     metrics_processes.multiprocess_start(f"worker-{sender}")
 
 

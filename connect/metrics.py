@@ -6,17 +6,22 @@ Two kinds, by where the truth lives:
   trip, so the token path can afford them): token requests by outcome and their latency,
   refreshes by outcome, provider errors by type. Under gunicorn or a Celery worker they are
   kept in per-process files and added up at scrape time (``connect.metrics_processes``).
+  prometheus_client is imported on first use, not with this module: it chooses between memory
+  and files when it is imported, and a Celery worker imports this module (with its tasks)
+  before it knows its node name, hence its folder.
 - Figures read from the database at scrape time, the same whichever process or machine did the
   work: the outbox (depth, oldest due delivery), what came of recent delivery attempts, and
   when a worker and beat were last seen. Each is one indexed query.
 """
 
+import functools
 import hashlib
 import hmac
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -25,10 +30,6 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.multiprocess import MultiProcessCollector
 from rest_framework.views import APIView
 
 from connect import errors, metrics_processes
@@ -37,30 +38,51 @@ from connect.models import Delivery, DeliveryAttempt
 from connect.models.deliveries import DeliveryStatus
 from connect.providers import base as providers
 
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
+    from prometheus_client.core import Metric
+
 #: Delivery attempts are counted over this last stretch of time.
 RECENT = timedelta(minutes=5)
 
-TOKEN_REQUESTS = Counter(
-    "connect_token_requests",
-    "Token requests answered, by outcome: ok, or the error code of the answer.",
-    ["outcome"],
-)
-TOKEN_REQUEST_SECONDS = Histogram(
-    "connect_token_request_seconds",
-    "Time to answer a token request, from the view's start to its response.",
-    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-REFRESHES = Counter(
-    "connect_refreshes",
-    "Refreshes (and re-mints) of a grant's token at its provider, by outcome: ok, or the "
-    "type of provider error.",
-    ["outcome"],
-)
-PROVIDER_ERRORS = Counter(
-    "connect_provider_errors",
-    "Errors answered by providers, by type and connector type.",
-    ["type", "connector_type"],
-)
+
+@dataclass(frozen=True)
+class Counted:
+    token_requests: "Counter"
+    token_request_seconds: "Histogram"
+    refreshes: "Counter"
+    provider_errors: "Counter"
+
+
+@functools.cache
+def counted() -> Counted:
+    """This process's counters, made on first use (see the module's docstring)."""
+    from prometheus_client import Counter, Histogram
+
+    return Counted(
+        token_requests=Counter(
+            "connect_token_requests",
+            "Token requests answered, by outcome: ok, or the error code of the answer.",
+            ["outcome"],
+        ),
+        token_request_seconds=Histogram(
+            "connect_token_request_seconds",
+            "Time to answer a token request, from the view's start to its response.",
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        ),
+        refreshes=Counter(
+            "connect_refreshes",
+            "Refreshes (and re-mints) of a grant's token at its provider, by outcome: ok, or "
+            "the type of provider error.",
+            ["outcome"],
+        ),
+        provider_errors=Counter(
+            "connect_provider_errors",
+            "Errors answered by providers, by type and connector type.",
+            ["type", "connector_type"],
+        ),
+    )
+
 
 #: Every code the API answers with: the outcome label of a token request takes no other value.
 KNOWN_CODES = frozenset(
@@ -98,16 +120,16 @@ def provider_error_type(exc: providers.ProviderError) -> str:
 def provider_failed(exc: providers.ProviderError, *, connector_type: str) -> str:
     """Count a provider's error; returns its type."""
     kind = provider_error_type(exc)
-    PROVIDER_ERRORS.labels(kind, connector_type).inc()
+    counted().provider_errors.labels(kind, connector_type).inc()
     return kind
 
 
 def refresh_succeeded() -> None:
-    REFRESHES.labels("ok").inc()
+    counted().refreshes.labels("ok").inc()
 
 
 def refresh_failed(exc: providers.ProviderError, *, connector_type: str) -> None:
-    REFRESHES.labels(provider_failed(exc, connector_type=connector_type)).inc()
+    counted().refreshes.labels(provider_failed(exc, connector_type=connector_type)).inc()
 
 
 def token_request_outcome(response: HttpResponseBase) -> str:
@@ -126,8 +148,10 @@ class CountedTokenRequests(APIView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         started = time.perf_counter()
         response = super().dispatch(request, *args, **kwargs)
-        TOKEN_REQUEST_SECONDS.observe(time.perf_counter() - started)
-        TOKEN_REQUESTS.labels(token_request_outcome(response)).inc()
+        seconds = time.perf_counter() - started
+        counters = counted()
+        counters.token_request_seconds.observe(seconds)
+        counters.token_requests.labels(token_request_outcome(response)).inc()
         return response
 
 
@@ -137,7 +161,9 @@ class CountedTokenRequests(APIView):
 class DatabaseFigures:
     """A Prometheus collector reading the figures whose truth is in the database."""
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator["Metric"]:
+        from prometheus_client.core import GaugeMetricFamily
+
         up = GaugeMetricFamily(
             "connect_metrics_database_up",
             "1 when this scrape could read the figures below from the database.",
@@ -152,7 +178,9 @@ class DatabaseFigures:
         yield up
         yield from figures
 
-    def _figures(self) -> Iterator[Metric]:
+    def _figures(self) -> Iterator["Metric"]:
+        from prometheus_client.core import GaugeMetricFamily
+
         now = timezone.now()
         waiting = (DeliveryStatus.PENDING, DeliveryStatus.DELIVERING)
         depth = GaugeMetricFamily(
@@ -223,12 +251,17 @@ class EveryProcess:
     """The counters of every process on this machine: gunicorn's workers and Celery's, live or
     exited since their group started (so totals never go backwards while it runs)."""
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator["Metric"]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
         return iter(MultiProcessCollector.merge(metrics_processes.every_group_file()))
 
 
 def exposition() -> bytes:
     """The text a scrape gets."""
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+
+    counted()  # this process's counters exist (at zero) even before anything was counted
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseFigures())
     if metrics_processes.multiprocess_on():
@@ -257,5 +290,7 @@ def metrics_endpoint(request: HttpRequest) -> HttpResponse:
         refused = HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
         refused["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return refused
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
     # The classic text format: every Prometheus version reads it.
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
