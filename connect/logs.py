@@ -40,7 +40,7 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp (UTC, ISO 8601), level, logger, message, request_id,
     then the exception and whatever the call passed in ``extra``. The message has been through
-    the redaction filter already; an exception's text is redacted here, as it is formatted."""
+    the redaction filter already; an exception's text and the extras are redacted here."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -59,9 +59,13 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRIBUTES and name not in line:
-                line[name] = value
-        return json.dumps(line, default=str, ensure_ascii=False)
+            if name in _STANDARD_ATTRIBUTES or name in line:
+                continue
+            # Anything else as redacted text: Django passes the request itself, whose repr
+            # is its path and query string.
+            plain = value is None or isinstance(value, bool | int | float)
+            line[name] = value if plain else redact_text(str(value))
+        return json.dumps(line, ensure_ascii=False)
 
 
 #: Celery's per-task lines (``celery.app.trace``, ``celery.worker.strategy``) and beat's
