@@ -14,9 +14,9 @@ Two kinds, by where the truth lives:
   when a worker and beat were last seen. Each is one indexed query.
 """
 
-import functools
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,9 +54,21 @@ class Counted:
     provider_errors: "Counter"
 
 
-@functools.cache
+_made: list[Counted] = []
+_making = threading.Lock()
+
+
 def counted() -> Counted:
-    """This process's counters, made on first use (see the module's docstring)."""
+    """This process's counters, made on first use (see the module's docstring); once, though
+    the first requests come on many threads at once (a second registration would raise)."""
+    if not _made:
+        with _making:
+            if not _made:
+                _made.append(_counters())
+    return _made[0]
+
+
+def _counters() -> Counted:
     from prometheus_client import Counter, Histogram
 
     return Counted(
