@@ -164,7 +164,7 @@ def main() -> int:
                 time.sleep(0.1)
         token_body = json.dumps({"subject": {"type": "app"}})
         scenarios = {
-            "floor (DRF constant JSON)": (f"{base}/v1/health", lua("GET")),
+            "floor (DRF constant JSON)": (f"{base}/v1/floor", lua("GET")),
             "token, deployment credential": (
                 f"{base}/v1/connect/token/api-key%2Fdemo",
                 lua("POST", credential, token_body),

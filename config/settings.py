@@ -79,6 +79,11 @@ PUBLIC_ORIGIN = f"{_public.scheme}://{_public.netloc}"
 ALLOWED_HOSTS = [
     host.strip() for host in os.environ.get("ALLOWED_HOSTS", "").split(",") if host.strip()
 ] or [_public.hostname, *([] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])]
+# Names a scraper or load balancer calls this server by (a pod's "10.0.0.5", or "*"): honoured
+# for /metrics and /v1/health only (connect/internal_hosts.py), never added to ALLOWED_HOSTS.
+CONNECT_INTERNAL_HOSTS = [
+    host.strip() for host in os.environ.get("CONNECT_INTERNAL_HOSTS", "").split(",") if host.strip()
+]
 CSRF_TRUSTED_ORIGINS = [PUBLIC_ORIGIN]
 
 if _public.scheme == "https":
@@ -87,8 +92,9 @@ if _public.scheme == "https":
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = True
-    # The API must never answer with a redirect; the proxy terminates TLS for it.
-    SECURE_REDIRECT_EXEMPT = [r"^v1/", r"^connect/trigger/", r"^\.well-known/"]
+    # The API must never answer with a redirect; the proxy terminates TLS for it. Nor must
+    # /metrics: scrapers call it over plain HTTP on an internal address.
+    SECURE_REDIRECT_EXEMPT = [r"^v1/", r"^connect/trigger/", r"^\.well-known/", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -132,7 +138,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "connect.request_ids.RequestIdMiddleware",
     "connect.api.envelope.ApiEnvelopeMiddleware",
+    "connect.internal_hosts.InternalHostsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -320,12 +328,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "connect.tasks.grants_refresh_due",
         "schedule": float(CONNECT_REFRESH_SWEEP_SECONDS),
     },
+    "retention-prune": {
+        "task": "connect.tasks.retention_prune",
+        "schedule": float(env_int("CONNECT_RETENTION_EVERY", 60)),
+        # A run that waited past the next one is dropped: the next one does its work.
+        "options": {"expires": float(env_int("CONNECT_RETENTION_EVERY", 60))},
+    },
 }
+# Beat records its heartbeat as it ticks (connect/heartbeats.py); workers record theirs.
+CELERY_BEAT_SCHEDULER = "connect.heartbeats:HeartbeatScheduler"
 
 # Codes, states and result verifiers travel in URLs, and Django logs URLs (every pending result
 # poll is a 400: "Bad Request: /v1/connect/result/scv_…"). The filter rewrites such records where
 # they are logged, before Django's own handlers or ours see them, and again on our handler.
+# LOG_FORMAT=json writes one JSON object per line (connect/logs.py); both formats carry the
+# request id. Celery's "received"/"succeeded"/"Sending due task" lines are DEBUG lines.
 _REDACTED = {"filters": ["redact"]}
+_ROUTINE = {"filters": ["routine_celery"]}
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -334,10 +356,19 @@ LOGGING = {
         # A 502/503/504 reports a provider's failure (its cause is logged where it happened):
         # a warning, not an ERROR of this app.
         "upstream": {"()": "connect.log_levels.UpstreamFailureFilter"},
+        "request_id": {"()": "connect.logs.RequestIdFilter"},
+        "routine_celery": {"()": "connect.logs.RoutineCeleryLines"},
     },
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "connect.logs.JsonFormatter"},
+    },
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact", "request_id"],
+        }
     },
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
@@ -346,6 +377,9 @@ LOGGING = {
         "django.security.csrf": _REDACTED,
         # runserver's request lines: to our (redacting) handler instead of Django's own.
         "django.server": {**_REDACTED, "propagate": True},
+        "celery.app.trace": _ROUTINE,
+        "celery.worker.strategy": _ROUTINE,
+        "celery.beat": _ROUTINE,
     },
 }
 
@@ -372,6 +406,8 @@ CONNECT_TRIGGER_MAX_BYTES = env_int("CONNECT_TRIGGER_MAX_BYTES", 1024 * 1024)
 CONNECT_MAX_DESTINATIONS = env_int("CONNECT_MAX_DESTINATIONS", 10)
 CONNECT_ROTATION_BATCH_SIZE = env_int("CONNECT_ROTATION_BATCH_SIZE", 500)
 CONNECT_ALLOW_LOOPBACK = env_bool("CONNECT_ALLOW_LOOPBACK", default=not PRODUCTION)
+# The bearer token /metrics asks for; unset, /metrics answers 404 (connect/metrics.py).
+CONNECT_METRICS_TOKEN = os.environ.get("CONNECT_METRICS_TOKEN", "").strip()
 
 
 def production_refusals() -> list[str]:
@@ -398,6 +434,11 @@ def production_refusals() -> list[str]:
             "every process",
         ),
         (CONNECT_ALLOW_LOOPBACK, "CONNECT_ALLOW_LOOPBACK is on: unset it (development only)"),
+        (
+            0 < len(CONNECT_METRICS_TOKEN) < 32,
+            "CONNECT_METRICS_TOKEN is too short: use 32 or more random characters, or unset it "
+            "to turn /metrics off",
+        ),
     ]
     return [message for refused, message in checks if refused]
 
@@ -449,3 +490,22 @@ if _delivery_problems:
     raise ImproperlyConfigured(
         "Forwarding times do not hold together: " + "; ".join(_delivery_problems)
     )
+
+# Retention: how many days each kind of row is kept before beat prunes it, in batches of
+# CONNECT_RETENTION_BATCH rows (one short statement each) for at most
+# CONNECT_RETENTION_BUDGET seconds a run (connect/services/retention.py). 0 keeps them forever.
+# An event goes with its deliveries and their attempts, and only once none is pending.
+CONNECT_RETAIN_TOKEN_ISSUES_DAYS = env_int("CONNECT_RETAIN_TOKEN_ISSUES_DAYS", 7)
+CONNECT_RETAIN_EVENTS_DAYS = env_int("CONNECT_RETAIN_EVENTS_DAYS", 30)
+CONNECT_RETAIN_DELIVERY_ATTEMPTS_DAYS = env_int("CONNECT_RETAIN_DELIVERY_ATTEMPTS_DAYS", 30)
+CONNECT_RETAIN_AUDIT_DAYS = env_int("CONNECT_RETAIN_AUDIT_DAYS", 365)
+# The per-hour counters (the admin's charts) outlive the rows they summarise.
+CONNECT_RETAIN_COUNTERS_DAYS = env_int("CONNECT_RETAIN_COUNTERS_DAYS", 400)
+CONNECT_RETENTION_BATCH = env_int("CONNECT_RETENTION_BATCH", 1000)
+CONNECT_RETENTION_BUDGET = env_float("CONNECT_RETENTION_BUDGET", 20.0)
+# A run starts no batch after its budget; the batch in progress (a few short statements) ends
+# well within the margin, so the soft limit only stops a stalled database.
+CELERY_TASK_ANNOTATIONS["connect.tasks.retention_prune"] = {
+    "soft_time_limit": CONNECT_RETENTION_BUDGET + 15,
+    "time_limit": CONNECT_RETENTION_BUDGET + 20,
+}

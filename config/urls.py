@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from connect import views
+from connect import metrics, views
 from connect.webhooks import views as webhook_views
 
 urlpatterns = [
@@ -15,5 +15,6 @@ urlpatterns = [
     path("connect/trigger/<str:connector_id>", webhook_views.trigger),
     path("connect/install/<str:connector_id>", views.install_page, name="connect-install"),
     path("connect/callback", views.callback, name="connect-callback"),
+    path("metrics", metrics.metrics_endpoint, name="metrics"),
     path("", include("connect.api.urls")),
 ]

@@ -7,7 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from connect import errors
-from connect.services import authorizations, deliveries, tokens
+from connect.services import authorizations, deliveries, retention, tokens
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,26 @@ def deliveries_sweep() -> int:
     of them (up to a bound), so a backlog wakes every worker rather than one."""
     due = deliveries.deliveries_due()
     batch = settings.CONNECT_DELIVERY_BATCH
-    for _ in range(min(-(-due // batch), MAX_SWEEP_RINGS)):
+    rings = min(-(-due // batch), MAX_SWEEP_RINGS)
+    for _ in range(rings):
         deliveries.deliveries_ring()
+    # Every 5 seconds: a line only when it found something to do.
+    logger.log(
+        logging.INFO if rings else logging.DEBUG,
+        "sweep: %d deliveries due, %d doorbells rung",
+        due,
+        rings,
+    )
     return due
+
+
+@shared_task
+def retention_prune() -> dict[str, int]:
+    """Every minute: delete what is past its retention, within a time budget."""
+    deleted = retention.retention_prune()
+    logger.log(
+        logging.INFO if any(deleted.values()) else logging.DEBUG,
+        "retention: deleted %s",
+        ", ".join(f"{count} {name}" for name, count in deleted.items()),
+    )
+    return deleted

@@ -69,9 +69,15 @@ def database_url_of_this_test() -> str:
 
 @contextmanager
 def serving(
-    tmp_path: Path, *, workers: int, threads: int, env: dict[str, str] | None = None
+    tmp_path: Path,
+    *,
+    workers: int,
+    threads: int,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[Gunicorn]:
-    """gunicorn on the test database in ``workers`` processes of ``threads`` threads each."""
+    """gunicorn on the test database in ``workers`` processes of ``threads`` threads each;
+    ``args`` go on its command line (``("-c", "config/gunicorn.py")``, as production runs it)."""
     port = free_port()
     access_log, error_log = tmp_path / "access.log", tmp_path / "error.log"
     environment = {
@@ -104,6 +110,7 @@ def serving(
             "%(p)s %(s)s %(U)s",
             "--error-logfile",
             str(error_log),
+            *args,
         ],
         cwd=ROOT,
         env=environment,

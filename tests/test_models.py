@@ -56,8 +56,9 @@ PUBLIC_ID_PREFIXES = {
     "connect.signingkey": "key",
     "connect.mintedtoken": "mtk",
 }
-# Rows that belong to the deployment, not to a team: the app's own OIDC signing keys.
-GLOBAL_MODELS = {"connect.signingkey"}
+# Rows that belong to the deployment, not to a team: the app's own OIDC signing keys, and when
+# its Celery worker and beat were last seen.
+GLOBAL_MODELS = {"connect.signingkey", "connect.heartbeat"}
 
 
 def connect_models() -> list[type[models.Model]]:

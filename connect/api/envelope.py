@@ -5,7 +5,6 @@ a view (unknown paths, Django's own 404/405/500 pages, with DEBUG on or off).
 """
 
 import logging
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from connect.errors import ConnectError, code_for_status
+from connect.request_ids import REQUEST_ID_HEADER, request_id_for
 
 logger = logging.getLogger(__name__)
 
 API_PREFIXES = ("/v1/", "/.well-known/", "/connect/trigger/")
-REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def error_body(code: str, message: str, vendor: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -85,8 +84,7 @@ class ApiEnvelopeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith(API_PREFIXES):
             return self.get_response(request)
-        request_id = request.headers.get(REQUEST_ID_HEADER, "")[:64] or secrets.token_hex(12)
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request_id = request_id_for(request)
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
             "application/json"

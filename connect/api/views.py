@@ -8,9 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from connect import errors
+from connect import errors, health
 from connect.api import serializers
 from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
+from connect.metrics import CountedTokenRequests
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, tokens
 from connect.services.callers import Caller
@@ -27,7 +28,7 @@ class RuntimeView(APIView):
         return caller
 
 
-class TokenView(RuntimeView):
+class TokenView(CountedTokenRequests, RuntimeView):
     rate_kind = "read"  # a token request is a read of what the team configured
 
     @sensitive_variables()  # the token handed out
@@ -72,14 +73,28 @@ class ConnectorTokensView(RuntimeView):
         return Response(counts.as_wire())
 
 
-class HealthView(APIView):
-    """For load balancers, and the benchmarks' floor: the same stack, no work."""
+class FloorView(APIView):
+    """The benchmarks' floor (SPEC section 12): the same stack, no work. Keep it that way."""
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
     def get(self, request: Request) -> Response:
         return Response({"ok": True})
+
+
+class HealthView(APIView):
+    """For load balancers: ``{"ok": true}``, no work. ``?deep=1``: the database, Redis, and a
+    worker and beat seen within the last minute; 503 naming what failed."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def get(self, request: Request) -> Response:
+        if request.query_params.get("deep", "") in ("", "0"):
+            return Response({"ok": True})
+        report = health.deep_health()
+        return Response(report.as_wire(), status=200 if report.ok else 503)
 
 
 class TriggerDestinationsView(RuntimeView):

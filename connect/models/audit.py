@@ -23,7 +23,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["team", "-created_at"], name="connect_audit_recent")]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="connect_audit_recent"),
+            # Retention finds the oldest rows across every team by it.
+            models.Index(fields=["created_at"], name="connect_audit_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -57,6 +57,8 @@ class InboundEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["connector", "-received_at"], name="connect_event_recent"),
+            # Retention finds the oldest events across every connector by it.
+            models.Index(fields=["received_at"], name="connect_event_received"),
         ]
 
     def __str__(self) -> str:
@@ -152,6 +154,8 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # Retention deletes the oldest by it; /metrics counts the last minutes' by it.
+        indexes = [models.Index(fields=["started_at"], name="connect_attempt_started")]
 
     def __str__(self) -> str:
         outcome = self.status_code if self.status_code is not None else (self.error or "no answer")

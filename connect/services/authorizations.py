@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from connect import errors
+from connect import errors, metrics
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
 from connect.models.connectors import SINGLE_ACCOUNT_TYPES, ConnectorType
@@ -478,6 +478,7 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow | FlowNot
             "Authorization was declined", _declined_detail(request, exc), request=request
         ) from exc
     except (ProviderUnavailable, ProviderError, Unsupported) as exc:
+        metrics.provider_failed(exc, connector_type=request.connector.type)
         raise _refused(request, exc) from exc
     if result.pending_approval:
         return _pending_approval(request)

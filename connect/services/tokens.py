@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from connect import crypto, errors
+from connect import crypto, errors, metrics
 from connect.models import (
     Connector,
     ConnectorType,
@@ -236,14 +236,18 @@ def _renewed(
         else:
             raise errors.NoToken("The token expired and there is no refresh token.")
     except ProviderInvalidGrant as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
         grant.status = GrantStatus.NEEDS_REAUTH
         grant.updated_at = now
         grant.save(update_fields=["status", "updated_at"])
         return exc
     except ProviderUnavailable as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
         raise _unavailable(exc, connector=connector, grant=grant) from exc
     except (Unsupported, ProviderError) as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
         raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
+    metrics.refresh_succeeded()
     seen = grant.version
     grant.store_tokens(tokens, now=now)
     grant.record_endpoints(endpoints)
@@ -417,10 +421,13 @@ def _provider_errors(*, connector: Connector, grant: Grant) -> Iterator[None]:
     try:
         yield
     except ProviderUnavailable as exc:
+        metrics.provider_failed(exc, connector_type=connector.type)
         raise _unavailable(exc, connector=connector, grant=grant) from exc
     except ScopeRefused as exc:
+        metrics.provider_failed(exc, connector_type=connector.type)
         raise errors.InvalidScope(str(exc), vendor=exc.vendor or None) from exc
     except (Unsupported, ProviderError) as exc:
+        metrics.provider_failed(exc, connector_type=connector.type)
         raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
 
 

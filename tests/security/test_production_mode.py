@@ -145,6 +145,8 @@ NOT_SECRET = {
     ("Endpoints", "token"),  # the token endpoint's URL
     ("WebhookReply", "body"),  # what we answer a provider's handshake with
     ("TriggerReply", "body"),
+    ("Counted", "token_requests"),  # Prometheus counters of token requests
+    ("Counted", "token_request_seconds"),
 }
 
 
