@@ -36,7 +36,7 @@ from connect.models.authorizations import verifier_digest
 from connect.services.connectors import connector_save
 from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
-from tests.oauth_server import StrictOAuthServer
+from tests.fakes.oauth import OAuthFake
 
 REQUIRE_SERVICES = os.environ.get("CONNECT_REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CONNECT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -239,7 +239,7 @@ def make_authorization_request(db: None) -> Callable[..., AuthorizationRequest]:
 
 
 @pytest.fixture
-def oauth_server() -> Iterator[StrictOAuthServer]:
-    """A strict OAuth 2.0 authorization server on loopback; see ``tests/oauth_server.py``."""
-    with StrictOAuthServer() as server:
+def oauth_server() -> Iterator[OAuthFake]:
+    """A strict OAuth 2.0 authorization server on loopback; see ``tests/fakes/oauth.py``."""
+    with OAuthFake() as server:
         yield server

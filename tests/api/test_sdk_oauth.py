@@ -14,7 +14,7 @@ from vercel.connect import ConnectAppTokenSubject, ConnectOptions, ConnectServic
 from vercel.connect import sync as connect
 
 from connect.models import Connector, Grant, Project, Team, TokenIssue
-from tests.oauth_server import StrictOAuthServer
+from tests.fakes.oauth import OAuthFake
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ def seconds_left(expires_at: datetime) -> float:
 
 def test_sdk_gets_a_new_token_after_the_provider_token_expired(
     live_server: Any,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     settings: Any,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],

@@ -15,14 +15,14 @@ import jwt
 import pytest
 import requests
 
+from tests.fakes.base import PAYLOADS, FakeProvider, pkce_s256
+from tests.fakes.discord import DiscordFake
+from tests.fakes.github import GitHubFake
+from tests.fakes.linear import LinearFake
+from tests.fakes.microsoft import MicrosoftFake
+from tests.fakes.salesforce import SalesforceFake
+from tests.fakes.slack import SlackFake
 from tests.providers.conftest import fake_kwargs, public_pem
-from tests.providers.fakes.base import PAYLOADS, FakeProvider, pkce_s256
-from tests.providers.fakes.discord import DiscordFake
-from tests.providers.fakes.github import GitHubFake
-from tests.providers.fakes.linear import LinearFake
-from tests.providers.fakes.microsoft import MicrosoftFake
-from tests.providers.fakes.salesforce import SalesforceFake
-from tests.providers.fakes.slack import SlackFake
 from tests.providers.flow import callback_url
 
 VERIFIER = "v" * 43

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import jwt
 
-from tests.providers.fakes.base import (
+from tests.fakes.base import (
     CodeProblem,
     FakeProvider,
     Refused,
