@@ -37,6 +37,7 @@ from connect.services.connectors import connector_save
 from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
 from tests.fakes.oauth import OAuthFake
+from tests.fakes.workload_issuer import WorkloadIssuerFake
 
 REQUIRE_SERVICES = os.environ.get("CONNECT_REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CONNECT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -242,4 +243,11 @@ def make_authorization_request(db: None) -> Callable[..., AuthorizationRequest]:
 def oauth_server() -> Iterator[OAuthFake]:
     """A strict OAuth 2.0 authorization server on loopback; see ``tests/fakes/oauth.py``."""
     with OAuthFake() as server:
+        yield server
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[WorkloadIssuerFake]:
+    """A CI system's OIDC issuer: its signing keys, and its JWKS on loopback."""
+    with WorkloadIssuerFake() as server:
         yield server

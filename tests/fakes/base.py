@@ -233,7 +233,6 @@ class LoopbackServer:
         #: Set when the fake stops: wakes handlers told to hold their answer.
         self.released = threading.Event()
         self._consents: dict[str, Callable[[bool], str]] = {}
-        self._routes: list[tuple[str, re.Pattern[str], Callable[[Request], Reply]]] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -243,7 +242,6 @@ class LoopbackServer:
     # Running -------------------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in self.routes()]
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         httpd.daemon_threads = True
         httpd.fake = self  # type: ignore[attr-defined]
@@ -289,7 +287,9 @@ class LoopbackServer:
 
     def dispatch(self, request: Request) -> Reply:
         self.record(request)
-        for method, pattern, handler in self._routes:
+        # Read afresh each time: a knob (a base path) may move a route while the fake runs.
+        routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in self.routes()]
+        for method, pattern, handler in routes:
             found = pattern.match(request.path)
             if method == request.method and found:
                 request.match = found.groupdict()
@@ -298,7 +298,7 @@ class LoopbackServer:
                 except Refused as refusal:
                     self.refused(request, refusal)
                     return refusal.reply
-        if any(pattern.match(request.path) for _, pattern, _ in self._routes):
+        if any(pattern.match(request.path) for _, pattern, _ in routes):
             return Reply(405, {"error": "method_not_allowed"})
         return Reply(404, {"error": "not_found", "path": request.path})
 

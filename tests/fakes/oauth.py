@@ -34,9 +34,9 @@ until it is set), ``omit_refresh_token`` (answer without one; the old refresh to
 valid), ``granted_scope`` (grant less than asked), ``omit_scope``, ``revocation_status``,
 ``deny`` and ``consent_page`` (see ``tests/fakes/base.py``), ``iss_supported`` and ``iss_sent``
 (send another issuer, or none with ``""``, as a mixed-up or lying server would), ``discovery``
-(which metadata documents it serves), ``metadata_changes`` (what its metadata says instead:
-a test of discovery makes it lie), ``auth_methods`` (the methods its metadata advertises; by
-default those of its clients).
+(which metadata documents it serves), ``metadata_changes`` (what its metadata says instead,
+None leaving a member out: a test of discovery makes it lie), ``auth_methods`` (the methods its
+metadata advertises; by default those of its clients).
 
 Every token endpoint call is counted per ``grant_type`` before anything is checked; the counts
 are readable in process (``calls``) and from other processes at ``GET /stats``. Refusals are in
@@ -227,7 +227,8 @@ class OAuthFake(LoopbackServer):
             or ["client_secret_basic"],
             "authorization_response_iss_parameter_supported": self.iss_supported,
         }
-        return {**document, **self.metadata_changes}
+        changed = {**document, **self.metadata_changes}
+        return {name: value for name, value in changed.items() if value is not None}
 
     # Setting up --------------------------------------------------------------------------------
 
