@@ -50,6 +50,7 @@ from connect.services.deliveries import (
 )
 from connect.services.oidc import oidc_token_mint
 from connect.services.triggers import trigger_receive
+from tests.fixtures import webhook_body
 from tests.triggers.conftest import Triggers, discord_key, github_headers, triggers  # noqa: F401
 from tests.triggers.receiver import Receiver
 
@@ -79,7 +80,7 @@ class Relay:
         return self.triggers.destination(self.connector, path=path)
 
     def receive(self, marker: str) -> InboundEvent:
-        body = json.dumps({"action": "opened", "marker": marker}).encode()
+        body = webhook_body("github", "issues.opened", {"issue.title": marker})
         headers = github_headers(SECRET, body, delivery=f"delivery-{marker}")
         reply = trigger_receive(
             connector_id=self.connector.public_id,

@@ -8,6 +8,7 @@ Retries run on a compressed schedule; the test rings the sweeper itself between 
 import hashlib
 import hmac
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.services.destinations import destination_rotate_secret
+from tests.fixtures import webhook
 from tests.triggers.processes import (
     CeleryProcess,
     PrivateRedis,
@@ -130,14 +132,12 @@ def destination_at(
     return make
 
 
-def slack_body(event_id: str) -> bytes:
-    # Odd spacing and non-ASCII text: the bytes must arrive exactly as sent.
-    return (
-        '{"token":"x", "team_id":"T061EG9R6", "api_app_id":"A0PNCHHK2",  "event":'
-        '{"type":"message","channel":"C024BE91L","user":"U2147483697",'
-        '"text":"Grüße — ✓ deploy done","ts":"1355517523.000005"},'
-        f'"type":"event_callback","event_id":"{event_id}","event_time":1355517523}}'
-    ).encode()
+def slack_body(event_id: str, event_type: str = "app_mention") -> bytes:
+    """Slack's recorded event, with odd spacing and raw non-ASCII text: the bytes must arrive
+    exactly as sent."""
+    changes = {"event_id": event_id, "event.type": event_type, "event.text": "Grüße — ✓ deploy"}
+    payload = webhook("slack", "app_mention", changes)
+    return json.dumps(payload, separators=(",", ":  "), ensure_ascii=False).encode()
 
 
 def post_slack(live_server: Any, connector: Connector, body: bytes) -> str:
@@ -414,7 +414,7 @@ def test_an_event_type_no_header_can_carry_is_escaped_not_a_reason_to_fail(
     destination_at: Callable[..., TriggerDestination],
 ) -> None:
     destination_at("/types")
-    body = slack_body("EvType").replace(b'"type":"message"', '"type":"réaction_✓\\nadded"'.encode())
+    body = slack_body("EvType", event_type="réaction_✓\nadded")
     event_id = post_slack(live_server, slack_connector, body)
 
     [delivery] = settle(event_id, celery_worker)
