@@ -36,6 +36,7 @@ from connect.models.authorizations import verifier_digest
 from connect.services.connectors import connector_save
 from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
+from tests.clock import CLOCKS, ManualClock
 from tests.fakes.oauth import OAuthFake
 from tests.fakes.workload_issuer import WorkloadIssuerFake
 
@@ -73,6 +74,20 @@ def _isolated_cache_prefix(settings: Any) -> None:
         for name, conf in settings.CACHES.items()
     }
     settings.CONNECT_RATE_LIMIT_PREFIX = f"test-rl-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def cache_clock(settings: Any) -> Iterator[ManualClock]:
+    """The default cache counts its timeouts on this clock, not the wall clock: a test moves
+    it on instead of sleeping until a cached entry lapses."""
+    name = f"clocked-{uuid.uuid4().hex[:8]}"
+    clock = CLOCKS[name] = ManualClock()
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "tests.clock.ClockedLocMemCache", "LOCATION": name},
+    }
+    yield clock
+    del CLOCKS[name]
 
 
 @pytest.fixture(autouse=True)

@@ -148,8 +148,12 @@ def test_a_hundred_concurrent_requests_from_two_processes_refresh_once(
         token_ids
     )
 
-    # Both processes answered, so the row lock (not just a lock in one process) held.
-    time.sleep(0.2)  # the access log is written after each response
+    # Both processes answered, so the row lock (not just a lock in one process) held. The
+    # access log is written after each response: read it once it has every line.
+    deadline = time.monotonic() + 10
+    while sum(gunicorn.pids_that_answered(200).values()) < REQUESTS:
+        assert time.monotonic() < deadline, gunicorn.pids_that_answered(200)
+        time.sleep(0.02)
     served = gunicorn.pids_that_answered(200)
     assert sum(served.values()) == REQUESTS, served
     assert len(served) >= 2, f"one process answered everything: {served}"

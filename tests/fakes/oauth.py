@@ -300,10 +300,11 @@ class OAuthFake(LoopbackServer):
         with self.lock:
             return self.family(self._by_refresh[refresh_token])
 
-    def access_token_active(self, token: str) -> bool:
+    def access_token_active(self, token: str, *, at: float | None = None) -> bool:
+        """Whether the token works now (or at the epoch second ``at``)."""
         with self.lock:
             entry = self._access.get(token)
-            if entry is None or entry[1] <= time.time():
+            if entry is None or entry[1] <= (time.time() if at is None else at):
                 return False
             family_id = entry[2]
             return family_id is None or self._families[family_id].active

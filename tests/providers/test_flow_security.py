@@ -5,7 +5,6 @@ team's flow, unknown or used links; and what polling the result answers at each 
 Every refusal must leave no Installation and no Grant behind.
 """
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from tests.clock import ManualClock
 from tests.fakes.oauth import OAuthFake
 from tests.fakes.slack import SlackFake
 from tests.providers.conftest import Tenant, fake_kwargs, running
@@ -322,7 +322,7 @@ def test_unknown_and_used_links_show_a_clear_page(
 
 
 def test_the_result_is_pending_then_completed(
-    tenant: Tenant, connector: Connector, slack: SlackFake
+    tenant: Tenant, connector: Connector, slack: SlackFake, cache_clock: ManualClock
 ) -> None:
     started = tenant.api.install(UID)
     pending = tenant.api.result(started["verifier"])
@@ -330,7 +330,7 @@ def test_the_result_is_pending_then_completed(
     assert error_code(pending) == "authorization_pending"
 
     assert walk(Client(), started).status_code == 200
-    time.sleep(1.05)  # one poll a second
+    cache_clock.advance(1.05)  # one poll a second
     done = tenant.api.result(started["verifier"])
 
     assert done.status_code == 200, done.content

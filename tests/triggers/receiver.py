@@ -36,6 +36,8 @@ class Receiver:
         self._answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: Set when the receiver stops: late answers stop waiting.
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -104,7 +106,7 @@ class Receiver:
                     self._drip(*drip)
                     return
                 status, headers = receiver._next_answer(self.path)
-                time.sleep(receiver._delay_for(self.path))
+                receiver._stopped.wait(receiver._delay_for(self.path))
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
@@ -153,4 +155,5 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
         self.down()
