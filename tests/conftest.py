@@ -36,7 +36,9 @@ from connect.models.authorizations import verifier_digest
 from connect.services.connectors import connector_save
 from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
-from tests.oauth_server import StrictOAuthServer
+from tests.clock import CLOCKS, ManualClock
+from tests.fakes.oauth import OAuthFake
+from tests.fakes.workload_issuer import WorkloadIssuerFake
 
 REQUIRE_SERVICES = os.environ.get("CONNECT_REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CONNECT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -72,6 +74,20 @@ def _isolated_cache_prefix(settings: Any) -> None:
         for name, conf in settings.CACHES.items()
     }
     settings.CONNECT_RATE_LIMIT_PREFIX = f"test-rl-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def cache_clock(settings: Any) -> Iterator[ManualClock]:
+    """The default cache counts its timeouts on this clock, not the wall clock: a test moves
+    it on instead of sleeping until a cached entry lapses."""
+    name = f"clocked-{uuid.uuid4().hex[:8]}"
+    clock = CLOCKS[name] = ManualClock()
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "tests.clock.ClockedLocMemCache", "LOCATION": name},
+    }
+    yield clock
+    del CLOCKS[name]
 
 
 @pytest.fixture(autouse=True)
@@ -239,7 +255,14 @@ def make_authorization_request(db: None) -> Callable[..., AuthorizationRequest]:
 
 
 @pytest.fixture
-def oauth_server() -> Iterator[StrictOAuthServer]:
-    """A strict OAuth 2.0 authorization server on loopback; see ``tests/oauth_server.py``."""
-    with StrictOAuthServer() as server:
+def oauth_server() -> Iterator[OAuthFake]:
+    """A strict OAuth 2.0 authorization server on loopback; see ``tests/fakes/oauth.py``."""
+    with OAuthFake() as server:
+        yield server
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[WorkloadIssuerFake]:
+    """A CI system's OIDC issuer: its signing keys, and its JWKS on loopback."""
+    with WorkloadIssuerFake() as server:
         yield server

@@ -1,15 +1,9 @@
 """Presets: allauth's provider catalogue as custom OAuth connectors, one of each shape."""
 
-import base64
-import hashlib
-import json
 import re
-import secrets
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -20,84 +14,17 @@ from django.test import Client
 
 from connect.models import Connector, Grant, Project, Team
 from connect.presets import PRESETS, PresetError, preset_connector
-
-
-class GitLabFake:
-    """A self-hosted GitLab's OAuth endpoints, as strict as GitLab about the code exchange."""
-
-    def __init__(self) -> None:
-        self.codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, challenge)
-        self.exchanges: list[dict[str, str]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = dict(parse_qsl(parts.query))
-                if parts.path != "/oauth/authorize" or query.get("client_id") != "gl-app":
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                code = secrets.token_urlsafe(8)
-                fake.codes[code] = (query["redirect_uri"], query["code_challenge"])
-                location = (
-                    query["redirect_uri"] + "?" + urlencode({"code": code, "state": query["state"]})
-                )
-                self.send_response(302)
-                self.send_header("Location", location)
-                self.end_headers()
-
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                form = dict(parse_qsl(self.rfile.read(length).decode()))
-                fake.exchanges.append(form)
-                redirect_uri, challenge = fake.codes.pop(form.get("code", ""), ("", ""))
-                verifier = form.get("code_verifier", "")
-                expected = (
-                    base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-                    .decode()
-                    .rstrip("=")
-                )
-                ok = (
-                    urlsplit(self.path).path == "/oauth/token"
-                    and form.get("grant_type") == "authorization_code"
-                    and form.get("client_id") == "gl-app"
-                    and form.get("client_secret") == "gl-secret"
-                    and form.get("redirect_uri") == redirect_uri
-                    and expected == challenge
-                )
-                body = (
-                    {
-                        "access_token": "glpat-user-token",
-                        "token_type": "Bearer",
-                        "expires_in": 7200,
-                        "refresh_token": "gl-refresh",
-                        "scope": "read_user",
-                        "created_at": 1795660000,
-                    }
-                    if ok
-                    else {"error": "invalid_grant"}
-                )
-                data = json.dumps(body).encode()
-                self.send_response(200 if ok else 400)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+from tests.fakes.oauth import OAuthFake
+from tests.providers.flow import callback_url
 
 
 @pytest.fixture
-def gitlab() -> Iterator[GitLabFake]:
-    fake = GitLabFake()
-    yield fake
-    fake.server.shutdown()
+def gitlab(oauth_server: OAuthFake) -> OAuthFake:
+    """A self-hosted GitLab: the strict OAuth server with GitLab's paths (``/oauth/…``)."""
+    oauth_server.base_path = "/oauth"
+    oauth_server.add_client("gl-app", method="client_secret_post", secret="gl-secret")
+    oauth_server.register_redirect("gl-app", callback_url())
+    return oauth_server
 
 
 @pytest.mark.django_db
@@ -146,7 +73,7 @@ def test_the_admin_fills_an_oauth_connector_from_a_preset(
 
 @pytest.mark.django_db(transaction=True)
 def test_an_instance_preset_makes_a_working_connector(
-    gitlab: GitLabFake,
+    gitlab: OAuthFake,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
     make_connector: Callable[..., Connector],
@@ -191,8 +118,10 @@ def test_an_instance_preset_makes_a_working_connector(
 
     assert done.status_code == 200, done.content
     assert token.status_code == 200, token.content
-    assert token.json()["token"] == "glpat-user-token"
-    assert gitlab.exchanges[0]["grant_type"] == "authorization_code"
+    assert gitlab.rejections == []
+    assert gitlab.calls == {"authorization_code": 1}
+    [answer] = gitlab.issued
+    assert token.json()["token"] == answer["access_token"]
     grant = Grant.objects.get(subject_id="dev-1")
     assert grant.scopes == ["read_user"]
-    assert grant.reveal("refresh_token") == "gl-refresh"
+    assert grant.reveal("refresh_token") == answer["refresh_token"]

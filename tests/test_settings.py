@@ -274,14 +274,21 @@ def test_outside_production_secrets_are_generated_once_and_reused(var_dir: Path)
     assert other["CONNECT_ENCRYPTION_KEYS"] != first["CONNECT_ENCRYPTION_KEYS"]
 
 
-def test_processes_starting_together_agree_on_the_generated_secrets(var_dir: Path) -> None:
+def test_processes_starting_together_agree_on_the_generated_secrets(
+    var_dir: Path, tmp_path: Path
+) -> None:
     """Web, worker and beat start at once on a fresh machine: none may read a half-written
     file or keep a value the others did not."""
-    start_at = time.time() + 3
+    # A start line: each process says it is ready, then waits for the word to go.
+    line = tmp_path / "start-line"
+    line.mkdir()
     code = f"""
-import json, time
+import json, os, pathlib, time
 import django.conf, dj_database_url, celery.schedules  # the slow imports, before the start line
-time.sleep(max(0.0, {start_at} - time.time()))
+line = pathlib.Path({str(line)!r})
+(line / f"ready-{{os.getpid()}}").touch()
+while not (line / "go").exists():
+    time.sleep(0.001)
 from django.conf import settings
 print(json.dumps([settings.SECRET_KEY, settings.CONNECT_ENCRYPTION_KEYS]))
 """
@@ -296,6 +303,12 @@ print(json.dumps([settings.SECRET_KEY, settings.CONNECT_ENCRYPTION_KEYS]))
         )
         for _ in range(16)
     ]
+    deadline = time.monotonic() + 60
+    while len(list(line.glob("ready-*"))) < len(processes):
+        assert time.monotonic() < deadline, "the processes never reached the start line"
+        assert all(p.poll() is None for p in processes), "a process died before the start"
+        time.sleep(0.01)
+    (line / "go").touch()
     outputs = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=60)

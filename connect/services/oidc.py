@@ -228,8 +228,8 @@ def verify(token: str, key: jwt.PyJWK, *, issuer: str, audience: str) -> dict[st
         raise TokenRejected(str(exc)) from exc
 
 
-def own_token_claims(token: str, kid: str) -> dict[str, Any]:
-    key = own_keys.get(kid, now=timezone.now())
+def own_token_claims(token: str, kid: str, *, now: datetime | None = None) -> dict[str, Any]:
+    key = own_keys.get(kid, now=now or timezone.now())
     if key is None:
         raise TokenRejected(f"unknown key id {kid!r}")
     return verify(token, key, issuer=settings.PUBLIC_URL, audience=settings.PUBLIC_URL)

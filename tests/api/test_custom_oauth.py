@@ -1,12 +1,8 @@
 """Custom OAuth connectors: endpoints by discovery (through the SSRF guard) and jwt-bearer
 subjects (RFC 7523) signed with the connector's own published key."""
 
-import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 import jwt
 import pytest
@@ -16,65 +12,19 @@ from django.test import Client
 from connect import errors
 from connect.models import Connector, Grant, Project, Team
 from connect.services.connectors import connector_discover
-
-
-class Server:
-    """Metadata documents and a token endpoint that takes only the jwt-bearer grant."""
-
-    def __init__(self, documents: dict[str, dict[str, Any]]) -> None:
-        self.documents = documents
-        self.forms: list[dict[str, str]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path in server.documents:
-                    self.reply(200, server.documents[self.path])
-                else:
-                    self.reply(404, {"error": "not_found"})
-
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                form = dict(parse_qsl(self.rfile.read(length).decode()))
-                server.forms.append(form)
-                if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-                    self.reply(400, {"error": "unsupported_grant_type"})
-                    return
-                n = len(server.forms)
-                self.reply(200, {"access_token": f"asserted-{n}", "expires_in": 3600})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+from tests.fakes.oauth import JWT_BEARER, OAuthFake
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    running = Server({})
-    running.documents["/.well-known/openid-configuration"] = {
-        "issuer": running.url,
-        "authorization_endpoint": f"{running.url}/authorize",
-        "token_endpoint": f"{running.url}/token",
-        "revocation_endpoint": f"{running.url}/revoke",
-        "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_post"],
-        "code_challenge_methods_supported": ["S256"],
-    }
-    yield running
-    running.httpd.shutdown()
+def server(oauth_server: OAuthFake) -> OAuthFake:
+    """An authorization server that publishes only OpenID's metadata document, and takes a
+    shared secret or a key for client authentication."""
+    oauth_server.discovery = {"openid-configuration"}
+    oauth_server.auth_methods = ["private_key_jwt", "client_secret_post"]
+    return oauth_server
 
 
-def test_discovery_fills_the_endpoints_from_openid_metadata(server: Server) -> None:
+def test_discovery_fills_the_endpoints_from_openid_metadata(server: OAuthFake) -> None:
     # RFC 8414's document is tried first; this server has only OpenID's, which is then read.
     config = connector_discover(issuer=server.url)
 
@@ -86,7 +36,7 @@ def test_discovery_fills_the_endpoints_from_openid_metadata(server: Server) -> N
     assert config["issuer"] == server.url
 
 
-def test_discovery_goes_through_the_ssrf_guard(settings: Any, server: Server) -> None:
+def test_discovery_goes_through_the_ssrf_guard(settings: Any, server: OAuthFake) -> None:
     with pytest.raises(errors.InvalidRequest, match="Could not discover"):
         connector_discover(issuer="http://10.0.0.1")
     settings.CONNECT_ALLOW_LOOPBACK = False
@@ -96,7 +46,7 @@ def test_discovery_goes_through_the_ssrf_guard(settings: Any, server: Server) ->
 
 @pytest.mark.django_db(transaction=True)
 def test_a_jwt_bearer_subject_gets_a_token_asserted_with_the_connectors_key(
-    server: Server,
+    server: OAuthFake,
     live_server: Any,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
@@ -120,6 +70,11 @@ def test_a_jwt_bearer_subject_gets_a_token_asserted_with_the_connectors_key(
         default_scopes={"jwt-bearer": ["read"]},
     )
     make_link(connector, project, ["production"])
+    jwks_url = f"{live_server.url}/connect/connectors/{connector.public_id}/jwks.json"
+    # The server checks every assertion against the keys the app publishes for the connector.
+    server.add_client(
+        "asserting-client", method="client_secret_post", secret="s", jwks_url=jwks_url
+    )
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {make_credential(project)}"}
     client = Client()
 
@@ -134,13 +89,14 @@ def test_a_jwt_bearer_subject_gets_a_token_asserted_with_the_connectors_key(
     first, again, other = ask("user-9"), ask("user-9"), ask("user-10")
 
     assert (first.status_code, again.status_code, other.status_code) == (200, 200, 200)
-    assert first.json()["token"] == again.json()["token"] == "asserted-1"  # cached per subject
-    assert other.json()["token"] == "asserted-2"
+    assert server.rejections == []
+    assert server.calls == {JWT_BEARER: 2}
+    asserted, asserted_other = (answer["access_token"] for answer in server.issued)
+    assert first.json()["token"] == again.json()["token"] == asserted  # cached per subject
+    assert other.json()["token"] == asserted_other
     assert len(server.forms) == 2
     # The assertion verifies against the key the app publishes for this connector.
-    jwks = requests.get(
-        f"{live_server.url}/connect/connectors/{connector.public_id}/jwks.json", timeout=5
-    ).json()
+    jwks = requests.get(jwks_url, timeout=5).json()
     assertion = server.forms[0]["assertion"]
     key = jwt.PyJWK(jwks["keys"][0])
     claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=f"{server.url}/token")

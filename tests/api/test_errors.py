@@ -16,6 +16,7 @@ import redis
 from django.test import Client
 from django.utils import timezone
 
+from connect.api.authentication import TeamRateThrottle
 from connect.models import (
     Connector,
     ConnectorType,
@@ -27,6 +28,7 @@ from connect.models import (
 from connect.services.credentials import deployment_credentials_revoke
 from tests.api.conftest import Tenant
 from tests.api.wire import APP, assert_error, delete_json, post_json
+from tests.clock import ManualClock
 
 pytestmark = pytest.mark.django_db
 
@@ -437,17 +439,18 @@ def test_runtime_caller_cannot_revoke_every_subject(
 # Rate limits ---------------------------------------------------------------------------------
 
 
-def start_of_a_window() -> None:
-    """Counters use fixed one-minute windows: never start a short test just before one ends."""
-    if time.time() % 60 > 55:
-        time.sleep(60 - time.time() % 60 + 0.05)
-
-
-def hit_the_limits(client: Client, make_tenant: Callable[..., Tenant], settings: Any) -> Tenant:
+def hit_the_limits(
+    client: Client,
+    make_tenant: Callable[..., Tenant],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Tenant, ManualClock]:
     settings.CONNECT_RATE_LIMIT_READS = 3
     settings.CONNECT_RATE_LIMIT_WRITES = 2
     tenant, neighbour = make_tenant(), make_tenant()
-    start_of_a_window()
+    # Counters use fixed one-minute windows: the whole test happens a second into one.
+    clock = ManualClock(time.time() // 60 * 60 + 1)
+    monkeypatch.setattr(TeamRateThrottle, "timer", clock)
 
     # Reads: token requests and metadata share the team's read budget.
     assert post_json(client, token_path(), APP, **tenant.auth).status_code == 200
@@ -468,20 +471,32 @@ def hit_the_limits(client: Client, make_tenant: Callable[..., Tenant], settings:
     assert_error(response, 429, "rate_limited")
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert post_json(client, token_path(), APP, **neighbour.auth).status_code == 200
-    return tenant
+    return tenant, clock
 
 
-def test_rate_limited(client: Client, make_tenant: Callable[..., Tenant], settings: Any) -> None:
+def test_rate_limited(
+    client: Client,
+    make_tenant: Callable[..., Tenant],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings.REDIS_URL = ""  # the Django cache counts
-    hit_the_limits(client, make_tenant, settings)
+    tenant, clock = hit_the_limits(client, make_tenant, settings, monkeypatch)
+
+    # The next minute has a budget of its own.
+    clock.advance(60)
+    assert post_json(client, token_path(), APP, **tenant.auth).status_code == 200
 
 
 @pytest.mark.redis
 def test_rate_limited_in_redis(
-    client: Client, make_tenant: Callable[..., Tenant], settings: Any
+    client: Client,
+    make_tenant: Callable[..., Tenant],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.REDIS_URL = os.environ["REDIS_URL"]
-    tenant = hit_the_limits(client, make_tenant, settings)
+    tenant, _ = hit_the_limits(client, make_tenant, settings, monkeypatch)
     # The counters live in Redis, where every process sees them.
     keys = redis.Redis.from_url(settings.REDIS_URL).keys(
         f"{settings.CONNECT_RATE_LIMIT_PREFIX}:team:{tenant.team.pk}:*"

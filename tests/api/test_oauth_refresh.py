@@ -2,7 +2,7 @@
 
 Client credentials with each client authentication method, the provider token cached until it
 is within the refresh margin, refresh-token rotation, ``invalid_grant``, provider outages and
-timeouts, granted scopes, and RFC 7009 revocation. The provider is ``tests/oauth_server.py``:
+timeouts, granted scopes, and RFC 7009 revocation. The provider is ``tests/fakes/oauth.py``:
 it refuses the wrong authentication method, grant type or content type, and revokes the whole
 grant when a rotated refresh token comes back, so a test that passes here never replayed one.
 """
@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from connect.models import Connector, Grant, Installation, Project, Team, TokenIssue
 from tests.api.wire import assert_error
-from tests.oauth_server import IssuedGrant, StrictOAuthServer
+from tests.fakes.oauth import IssuedGrant, OAuthFake
 
 APP = {"type": "app"}
 USER_ID = "user-42"
@@ -47,7 +47,7 @@ METHODS = [
 class Rig:
     """One team whose ``oauth/acme`` connector talks to the strict server, and a caller."""
 
-    server: StrictOAuthServer
+    server: OAuthFake
     team: Team
     project: Project
     connector: Connector
@@ -107,7 +107,7 @@ class Rig:
 def make_rig(
     request: pytest.FixtureRequest,
     client: Client,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
     make_connector: Callable[..., Connector],
@@ -206,7 +206,7 @@ def millis_from_now(ms: int) -> float:
 
 
 def test_the_strict_server_refuses_what_real_servers_refuse(
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
 ) -> None:
     """If the fake were lenient, the tests below would prove nothing."""
     oauth_server.add_client("basic-client", method="client_secret_basic", secret="a+b c")

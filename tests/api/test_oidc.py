@@ -11,17 +11,15 @@ import hashlib
 import hmac
 import io
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -32,71 +30,11 @@ from django.test import Client
 from connect.models import Connector, Project, Team, TokenIssue, TrustedIssuer, TrustedIssuerRule
 from connect.services import oidc
 from tests.api.wire import assert_error
+from tests.fakes.workload_issuer import WorkloadIssuerFake
 
 ISSUER = "https://token.ci.example.test"
 AUDIENCE = "https://connect.example.test/ci"
 REPOSITORY = "acme/app"
-
-
-class JwksServer:
-    """An issuer's JWKS endpoint on loopback (or any local address), counting its hits."""
-
-    def __init__(self, host: str = "127.0.0.1", bind: str = "127.0.0.1") -> None:
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ec = ec.generate_private_key(ec.SECP256R1())
-        self.keys: list[dict[str, Any]] = [
-            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key())),
-             "kid": "rsa-1", "alg": "RS256", "use": "sig"},
-            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key())),
-             "kid": "ec-1", "alg": "ES256", "use": "sig"},
-        ]  # fmt: skip
-        self.host = host
-        self._hits = 0
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                with outer._lock:
-                    outer._hits += 1
-                    body = json.dumps({"keys": outer.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._httpd = ThreadingHTTPServer((bind, 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self._httpd.server_address[1]}/jwks"
-
-    @property
-    def hits(self) -> int:
-        with self._lock:
-            return self._hits
-
-    def publish(self, jwk: dict[str, Any]) -> None:
-        with self._lock:
-            self.keys = [*self.keys, jwk]
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-@pytest.fixture
-def jwks_server() -> Iterator[JwksServer]:
-    server = JwksServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -349,28 +287,28 @@ def ci_claims(**changes: Any) -> dict[str, Any]:
     }
 
 
-def rs256(server: JwksServer, claims: dict[str, Any], kid: str = "rsa-1") -> str:
+def rs256(server: WorkloadIssuerFake, claims: dict[str, Any], kid: str = "rsa-1") -> str:
     return jwt.encode(claims, server.rsa, algorithm="RS256", headers={"kid": kid})
 
 
-def es256(server: JwksServer, claims: dict[str, Any], kid: str = "ec-1") -> str:
+def es256(server: WorkloadIssuerFake, claims: dict[str, Any], kid: str = "ec-1") -> str:
     return jwt.encode(claims, server.ec, algorithm="ES256", headers={"kid": kid})
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
 def test_trusted_issuer_token_is_accepted_and_mapped(
-    alg: str, tenant: Tenant, jwks_server: JwksServer
+    alg: str, tenant: Tenant, jwks_server: WorkloadIssuerFake
 ) -> None:
-    trust(tenant, jwks_server.url)
+    trust(tenant, jwks_server.jwks_url)
     sign = rs256 if alg == "RS256" else es256
 
     assert_issued_to(tenant.token_request(sign(jwks_server, ci_claims())), tenant, "preview")
 
 
 def test_trusted_issuer_mapping_decides_the_environment(
-    tenant: Tenant, jwks_server: JwksServer
+    tenant: Tenant, jwks_server: WorkloadIssuerFake
 ) -> None:
-    trust(tenant, jwks_server.url, environment="production")
+    trust(tenant, jwks_server.jwks_url, environment="production")
 
     assert_error(
         tenant.token_request(rs256(jwks_server, ci_claims())),
@@ -381,7 +319,7 @@ def test_trusted_issuer_mapping_decides_the_environment(
 
 def test_a_rule_of_another_team_does_not_map_into_this_one(
     tenant: Tenant,
-    jwks_server: JwksServer,
+    jwks_server: WorkloadIssuerFake,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
 ) -> None:
@@ -389,7 +327,7 @@ def test_a_rule_of_another_team_does_not_map_into_this_one(
     other_team = make_team()
     other_project = make_project(other_team, environments=("preview",))
     issuer = TrustedIssuer.objects.create(
-        team=other_team, issuer=ISSUER, jwks_url=jwks_server.url, audience=AUDIENCE
+        team=other_team, issuer=ISSUER, jwks_url=jwks_server.jwks_url, audience=AUDIENCE
     )
     TrustedIssuerRule.objects.create(
         trusted_issuer=issuer,
@@ -405,45 +343,45 @@ def test_a_rule_of_another_team_does_not_map_into_this_one(
 
 def test_another_team_cannot_trust_the_issuer_for_this_teams_audience(
     tenant: Tenant,
-    jwks_server: JwksServer,
+    jwks_server: WorkloadIssuerFake,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
 ) -> None:
     """Team B would write a rule for team A's workload: the (issuer, audience) pair is A's, so
     B cannot trust it at all, and A's callers keep working."""
-    trust(tenant, jwks_server.url)
+    trust(tenant, jwks_server.jwks_url)
     token = rs256(jwks_server, ci_claims())
     assert_issued_to(tenant.token_request(token), tenant, "preview")
     other_team = make_team()
 
     with pytest.raises(ValidationError) as refused:
         TrustedIssuer(
-            team=other_team, issuer=ISSUER, jwks_url=jwks_server.url, audience=AUDIENCE
+            team=other_team, issuer=ISSUER, jwks_url=jwks_server.jwks_url, audience=AUDIENCE
         ).full_clean()
     assert "already trusted for this audience" in str(refused.value)
     with pytest.raises(IntegrityError), transaction.atomic():
         TrustedIssuer.objects.create(
-            team=other_team, issuer=ISSUER, jwks_url=jwks_server.url, audience=AUDIENCE
+            team=other_team, issuer=ISSUER, jwks_url=jwks_server.jwks_url, audience=AUDIENCE
         )
 
     assert_issued_to(tenant.token_request(token), tenant, "preview")
 
 
-def test_a_rule_must_name_a_claim(tenant: Tenant, jwks_server: JwksServer) -> None:
+def test_a_rule_must_name_a_claim(tenant: Tenant, jwks_server: WorkloadIssuerFake) -> None:
     """Anyone can get a GitHub Actions token with any audience: a rule without a claim that
     names the workload would trust every repository on GitHub."""
     with pytest.raises(ValidationError) as refused:
-        trust(tenant, jwks_server.url, required_claims={})
+        trust(tenant, jwks_server.jwks_url, required_claims={})
     assert "required_claims" in refused.value.message_dict
     with pytest.raises(ValidationError):
-        trust(tenant, jwks_server.url, required_claims={"repository": ["a", "b"]})
+        trust(tenant, jwks_server.jwks_url, required_claims={"repository": ["a", "b"]})
 
 
-def _rsa_jwk_as_secret(server: JwksServer) -> bytes:
+def _rsa_jwk_as_secret(server: WorkloadIssuerFake) -> bytes:
     return json.dumps(server.keys[0]).encode()
 
 
-CI_REFUSALS: dict[str, Callable[[JwksServer], str]] = {
+CI_REFUSALS: dict[str, Callable[[WorkloadIssuerFake], str]] = {
     "expired": lambda s: rs256(s, ci_claims(iat=int(time.time()) - 3600,
                                             exp=int(time.time()) - 120)),
     "not-yet-valid": lambda s: rs256(s, ci_claims(nbf=int(time.time()) + 600)),
@@ -471,8 +409,8 @@ CI_REFUSALS: dict[str, Callable[[JwksServer], str]] = {
 
 
 @pytest.mark.parametrize("case", CI_REFUSALS)
-def test_trusted_issuer_refuses(case: str, tenant: Tenant, jwks_server: JwksServer) -> None:
-    trust(tenant, jwks_server.url)
+def test_trusted_issuer_refuses(case: str, tenant: Tenant, jwks_server: WorkloadIssuerFake) -> None:
+    trust(tenant, jwks_server.jwks_url)
     assert_issued_to(tenant.token_request(rs256(jwks_server, ci_claims())), tenant, "preview")
 
     response = tenant.token_request(CI_REFUSALS[case](jwks_server))
@@ -492,8 +430,8 @@ def age_jwks_cache(url: str, seconds: float) -> None:
     cache.set(key, {**entry, "fetched_at": entry["fetched_at"] - seconds}, 3600)
 
 
-def test_jwks_is_fetched_once_and_cached(tenant: Tenant, jwks_server: JwksServer) -> None:
-    trust(tenant, jwks_server.url)
+def test_jwks_is_fetched_once_and_cached(tenant: Tenant, jwks_server: WorkloadIssuerFake) -> None:
+    trust(tenant, jwks_server.jwks_url)
 
     for _ in range(3):
         assert_issued_to(tenant.token_request(rs256(jwks_server, ci_claims())), tenant, "preview")
@@ -503,9 +441,9 @@ def test_jwks_is_fetched_once_and_cached(tenant: Tenant, jwks_server: JwksServer
 
 
 def test_an_unknown_kid_refetches_at_most_once_a_minute(
-    tenant: Tenant, jwks_server: JwksServer
+    tenant: Tenant, jwks_server: WorkloadIssuerFake
 ) -> None:
-    trust(tenant, jwks_server.url)
+    trust(tenant, jwks_server.jwks_url)
     assert_issued_to(tenant.token_request(rs256(jwks_server, ci_claims())), tenant, "preview")
     assert jwks_server.hits == 1
 
@@ -520,7 +458,7 @@ def test_an_unknown_kid_refetches_at_most_once_a_minute(
         assert_error(tenant.token_request(rotated), 401, "unauthorized")
     assert jwks_server.hits == 1, "fetched less than a minute ago: no refetch"
 
-    age_jwks_cache(jwks_server.url, 61)
+    age_jwks_cache(jwks_server.jwks_url, 61)
     assert_issued_to(tenant.token_request(rotated), tenant, "preview")
     assert jwks_server.hits == 2
 
@@ -529,7 +467,7 @@ def test_an_unknown_kid_refetches_at_most_once_a_minute(
         assert_error(tenant.token_request(unknown), 401, "unauthorized")
     assert jwks_server.hits == 2
 
-    age_jwks_cache(jwks_server.url, 61)
+    age_jwks_cache(jwks_server.jwks_url, 61)
     for _ in range(5):
         assert_error(tenant.token_request(unknown), 401, "unauthorized")
     assert jwks_server.hits == 3, "one refetch for the unknown kid, then none for a minute"
@@ -543,7 +481,7 @@ def test_an_unknown_kid_refetches_at_most_once_a_minute(
 
 
 def test_a_jwks_url_on_a_private_address_is_refused(
-    tenant: Tenant, jwks_server: JwksServer, settings: Any
+    tenant: Tenant, jwks_server: WorkloadIssuerFake, settings: Any
 ) -> None:
     assert settings.CONNECT_ALLOW_LOOPBACK
     trust(tenant, "http://10.0.0.1/jwks")
@@ -557,10 +495,10 @@ def test_a_jwks_url_on_a_private_address_is_refused(
 
 
 def test_loopback_jwks_is_refused_when_loopback_is_not_allowed(
-    tenant: Tenant, jwks_server: JwksServer, settings: Any
+    tenant: Tenant, jwks_server: WorkloadIssuerFake, settings: Any
 ) -> None:
     settings.CONNECT_ALLOW_LOOPBACK = False
-    trust(tenant, jwks_server.url)
+    trust(tenant, jwks_server.jwks_url)
 
     response = tenant.token_request(rs256(jwks_server, ci_claims()))
 

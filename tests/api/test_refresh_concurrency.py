@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from connect.models import Connector, Grant, Project, Team, TokenIssue
 from tests.app_server import Gunicorn, row_lock_waiters, serving
-from tests.oauth_server import StrictOAuthServer
+from tests.fakes.oauth import OAuthFake
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ def gunicorn(require_postgres: None, tmp_path: Path) -> Iterator[Gunicorn]:
         yield server
 
 
-def wait_for_row_lock_waiters(server: StrictOAuthServer, timeout: float = 20) -> int:
+def wait_for_row_lock_waiters(server: OAuthFake, timeout: float = 20) -> int:
     """Until the refresh has reached the provider and someone waits on the grant's row."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -53,7 +53,7 @@ def wait_for_row_lock_waiters(server: StrictOAuthServer, timeout: float = 20) ->
 
 def test_a_hundred_concurrent_requests_from_two_processes_refresh_once(
     gunicorn: Gunicorn,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
     make_connector: Callable[..., Connector],
@@ -148,8 +148,12 @@ def test_a_hundred_concurrent_requests_from_two_processes_refresh_once(
         token_ids
     )
 
-    # Both processes answered, so the row lock (not just a lock in one process) held.
-    time.sleep(0.2)  # the access log is written after each response
+    # Both processes answered, so the row lock (not just a lock in one process) held. The
+    # access log is written after each response: read it once it has every line.
+    deadline = time.monotonic() + 10
+    while sum(gunicorn.pids_that_answered(200).values()) < REQUESTS:
+        assert time.monotonic() < deadline, gunicorn.pids_that_answered(200)
+        time.sleep(0.02)
     served = gunicorn.pids_that_answered(200)
     assert sum(served.values()) == REQUESTS, served
     assert len(served) >= 2, f"one process answered everything: {served}"

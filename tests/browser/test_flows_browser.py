@@ -2,8 +2,8 @@
 admin, a tenant clicks through our branded page and the provider's consent page, and a
 deployment then gets the tenant's (or the user's) token through the official Python SDK.
 
-The providers are loopback fakes with HTML consent pages: Slack (``fake_slack.py``) and a strict
-OAuth server (``fake_oauth.py``). Screenshots of each page land in ``/tmp/flow-*.png``.
+The providers are the loopback fakes of ``tests/fakes/`` with their HTML consent pages on: Slack
+and the strict OAuth server. Screenshots of each page land in ``/tmp/flow-*.png``.
 """
 
 import json
@@ -44,8 +44,8 @@ from connect.models import (
     Team,
 )
 from tests.browser.conftest import sign_in
-from tests.browser.fake_oauth import ConsentOAuthServer
-from tests.browser.fake_slack import FakeSlack
+from tests.fakes.oauth import OAuthFake
+from tests.fakes.slack import SlackFake
 
 pytestmark = pytest.mark.browser
 
@@ -89,23 +89,29 @@ def credential(acme: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def slack(public_url: str) -> Iterator[FakeSlack]:
-    with FakeSlack(
+def slack(public_url: str) -> Iterator[SlackFake]:
+    fake = SlackFake(
         client_id=SLACK_CLIENT_ID,
         client_secret=SLACK_SECRET,
         redirect_uri=f"{public_url}/connect/callback",
-    ) as fake:
+    )
+    fake.consent_page = True
+    # A workspace (no Enterprise Grid) and an app without token rotation: a plain bot token.
+    fake.enterprise = None
+    fake.rotation = False
+    with fake:
         yield fake
 
 
 @pytest.fixture
-def identity(public_url: str) -> Iterator[ConsentOAuthServer]:
-    with ConsentOAuthServer() as server:
+def identity(public_url: str) -> Iterator[OAuthFake]:
+    with OAuthFake() as server:
+        server.consent_page = True
         server.add_client(
             IDP_CLIENT_ID,
             method="client_secret_basic",
             secret=IDP_SECRET,
-            scopes=("profile", "notes:read"),
+            user_scopes=("profile", "notes:read"),
         )
         server.register_redirect(IDP_CLIENT_ID, f"{public_url}/connect/callback")
         yield server
@@ -230,7 +236,7 @@ def test_an_admin_creates_a_slack_connector_and_a_workspace_installs_it(
     public_url: str,
     acme: dict[str, Any],
     credential: str,
-    slack: FakeSlack,
+    slack: SlackFake,
     app_origin: str,
     tenant: Page,
 ) -> None:
@@ -290,9 +296,10 @@ def test_an_admin_creates_a_slack_connector_and_a_workspace_installs_it(
     assert tenant.locator("#outcome").inner_text().strip() == "Installed for Slack Softball Team."
     check_branding(tenant, "Acme Bot", f"{app_origin}/icon.svg")
     tenant.screenshot(path="/tmp/flow-success.png", full_page=True)
-    assert slack.refusals == []
-    assert len(slack.installs) == 1
-    bot_token = slack.installs[0].bot_token
+    assert slack.rejections == []
+    [answer] = slack.issued
+    bot_token = answer["access_token"]
+    assert bot_token.startswith("xoxb-")
 
     installation = Installation.objects.get(connector=connector)
     assert installation.tenant_id == "T9TK3CUKW"
@@ -332,7 +339,7 @@ def test_a_user_consents_to_a_custom_oauth_connector_and_their_token_refreshes(
     public_url: str,
     acme: dict[str, Any],
     credential: str,
-    identity: ConsentOAuthServer,
+    identity: OAuthFake,
     app_origin: str,
     tenant: Page,
 ) -> None:
@@ -396,16 +403,15 @@ def test_a_user_consents_to_a_custom_oauth_connector_and_their_token_refreshes(
     assert back == {"tab": ["notes"], "request": [started.request], "status": ["completed"]}
     assert tenant.locator("#back").inner_text() == "Back in Acme Notes"
     assert identity.rejections == []
-    assert len(identity.issued) == 1
-    issued = identity.issued[0]
+    [issued] = identity.issued
 
     grant = Grant.objects.get(installation__connector=connector, subject_type="user")
     assert grant.subject_id == "alice"
-    assert grant.reveal("refresh_token") == issued.refresh_token
+    assert grant.reveal("refresh_token") == issued["refresh_token"]
     with sdk(public_url):
         assert (
             connect.get_token("oauth/notes-idp", subject=alice, options=as_deployment)
-            == issued.access_token
+            == issued["access_token"]
         )
         # Alice's consent is hers alone.
         with pytest.raises(UserAuthorizationRequiredError):
@@ -420,13 +426,13 @@ def test_a_user_consents_to_a_custom_oauth_connector_and_their_token_refreshes(
             subject=alice,
             options=ConnectOptions(vercel_token=credential, force_refresh=True),
         )
-    assert refreshed != issued.access_token
+    assert refreshed != issued["access_token"]
     assert identity.calls.get("refresh_token") == 1
     assert identity.rejections == []
     assert identity.access_token_active(refreshed)
-    family = identity.family(issued.family_id)
+    family = identity.family_of(issued["refresh_token"])
     assert refreshed in family.access_tokens
-    assert issued.refresh_token in family.rotated
+    assert issued["refresh_token"] in family.rotated
     grant.refresh_from_db()
     assert grant.reveal("access_token") == refreshed
     assert grant.reveal("refresh_token") == family.refresh_token
@@ -439,7 +445,7 @@ def test_a_declined_install_shows_a_clear_page_and_installs_nothing(
     public_url: str,
     acme: dict[str, Any],
     credential: str,
-    slack: FakeSlack,
+    slack: SlackFake,
     app_origin: str,
     make_connector: Callable[..., Connector],
     make_link: Callable[..., ProjectLink],
@@ -482,7 +488,7 @@ def test_a_declined_install_shows_a_clear_page_and_installs_nothing(
     check_branding(tenant, "Acme Bot", f"{app_origin}/icon.svg")
     tenant.screenshot(path="/tmp/flow-declined.png", full_page=True)
 
-    assert slack.installs == []
+    assert slack.issued == []
     assert not Installation.objects.filter(connector=connector).exists()
     assert not Grant.objects.filter(installation__connector=connector).exists()
     request = AuthorizationRequest.objects.get(public_id=flow["request"])

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 
 from connect.models import Connector, Project, Team
-from tests.providers.fakes.base import FakeProvider
-from tests.providers.fakes.github import GitHubFake
-from tests.providers.fakes.microsoft import MicrosoftFake
+from tests.fakes.base import FakeProvider
+from tests.fakes.github import GitHubFake
+from tests.fakes.microsoft import MicrosoftFake
 from tests.providers.flow import Api, callback_url
 
 GITHUB_UID = "github/acme"

@@ -10,8 +10,8 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from tests.fakes.discord import DiscordFake
 from tests.providers.conftest import Tenant, fake_kwargs, running
-from tests.providers.fakes.discord import DiscordFake
 from tests.providers.flow import (
     assert_refused_page,
     at_provider,

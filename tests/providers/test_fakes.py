@@ -15,14 +15,15 @@ import jwt
 import pytest
 import requests
 
+from tests.fakes.base import PAYLOADS, FakeProvider, pkce_s256
+from tests.fakes.discord import DiscordFake
+from tests.fakes.github import GitHubFake
+from tests.fakes.linear import LinearFake
+from tests.fakes.microsoft import MicrosoftFake
+from tests.fakes.salesforce import SalesforceFake
+from tests.fakes.slack import SlackFake
+from tests.fixtures import WEBHOOKS
 from tests.providers.conftest import fake_kwargs, public_pem
-from tests.providers.fakes.base import PAYLOADS, FakeProvider, pkce_s256
-from tests.providers.fakes.discord import DiscordFake
-from tests.providers.fakes.github import GitHubFake
-from tests.providers.fakes.linear import LinearFake
-from tests.providers.fakes.microsoft import MicrosoftFake
-from tests.providers.fakes.salesforce import SalesforceFake
-from tests.providers.fakes.slack import SlackFake
 from tests.providers.flow import callback_url
 
 VERIFIER = "v" * 43
@@ -276,6 +277,21 @@ def test_github_lists_an_installation_only_to_its_members(
     if status == 200:
         assert response.json()["total_count"] == 1
         assert [r["full_name"] for r in response.json()["repositories"]] == ["acme/api"]
+
+
+def test_every_recorded_webhook_names_its_documentation_page() -> None:
+    files = sorted(WEBHOOKS.glob("*/*.json"))
+    assert {f.parent.name for f in files} == {
+        "slack",
+        "github",
+        "linear",
+        "microsoft",
+        "discord",
+        "standard-webhooks",
+    }
+    for path in files:
+        source = json.loads(path.read_text())["_source"]
+        assert source.startswith("https://"), path
 
 
 def test_every_recorded_payload_names_its_documentation_page() -> None:

@@ -5,7 +5,6 @@ team's flow, unknown or used links; and what polling the result answers at each 
 Every refusal must leave no Installation and no Grant behind.
 """
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,9 +14,10 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from tests.clock import ManualClock
+from tests.fakes.oauth import OAuthFake
+from tests.fakes.slack import SlackFake
 from tests.providers.conftest import Tenant, fake_kwargs, running
-from tests.providers.fakes.oauth import AuthorizingOAuthServer
-from tests.providers.fakes.slack import SlackFake
 from tests.providers.flow import (
     assert_refused_page,
     at_provider,
@@ -171,17 +171,10 @@ def test_an_expired_request_is_refused_at_the_page_and_at_the_callback(
 
 
 @pytest.fixture
-def oauth_server() -> Iterator[AuthorizingOAuthServer]:
-    with AuthorizingOAuthServer() as server:
-        yield server
-    assert server.bugs == [], server.bugs
-
-
-@pytest.fixture
 def oauth_connector(
     tenant: Tenant,
     make_linked_connector: Callable[..., Connector],
-    oauth_server: AuthorizingOAuthServer,
+    oauth_server: OAuthFake,
 ) -> Connector:
     oauth_server.add_client("acme", method="client_secret_basic", secret="s3cret")
     oauth_server.register_redirect("acme", callback_url())
@@ -200,7 +193,7 @@ def oauth_connector(
 
 
 def test_a_code_injected_under_another_flow_s_verifier_is_refused(
-    tenant: Tenant, oauth_connector: Connector, oauth_server: AuthorizingOAuthServer
+    tenant: Tenant, oauth_connector: Connector, oauth_server: OAuthFake
 ) -> None:
     """The attacker's code (bound to the attacker's challenge) pasted into the victim's
     callback: the victim's verifier does not match, the server refuses, nothing is stored."""
@@ -329,7 +322,7 @@ def test_unknown_and_used_links_show_a_clear_page(
 
 
 def test_the_result_is_pending_then_completed(
-    tenant: Tenant, connector: Connector, slack: SlackFake
+    tenant: Tenant, connector: Connector, slack: SlackFake, cache_clock: ManualClock
 ) -> None:
     started = tenant.api.install(UID)
     pending = tenant.api.result(started["verifier"])
@@ -337,7 +330,7 @@ def test_the_result_is_pending_then_completed(
     assert error_code(pending) == "authorization_pending"
 
     assert walk(Client(), started).status_code == 200
-    time.sleep(1.05)  # one poll a second
+    cache_clock.advance(1.05)  # one poll a second
     done = tenant.api.result(started["verifier"])
 
     assert done.status_code == 200, done.content

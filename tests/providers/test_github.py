@@ -12,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from tests.fakes.base import pkce_s256
+from tests.fakes.github import GitHubFake
 from tests.providers.conftest import GITHUB_APP_ID, GITHUB_UID, Tenant
-from tests.providers.fakes.base import pkce_s256
-from tests.providers.fakes.github import GitHubFake
 from tests.providers.flow import (
     assert_refused_page,
     at_provider,

@@ -7,9 +7,9 @@ import pytest
 from django.test import Client
 
 from connect.models import Connector, Installation, TokenIssue
+from tests.fakes.github import GitHubFake
 from tests.providers.conftest import GITHUB_UID as UID
 from tests.providers.conftest import Tenant
-from tests.providers.fakes.github import GitHubFake
 from tests.providers.flow import error_code, walk
 
 APP = {"type": "app"}

@@ -3,7 +3,7 @@ user consent with PKCE under each client authentication method (and as a public 
 app install through the code flow, client credentials, refresh with rotation, RFC 7009
 revocation, and the failures."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from tests.fakes.base import pkce_s256
+from tests.fakes.oauth import OAuthFake
 from tests.providers.conftest import Tenant
-from tests.providers.fakes.base import pkce_s256
-from tests.providers.fakes.oauth import AuthorizingOAuthServer
 from tests.providers.flow import (
     assert_refused_page,
     at_provider,
@@ -36,15 +36,13 @@ SECRET = "s3cr3t+/=%: é"
 
 
 @pytest.fixture
-def server() -> Iterator[AuthorizingOAuthServer]:
-    with AuthorizingOAuthServer() as server:
-        yield server
-    assert server.bugs == [], server.bugs
+def server(oauth_server: OAuthFake) -> OAuthFake:
+    return oauth_server
 
 
 @pytest.fixture
 def make_oauth(
-    tenant: Tenant, make_linked_connector: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_linked_connector: Callable[..., Connector], server: OAuthFake
 ) -> Callable[..., Connector]:
     """The ``oauth/acme`` connector, registered at the server with one authentication method."""
 
@@ -82,7 +80,7 @@ def consented(tenant: Tenant) -> Grant:
 def test_user_consent_with_pkce_under_each_client_authentication(
     tenant: Tenant,
     make_oauth: Callable[..., Connector],
-    server: AuthorizingOAuthServer,
+    server: OAuthFake,
     method: str,
 ) -> None:
     connector = make_oauth(method)
@@ -122,7 +120,7 @@ def test_user_consent_with_pkce_under_each_client_authentication(
 
 
 def test_the_scope_the_server_granted_is_the_grant_s(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     make_oauth()
     server.granted_scope = "read"  # servers may grant less and say so only in the answer
@@ -137,7 +135,7 @@ def test_the_scope_the_server_granted_is_the_grant_s(
 
 
 def test_an_app_install_through_the_code_flow(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     connector = make_oauth()
     started = tenant.api.install(UID)
@@ -157,7 +155,7 @@ def test_an_app_install_through_the_code_flow(
 
 
 def test_without_an_install_the_app_token_comes_from_client_credentials(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     make_oauth("client_secret_post")
 
@@ -170,7 +168,7 @@ def test_without_an_install_the_app_token_comes_from_client_credentials(
 
 
 def test_an_expired_user_token_is_refreshed_with_rotation(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     make_oauth()
     grant = consented(tenant)
@@ -191,7 +189,7 @@ def test_an_expired_user_token_is_refreshed_with_rotation(
 
 
 def test_revoking_a_user_revokes_its_refresh_token_per_rfc_7009(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     make_oauth()
     grant = consented(tenant)
@@ -215,7 +213,7 @@ def test_revoking_a_user_revokes_its_refresh_token_per_rfc_7009(
 
 
 def test_a_denied_consent_is_recorded(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     make_oauth()
     server.deny = True
@@ -232,7 +230,7 @@ def test_a_denied_consent_is_recorded(
 
 
 def test_the_wrong_client_authentication_method_fails_the_exchange(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     connector = make_oauth("client_secret_basic")
     connector.config = {**connector.config, "tokenEndpointAuthMethod": "client_secret_post"}
@@ -251,7 +249,7 @@ def test_the_wrong_client_authentication_method_fails_the_exchange(
 
 
 def test_a_dead_refresh_token_answers_invalid_grant(
-    tenant: Tenant, make_oauth: Callable[..., Connector], server: AuthorizingOAuthServer
+    tenant: Tenant, make_oauth: Callable[..., Connector], server: OAuthFake
 ) -> None:
     make_oauth()
     grant = consented(tenant)

@@ -11,9 +11,9 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from tests.fakes.base import pkce_s256
+from tests.fakes.salesforce import SalesforceFake
 from tests.providers.conftest import Tenant, fake_kwargs, running
-from tests.providers.fakes.base import pkce_s256
-from tests.providers.fakes.salesforce import SalesforceFake
 from tests.providers.flow import (
     assert_refused_page,
     at_provider,

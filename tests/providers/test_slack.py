@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from connect.models import AuditEvent, AuthorizationRequest, Connector, Grant, Installation
 from connect.services.installations import installation_remove
+from tests.fakes.slack import SlackFake
 from tests.providers.conftest import Tenant, fake_kwargs, running
-from tests.providers.fakes.slack import SlackFake
 from tests.providers.flow import (
     assert_refused_page,
     at_provider,

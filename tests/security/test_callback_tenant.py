@@ -20,6 +20,11 @@ from django.test import Client
 
 from connect.models import AuditEvent, Connector, Grant, Installation
 from connect.services.connectors import connector_discover
+from tests.fakes.github import GitHubFake
+from tests.fakes.linear import LinearFake
+from tests.fakes.microsoft import MicrosoftFake
+from tests.fakes.oauth import OAuthFake
+from tests.fakes.slack import SlackFake
 from tests.providers import conftest as providers
 from tests.providers.conftest import (
     CONTOSO,
@@ -29,11 +34,6 @@ from tests.providers.conftest import (
     fake_kwargs,
     running,
 )
-from tests.providers.fakes.github import GitHubFake
-from tests.providers.fakes.linear import LinearFake
-from tests.providers.fakes.microsoft import MicrosoftFake
-from tests.providers.fakes.oauth import AuthorizingOAuthServer
-from tests.providers.fakes.slack import SlackFake
 from tests.providers.flow import (
     assert_refused_page,
     at_provider,
@@ -555,18 +555,16 @@ def test_a_linear_consent_whose_workspace_linear_does_not_name_attaches_nowhere(
 
 
 @pytest.fixture
-def oauth_server() -> Iterator[AuthorizingOAuthServer]:
-    with AuthorizingOAuthServer() as server:
-        server.add_client("acme", method="client_secret_basic", secret="s3cret")
-        server.register_redirect("acme", callback_url())
-        yield server
-    assert server.bugs == [], server.bugs
+def oauth_server(oauth_server: OAuthFake) -> OAuthFake:
+    oauth_server.add_client("acme", method="client_secret_basic", secret="s3cret")
+    oauth_server.register_redirect("acme", callback_url())
+    return oauth_server
 
 
 def discovered_connector(
     tenant: Tenant,
     make_linked_connector: Callable[..., Connector],
-    server: AuthorizingOAuthServer,
+    server: OAuthFake,
 ) -> Connector:
     """A custom OAuth connector configured the way an admin does: by discovery."""
     return make_linked_connector(
@@ -580,7 +578,7 @@ def discovered_connector(
     )
 
 
-def code_exchanges(server: AuthorizingOAuthServer) -> int:
+def code_exchanges(server: OAuthFake) -> int:
     return server.calls.get("authorization_code", 0)
 
 
@@ -588,7 +586,7 @@ def code_exchanges(server: AuthorizingOAuthServer) -> int:
 def test_an_answer_naming_another_issuer_is_refused(
     tenant: Tenant,
     make_linked_connector: Callable[..., Connector],
-    oauth_server: AuthorizingOAuthServer,
+    oauth_server: OAuthFake,
     deny: bool,
 ) -> None:
     """The mix-up attack: the response comes back naming an issuer the connector is not
@@ -610,7 +608,7 @@ def test_an_answer_naming_another_issuer_is_refused(
 def test_an_answer_without_the_issuer_it_promised_is_refused(
     tenant: Tenant,
     make_linked_connector: Callable[..., Connector],
-    oauth_server: AuthorizingOAuthServer,
+    oauth_server: OAuthFake,
 ) -> None:
     oauth_server.iss_supported = True  # the metadata promises iss on every response ...
     connector = discovered_connector(tenant, make_linked_connector, oauth_server)

@@ -50,6 +50,7 @@ from connect.services.deliveries import (
 )
 from connect.services.oidc import oidc_token_mint
 from connect.services.triggers import trigger_receive
+from tests.fixtures import webhook_body
 from tests.triggers.conftest import Triggers, discord_key, github_headers, triggers  # noqa: F401
 from tests.triggers.receiver import Receiver
 
@@ -79,7 +80,7 @@ class Relay:
         return self.triggers.destination(self.connector, path=path)
 
     def receive(self, marker: str) -> InboundEvent:
-        body = json.dumps({"action": "opened", "marker": marker}).encode()
+        body = webhook_body("github", "issues.opened", {"issue.title": marker})
         headers = github_headers(SECRET, body, delivery=f"delivery-{marker}")
         reply = trigger_receive(
             connector_id=self.connector.public_id,
@@ -146,8 +147,7 @@ def test_a_receiver_dripping_its_answer_cannot_hold_an_attempt_past_the_deadline
 
     # The receiver mends its ways; the retry, once due, goes through.
     relay.receiver.stop_dripping("/drip")
-    time.sleep(max((delivery.next_attempt_at - timezone.now()).total_seconds(), 0) + 0.05)
-    [again] = claim()
+    [again] = claim(now=delivery.next_attempt_at)
     assert delivery_attempt(delivery=again).succeeded
     again.refresh_from_db()
     assert (again.status, again.attempts, again.last_status_code) == ("succeeded", 2, 200)

@@ -9,7 +9,6 @@ written around validation accepts no forged event.
 import base64
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,8 @@ from connect.providers.microsoft import MicrosoftProvider
 from connect.services.connectors import connector_save
 from connect.webhooks import signatures
 from tests.admin.pages import form_data
+from tests.fixtures import webhook_body
+from tests.triggers.conftest import linear_body
 
 EMPTY = b""
 NOW = time.time()
@@ -160,7 +161,7 @@ def standard_forgery(body: bytes, now: float = NOW) -> dict[str, Any]:
     }
 
 
-BODY = b'{"type": "forged", "webhookTimestamp": %d}' % int(NOW * 1000)
+BODY = webhook_body("linear", "Issue.create", {"webhookTimestamp": int(NOW * 1000)})
 FORGERIES = [
     pytest.param(signatures.slack_v0, "", slack_forgery(BODY), id="slack"),
     pytest.param(
@@ -207,7 +208,10 @@ def test_microsoft_refuses_even_the_handshake_without_a_client_state() -> None:
     credentials = ProviderCredentials(type="microsoft", client_id="", config={}, webhook_secret="")
     handshake = WebhookRequest(headers={}, query={"validationToken": "x"}, body=b"", now=NOW)
     notification = WebhookRequest(
-        headers={}, query={}, body=json.dumps({"value": [{"clientState": ""}]}).encode(), now=NOW
+        headers={},
+        query={},
+        body=webhook_body("microsoft", "change_notification", {"value.0.clientState": ""}),
+        now=NOW,
     )
 
     for request in (handshake, notification):
@@ -252,9 +256,12 @@ def test_a_forged_webhook_to_a_connector_without_a_secret_is_refused(
     connector = make_connector(team, uid=f"{kind}/hooks", type=kind)
     # Enabled by a raw write (older data, or a path around validation), secret never set.
     Connector.objects.filter(pk=connector.pk).update(triggers_enabled=True)
-    body = json.dumps(
-        {"type": "forged", "event_id": "Ev1", "webhookTimestamp": int(time.time() * 1000)}
-    ).encode()
+    body = {
+        ConnectorType.SLACK: webhook_body("slack", "app_mention"),
+        ConnectorType.GITHUB: webhook_body("github", "issues.opened"),
+        ConnectorType.LINEAR: linear_body(),
+        ConnectorType.OAUTH: webhook_body("standard-webhooks", "contact.created"),
+    }[kind]
 
     response = Client().post(
         f"/connect/trigger/{connector.public_id}",

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from connect import crypto
 from connect.models import AuthorizationRequest, Connector, Grant, Installation, Project, Team
-from tests.providers.fakes.github import GitHubFake
+from tests.fakes.github import GitHubFake
 from tests.providers.flow import Api, assert_refused_page, callback_url, error_code
 
 USER = {"type": "user", "id": "u-1"}

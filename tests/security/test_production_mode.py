@@ -33,6 +33,7 @@ from connect.providers.base import (
 )
 from connect.services.authorizations import StartedFlow
 from connect.services.tokens import IssuedToken
+from tests.fixtures import webhook_body
 
 BASE_DIR = Path(django_settings.BASE_DIR)
 # Whatever the suite's environment sets, a probe starts from none of these.
@@ -209,7 +210,7 @@ def test_reprs_of_secret_bearing_values_show_no_secret() -> None:
         WebhookRequest(
             headers={"x-hub-signature-256": "sha256=SECRET-signature"},
             query={"validationToken": "SECRET-validation"},
-            body=b'{"token": "SECRET-verification-token"}',
+            body=webhook_body("slack", "app_mention", {"token": "SECRET-verification-token"}),
             now=0.0,
         ),
         IssuedToken(

@@ -30,8 +30,7 @@ from connect import tasks
 from connect.models import Connector, Grant, Project, Team
 from connect.services import tokens
 from tests.app_server import Gunicorn, row_lock_waiters, serving
-from tests.oauth_server import StrictOAuthServer
-from tests.providers.fakes.oauth import AuthorizingOAuthServer
+from tests.fakes.oauth import OAuthFake
 from tests.providers.flow import Api, callback_url, walk
 
 LIFETIMES = [30, 60, 300, 3600]
@@ -84,7 +83,7 @@ def handed_out(answers: list[tuple[requests.Response, float]], lifetime: int) ->
     return tokens_.pop()
 
 
-def wait_for_a_row_lock_waiter(server: StrictOAuthServer, timeout: float = 20) -> None:
+def wait_for_a_row_lock_waiter(server: OAuthFake, timeout: float = 20) -> None:
     """Until one refresh is at the provider and another process waits for the grant's row."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,7 +101,7 @@ def wait_for_a_row_lock_waiter(server: StrictOAuthServer, timeout: float = 20) -
 def test_fifty_concurrent_requests_make_one_refresh_per_expiry(
     lifetime: int,
     gunicorn: Gunicorn,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
     make_connector: Callable[..., Connector],
@@ -262,7 +261,7 @@ def test_beat_leaves_a_sixty_second_token_to_its_requests(
     make_team: Callable[..., Team],
     make_connector: Callable[..., Connector],
     make_grant: Callable[..., Grant],
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     settings: Any,
 ) -> None:
     settings.CELERY_TASK_ALWAYS_EAGER = True
@@ -300,7 +299,7 @@ def test_a_sixty_second_app_token_is_minted_once_not_on_every_request(
     make_connector: Callable[..., Connector],
     make_link: Callable[..., Any],
     make_credential: Callable[..., str],
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
 ) -> None:
     team = make_team()
     project = make_project(team)
@@ -340,7 +339,7 @@ def test_a_consented_sixty_second_token_is_handed_out_not_refreshed_at_once(
 ) -> None:
     team = make_team()
     project = make_project(team)
-    with AuthorizingOAuthServer() as server:
+    with OAuthFake() as server:
         server.expires_in = 60
         server.add_client("consent-client", method="client_secret_post", secret="pw")
         server.register_redirect("consent-client", callback_url())

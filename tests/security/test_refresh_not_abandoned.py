@@ -29,7 +29,7 @@ from django.db import connection
 from django.utils import timezone
 
 from connect.models import AuditEvent, Connector, Grant, Project, Team
-from tests.oauth_server import IssuedGrant, StrictOAuthServer
+from tests.fakes.oauth import IssuedGrant, OAuthFake
 
 #: Another thread commits what the test reads: no test transaction around it.
 committed = pytest.mark.django_db(transaction=True)
@@ -43,7 +43,7 @@ TIMEOUT = 10.0  # how long the refresh itself may take: longer than the provider
 
 @dataclass
 class Rig:
-    server: StrictOAuthServer
+    server: OAuthFake
     grant: Grant
     issued: IssuedGrant
     url: str
@@ -63,7 +63,7 @@ def rig(
     require_postgres: None,
     live_server: Any,
     settings: Any,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
     make_connector: Callable[..., Connector],

@@ -37,7 +37,7 @@ from connect.services.connectors import connector_save
 from connect.services.installations import installation_remove
 from tests.admin.pages import form_data
 from tests.api.wire import assert_error, delete_json, post_json
-from tests.oauth_server import IssuedGrant, StrictOAuthServer
+from tests.fakes.oauth import IssuedGrant, OAuthFake
 
 SECRET = "cs-Zq8Lw3Rt6Yp1-acme"
 USER = {"type": "user", "id": "user-42"}
@@ -88,7 +88,7 @@ def evil() -> Iterator[EvilServer]:
 
 @dataclass
 class Rig:
-    server: StrictOAuthServer
+    server: OAuthFake
     connector: Connector
     installation: Installation
     member: Client
@@ -133,7 +133,7 @@ class Rig:
 
 @pytest.fixture
 def rig(
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_team: Callable[..., Team],
     make_member: Callable[..., User],
     make_project: Callable[..., Project],
@@ -258,7 +258,7 @@ def test_after_a_real_move_new_tokens_refresh_at_the_new_server_and_old_ones_nev
     rig: Rig,
 ) -> None:
     rig.user_grant()
-    with StrictOAuthServer() as moved:
+    with OAuthFake() as moved:
         moved.add_client("acme-client", method="client_secret_post", secret="cs-moved")
         # Someone who has the new server's secret moves the connector, typing it in one save.
         data = form_data(rig.member.get(rig.change_url()), "connector_form")

@@ -27,6 +27,7 @@ from nacl.signing import SigningKey
 from connect.models import ConnectorType, Delivery, InboundEvent, Role
 from connect.providers.base import TIMED_REPLAY_WINDOW, UNTIMED_REPLAY_WINDOW
 from connect.services.triggers import TriggerReply, trigger_receive
+from tests.fixtures import webhook_body
 from tests.triggers.conftest import (  # noqa: F401
     STANDARD_SECRET,
     Triggers,
@@ -50,17 +51,8 @@ CUSTOM = {
     "signatureHeader": "X-Acme-Signature",
     "eventIdHeader": "X-Acme-Delivery",
 }
-DISCORD_EVENT = json.dumps(
-    {
-        "version": 1,
-        "application_id": "1234567890",
-        "type": 1,
-        "event": {"type": "APPLICATION_AUTHORIZED", "data": {"guild": {"id": "8138"}}},
-    }
-).encode()
-SLACK_EVENT = json.dumps(
-    {"type": "event_callback", "team_id": "T1", "event_id": "Ev1", "event": {"type": "message"}}
-).encode()
+DISCORD_EVENT = webhook_body("discord", "APPLICATION_AUTHORIZED")
+SLACK_EVENT = webhook_body("slack", "app_mention")
 
 
 def stored_id(response: Any) -> str:
@@ -85,7 +77,7 @@ def lowered(headers: dict[str, str]) -> dict[str, str]:
 def signed(kind: str, key: SigningKey) -> tuple[str, str, dict[str, Any], bytes, dict[str, str]]:
     """(type, secret, config, body, headers) of a genuine request of each scheme."""
     if kind == "github":
-        body = b'{"action": "opened"}'
+        body = webhook_body("github", "issues.opened")
         headers = github_headers("gh-secret", body)
         # The legacy SHA-1 signature comes along with the SHA-256 one.
         headers["X-Hub-Signature"] = "sha1=" + "ab" * 20
@@ -104,7 +96,7 @@ def signed(kind: str, key: SigningKey) -> tuple[str, str, dict[str, Any], bytes,
     if kind == "discord":
         return ConnectorType.DISCORD, "", {}, DISCORD_EVENT, discord_headers(key, DISCORD_EVENT)
     if kind == "standard-webhooks":
-        body = b'{"type": "invoice.paid"}'
+        body = webhook_body("standard-webhooks", "contact.created")
         return (
             ConnectorType.OAUTH,
             STANDARD_SECRET,
@@ -113,7 +105,7 @@ def signed(kind: str, key: SigningKey) -> tuple[str, str, dict[str, Any], bytes,
             standard_headers(STANDARD_SECRET, body),
         )
     assert kind == "custom-header"
-    body = b'{"type": "order.created"}'
+    body = webhook_body("standard-webhooks", "contact.created")  # any provider's JSON event
     headers = {"X-Acme-Signature": hex_hmac("acme-secret", body), "X-Acme-Delivery": "d-1"}
     return ConnectorType.OAUTH, "acme-secret", CUSTOM, body, headers
 
@@ -247,7 +239,7 @@ def test_a_github_event_without_its_delivery_id_is_refused_and_not_stored(
 ) -> None:
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     triggers.destination(connector)
-    body = b'{"action": "opened"}'
+    body = webhook_body("github", "issues.opened")
     headers = github_headers("gh-secret", body)
     del headers["X-GitHub-Delivery"]
 
@@ -272,7 +264,7 @@ def replayable(
     """Schemes whose delivery id travels outside the signature: (type, secret, config, body,
     headers for a given id)."""
     if kind == "github":
-        body = b'{"action": "opened", "issue": {"number": 7}}'
+        body = webhook_body("github", "issues.opened", {"issue.number": 7})
         return (
             ConnectorType.GITHUB,
             "gh-secret",
@@ -290,7 +282,7 @@ def replayable(
             lambda id: linear_headers("lin-secret", body, delivery=id),
         )
     assert kind == "custom-header"
-    body = b'{"type": "order.created", "id": 7}'
+    body = webhook_body("standard-webhooks", "contact.created")  # any provider's JSON event
     return (
         ConnectorType.OAUTH,
         "acme-secret",
@@ -329,7 +321,7 @@ def test_copies_of_one_request_racing_each_other_are_stored_once(
 ) -> None:
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     triggers.destination(connector)
-    body = b'{"action": "opened", "issue": {"number": 8}}'
+    body = webhook_body("github", "issues.opened", {"issue.number": 8})
     copies = 8
     start = threading.Barrier(copies)
     replies: list[TriggerReply] = []
@@ -386,7 +378,7 @@ def test_the_same_body_is_a_new_event_two_windows_later_not_within_one(
     window, a new event from two on; in between it depends on where the window's slots fall."""
     connector = triggers.make(ConnectorType.OAUTH, secret=STANDARD_SECRET)
     triggers.destination(connector)
-    body = b'{"type": "heartbeat"}'
+    body = webhook_body("standard-webhooks", "contact.created")
     t0 = float(int(time.time()))
 
     def message(id: str, moment: float) -> bytes:
@@ -404,7 +396,7 @@ def test_where_no_timestamp_is_signed_the_window_is_four_days(
     triggers: Triggers,  # noqa: F811
 ) -> None:
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
-    body = b'{"action": "opened", "issue": {"number": 9}}'
+    body = webhook_body("github", "issues.opened", {"issue.number": 9})
     t0 = time.time()
 
     def delivery(id: str, moment: float) -> bytes:
@@ -433,7 +425,7 @@ def test_the_replay_check_adds_no_query_to_an_ingest(
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     for path in ("/a", "/b", "/c"):
         triggers.destination(connector, path=path)
-    body = b'{"action": "opened", "issue": {"number": 10}}'
+    body = webhook_body("github", "issues.opened", {"issue.number": 10})
 
     def statements(delivery: str, check: Callable[[Any], None]) -> list[str]:
         with CaptureQueriesContext(connection) as captured:

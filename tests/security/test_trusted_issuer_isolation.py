@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -34,61 +33,29 @@ from connect.models import (
 )
 from connect.services import oidc
 from tests.admin.pages import form_data, help_text
-from tests.api.test_oidc import ISSUER, JwksServer, rs256
+from tests.api.test_oidc import ISSUER, rs256
 from tests.api.wire import assert_error
+from tests.fakes.workload_issuer import WorkloadIssuerFake
 
 pytestmark = pytest.mark.django_db
 
 REPOSITORY = "acme/app"
 
 
-class FaultyJwks:
-    """A JWKS URL that answers 500 (``broken``) or holds the request (``slow``) until the test
-    ends; it counts every request that reaches it."""
-
-    def __init__(self, mode: str) -> None:
-        self.hits = 0
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.hits += 1
-                if mode == "slow":
-                    outer.release.wait(10)
-                self.send_response(500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks"
-
-    def stop(self) -> None:
-        self.release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-@pytest.fixture
-def jwks_server() -> Iterator[JwksServer]:
-    server = JwksServer()
-    yield server
-    server.stop()
+def faulty(mode: str) -> WorkloadIssuerFake:
+    """A JWKS URL that answers 500 (``broken``), or holds each request until its gate opens
+    (``slow``)."""
+    fake = WorkloadIssuerFake()
+    fake.fail_status = 500
+    if mode == "slow":
+        fake.gate = threading.Event()
+    return fake
 
 
 @pytest.fixture(params=["slow", "broken"])
-def faulty_jwks(request: pytest.FixtureRequest) -> Iterator[FaultyJwks]:
-    server = FaultyJwks(request.param)
-    yield server
-    server.stop()
+def faulty_jwks(request: pytest.FixtureRequest) -> Iterator[WorkloadIssuerFake]:
+    with faulty(request.param) as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +124,7 @@ def make_tenant(
     return make
 
 
-def ci_token(server: JwksServer, audience: str | list[str], **claims: Any) -> str:
+def ci_token(server: WorkloadIssuerFake, audience: str | list[str], **claims: Any) -> str:
     now = int(time.time())
     return rs256(
         server,
@@ -182,12 +149,14 @@ def assert_issued_to(response: Any, tenant: Tenant) -> None:
 
 
 def test_another_teams_slow_or_broken_jwks_never_touches_your_callers(
-    make_tenant: Callable[[str], Tenant], jwks_server: JwksServer, faulty_jwks: FaultyJwks
+    make_tenant: Callable[[str], Tenant],
+    jwks_server: WorkloadIssuerFake,
+    faulty_jwks: WorkloadIssuerFake,
 ) -> None:
     a, b = make_tenant("a"), make_tenant("b")
-    a.trust(jwks_server.url)
+    a.trust(jwks_server.jwks_url)
     # Team B trusts the same issuer, for the same repository claim, with a JWKS URL that fails.
-    b.trust(faulty_jwks.url)
+    b.trust(faulty_jwks.jwks_url)
 
     for _ in range(3):
         started = time.monotonic()
@@ -199,7 +168,8 @@ def test_another_teams_slow_or_broken_jwks_never_touches_your_callers(
     assert jwks_server.hits == 1
 
     # B's own callers do meet B's JWKS, once: the failure is remembered for a while.
-    faulty_jwks.release.set()
+    if faulty_jwks.gate is not None:
+        faulty_jwks.gate.set()
     for _ in range(3):
         assert_error(
             b.token_request(ci_token(jwks_server, b.team.workload_audience)), 401, "unauthorized"
@@ -211,12 +181,12 @@ def test_another_teams_slow_or_broken_jwks_never_touches_your_callers(
 
 
 def test_two_teams_trusting_the_same_workload_each_get_their_own_callers(
-    make_tenant: Callable[[str], Tenant], jwks_server: JwksServer
+    make_tenant: Callable[[str], Tenant], jwks_server: WorkloadIssuerFake
 ) -> None:
     """The same repository claim in both teams' rules: the audience decides, not a collision."""
     a, b = make_tenant("a"), make_tenant("b")
-    a.trust(jwks_server.url)
-    b.trust(jwks_server.url)
+    a.trust(jwks_server.jwks_url)
+    b.trust(jwks_server.jwks_url)
 
     assert_issued_to(a.token_request(ci_token(jwks_server, a.team.workload_audience)), a)
     assert_issued_to(b.token_request(ci_token(jwks_server, b.team.workload_audience)), b)
@@ -233,16 +203,19 @@ def test_two_teams_trusting_the_same_workload_each_get_their_own_callers(
 
 
 def test_an_issuer_and_audience_belong_to_one_team(
-    make_tenant: Callable[[str], Tenant], jwks_server: JwksServer
+    make_tenant: Callable[[str], Tenant], jwks_server: WorkloadIssuerFake
 ) -> None:
     a, b = make_tenant("a"), make_tenant("b")
-    a.trust(jwks_server.url, audience="https://github.com/acme")
+    a.trust(jwks_server.jwks_url, audience="https://github.com/acme")
     token = ci_token(jwks_server, "https://github.com/acme")
     assert_issued_to(a.token_request(token), a)
 
     with pytest.raises(ValidationError) as refused:
         TrustedIssuer(
-            team=b.team, issuer=ISSUER, jwks_url=jwks_server.url, audience="https://github.com/acme"
+            team=b.team,
+            issuer=ISSUER,
+            jwks_url=jwks_server.jwks_url,
+            audience="https://github.com/acme",
         ).full_clean()
     assert "audience" in str(refused.value)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -256,14 +229,17 @@ def test_an_issuer_and_audience_belong_to_one_team(
 
 
 def test_a_team_cannot_take_another_teams_own_audience_first(
-    make_tenant: Callable[[str], Tenant], jwks_server: JwksServer
+    make_tenant: Callable[[str], Tenant], jwks_server: WorkloadIssuerFake
 ) -> None:
     """Team A has trusted nothing yet; its audience is still not B's to claim."""
     a, b = make_tenant("a"), make_tenant("b")
 
     with pytest.raises(ValidationError) as refused:
         TrustedIssuer(
-            team=b.team, issuer=ISSUER, jwks_url=jwks_server.url, audience=a.team.workload_audience
+            team=b.team,
+            issuer=ISSUER,
+            jwks_url=jwks_server.jwks_url,
+            audience=a.team.workload_audience,
         ).full_clean()
 
     assert b.team.workload_audience in refused.value.message_dict["audience"][0]
@@ -273,14 +249,14 @@ def test_a_team_cannot_take_another_teams_own_audience_first(
 def test_rules_naming_two_projects_of_the_team_are_refused(
     make_tenant: Callable[[str], Tenant],
     make_project: Callable[..., Project],
-    jwks_server: JwksServer,
+    jwks_server: WorkloadIssuerFake,
 ) -> None:
     a = make_tenant("a")
-    a.trust(jwks_server.url)
+    a.trust(jwks_server.jwks_url)
     token = ci_token(jwks_server, a.team.workload_audience)
     assert_issued_to(a.token_request(token), a)
 
-    a.trust(jwks_server.url, project=make_project(a.team, slug="a-other"))
+    a.trust(jwks_server.jwks_url, project=make_project(a.team, slug="a-other"))
 
     assert_error(a.token_request(token), 401, "unauthorized")
 
@@ -288,13 +264,13 @@ def test_rules_naming_two_projects_of_the_team_are_refused(
 def test_the_jwks_is_fetched_once_per_request_and_failures_are_cached_briefly(
     make_tenant: Callable[[str], Tenant],
     make_project: Callable[..., Project],
-    jwks_server: JwksServer,
+    jwks_server: WorkloadIssuerFake,
 ) -> None:
-    broken = FaultyJwks("broken")
+    broken = faulty("broken").start()
     try:
         a = make_tenant("a")
         for n in range(3):
-            a.trust(broken.url, claims={"repository": f"acme/app-{n}"})
+            a.trust(broken.jwks_url, claims={"repository": f"acme/app-{n}"})
         token = ci_token(jwks_server, a.team.workload_audience, repository="acme/app-2")
 
         assert_error(a.token_request(token), 401, "unauthorized")
@@ -304,7 +280,7 @@ def test_the_jwks_is_fetched_once_per_request_and_failures_are_cached_briefly(
         assert broken.hits == 1, "a failed fetch is not retried at once"
 
         # Once the failure has lapsed (15 s; the test drops it), the JWKS is fetched again.
-        cache.delete(f"jwks:{hashlib.sha256(broken.url.encode()).hexdigest()}:failed")
+        cache.delete(f"jwks:{hashlib.sha256(broken.jwks_url.encode()).hexdigest()}:failed")
         assert_error(a.token_request(token), 401, "unauthorized")
         assert broken.hits == 2
     finally:

@@ -7,9 +7,7 @@ by writing the database directly. Production mode also refuses ``http://``.
 """
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,6 +32,7 @@ from connect.services.connectors import connector_discover, connector_save
 from connect.web_urls import UnsafeURL, check_web_url
 from tests.admin.pages import form_data
 from tests.api.wire import assert_error, post_json
+from tests.fakes.oauth import OAuthFake
 
 #: What a member types instead of an https:// URL, and what a browser would make of it.
 HOSTILE_URLS = [
@@ -267,74 +266,43 @@ def test_deployment_cannot_start_a_flow_with_a_hostile_return_url(
 # Discovery ---------------------------------------------------------------------------------------
 
 
-class MetadataServer:
-    """An authorization server's metadata on loopback, whatever the test wants it to say."""
-
-    def __init__(self) -> None:
-        self.document: dict[str, Any] = {}
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body = json.dumps(owner.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def metadata() -> Iterator[MetadataServer]:
-    server = MetadataServer()
-    server.document = {
-        "issuer": server.url,
-        "authorization_endpoint": f"{server.url}/authorize",
-        "token_endpoint": f"{server.url}/token",
-    }
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+def metadata(oauth_server: OAuthFake) -> OAuthFake:
+    """An authorization server whose RFC 8414 metadata says what the test makes it say."""
+    return oauth_server
 
 
 @pytest.mark.parametrize("key", ["authorization_endpoint", "token_endpoint", "jwks_uri"])
 def test_discovery_refuses_metadata_with_a_javascript_endpoint(
-    metadata: MetadataServer, key: str
+    metadata: OAuthFake, key: str
 ) -> None:
-    metadata.document[key] = "javascript:alert(1)"
+    metadata.metadata_changes[key] = "javascript:alert(1)"
 
     with pytest.raises(errors.InvalidRequest, match=f"{key} must"):
         connector_discover(issuer=metadata.url)
 
 
-def test_discovery_refuses_metadata_naming_another_issuer(metadata: MetadataServer) -> None:
+def test_discovery_refuses_metadata_naming_another_issuer(metadata: OAuthFake) -> None:
     # Its own issuer is fine, with or without the trailing slash people type...
     assert connector_discover(issuer=metadata.url + "/")["issuer"] == metadata.url
     # ...but not a mix-up: a server answering for an issuer it was not asked about.
-    metadata.document["issuer"] = "https://accounts.example.com"
+    metadata.metadata_changes["issuer"] = "https://accounts.example.com"
 
     with pytest.raises(errors.InvalidRequest, match="names another issuer"):
         connector_discover(issuer=metadata.url)
 
 
-def test_discovery_refuses_metadata_naming_no_issuer(metadata: MetadataServer) -> None:
-    del metadata.document["issuer"]
+def test_discovery_refuses_metadata_naming_no_issuer(metadata: OAuthFake) -> None:
+    metadata.metadata_changes["issuer"] = None
 
     with pytest.raises(errors.InvalidRequest, match="names another issuer"):
         connector_discover(issuer=metadata.url)
 
 
 def test_member_cannot_discover_from_a_mixed_up_issuer_through_the_admin(
-    db: None, member: Client, oauth_connector: Connector, metadata: MetadataServer
+    db: None, member: Client, oauth_connector: Connector, metadata: OAuthFake
 ) -> None:
-    metadata.document["issuer"] = "https://accounts.example.com"
+    metadata.metadata_changes["issuer"] = "https://accounts.example.com"
     data = form_data(member.get(change_url(oauth_connector)), "connector_form")
     data["discovery_issuer"] = [metadata.url]
 
@@ -474,9 +442,10 @@ def test_production_refuses_an_http_environment_base_url(
     ]
 
 
-def test_production_sends_nothing_over_plain_http(metadata: MetadataServer, settings: Any) -> None:
-    assert http.session().get(metadata.url).status_code == 200
+def test_production_sends_nothing_over_plain_http(metadata: OAuthFake, settings: Any) -> None:
+    document = f"{metadata.url}/.well-known/oauth-authorization-server"
+    assert http.session().get(document).status_code == 200
     settings.PRODUCTION = True
 
     with pytest.raises(http.BlockedDestination):
-        http.session().get(metadata.url)
+        http.session().get(document)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from connect import tasks
 from connect.models import AuditEvent, Connector, Grant, InboundEvent, Installation, Team
-from tests.oauth_server import StrictOAuthServer
+from tests.fakes.oauth import OAuthFake
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def team(make_team: Callable[..., Team]) -> Team:
 
 @pytest.fixture
 def oauth_connector(
-    team: Team, make_connector: Callable[..., Connector], oauth_server: StrictOAuthServer
+    team: Team, make_connector: Callable[..., Connector], oauth_server: OAuthFake
 ) -> Connector:
     oauth_server.add_client("life-client", method="client_secret_post", secret="pw")
     return make_connector(
@@ -44,7 +44,7 @@ def oauth_connector(
 
 def user_grant(
     connector: Connector,
-    server: StrictOAuthServer,
+    server: OAuthFake,
     make_grant: Callable[..., Grant],
     expires: timedelta,
 ) -> tuple[Grant, str]:
@@ -64,7 +64,7 @@ def user_grant(
 @pytest.mark.django_db
 def test_beat_refreshes_a_grant_inside_its_margin_once(
     oauth_connector: Connector,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_grant: Callable[..., Grant],
     settings: object,
 ) -> None:
@@ -90,7 +90,7 @@ def test_beat_refreshes_a_grant_inside_its_margin_once(
 @pytest.mark.django_db
 def test_beat_marks_a_dead_grant_needs_reauth(
     oauth_connector: Connector,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_grant: Callable[..., Grant],
     settings: object,
 ) -> None:
@@ -109,7 +109,7 @@ def test_beat_marks_a_dead_grant_needs_reauth(
 def test_deleting_an_installation_in_the_admin_revokes_its_grants_upstream(
     team: Team,
     oauth_connector: Connector,
-    oauth_server: StrictOAuthServer,
+    oauth_server: OAuthFake,
     make_grant: Callable[..., Grant],
     make_member: Callable[..., User],
 ) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,7 @@ from connect.models import (
     Team,
     TriggerDestination,
 )
+from tests.fixtures import webhook_body
 
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-test-key-32byt").decode()
 
@@ -132,17 +133,10 @@ def github_headers(
     }
 
 
-def linear_body(offset_ms: int = 0, **fields: Any) -> bytes:
-    payload = {
-        "action": "create",
-        "type": "Issue",
-        "organizationId": "org-1",
-        "webhookId": "wh-1",
-        "webhookTimestamp": int(time.time() * 1000) + offset_ms,
-        "data": {"id": "issue-1"},
-        **fields,
-    }
-    return json.dumps(payload).encode()
+def linear_body(offset_ms: int = 0, changes: Mapping[str, Any] | None = None) -> bytes:
+    """Linear's recorded Issue create, stamped ``offset_ms`` from now."""
+    stamp = {"webhookTimestamp": int(time.time() * 1000) + offset_ms}
+    return webhook_body("linear", "Issue.create", {**stamp, **(changes or {})})
 
 
 def linear_headers(secret: str, body: bytes, delivery: str = "") -> dict[str, str]:

@@ -38,6 +38,8 @@ class Receiver:
         self._bodies: dict[str, bytes] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: Set when the receiver stops: late answers stop waiting.
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -115,7 +117,7 @@ class Receiver:
                     return
                 status, headers = receiver._next_answer(self.path)
                 answer = receiver._body_for(self.path)
-                time.sleep(receiver._delay_for(self.path))
+                receiver._stopped.wait(receiver._delay_for(self.path))
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
@@ -165,4 +167,5 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
         self.down()

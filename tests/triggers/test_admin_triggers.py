@@ -1,7 +1,6 @@
 """The delivery log in the admin: scoped change lists with filters, an event's page, and the
 replay actions."""
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +23,7 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.models.deliveries import DeliveryStatus
+from tests.fixtures import webhook_body
 from tests.triggers.conftest import github_headers, post_raw
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +81,7 @@ def make_world(
                 event_type=f"issues.{marker}",
                 headers={"x-github-delivery": marker},
                 content_type="application/json",
-                body=json.dumps({"marker": marker}).encode(),
+                body=webhook_body("github", "issues.opened", {"issue.title": marker}),
                 verified=True,
             )
 
@@ -247,7 +247,7 @@ def test_destination_changelist_is_scoped(admin_client: Client, ours: World, the
 def test_event_page_shows_body_and_redacted_headers_and_its_deliveries(
     admin_client: Client, ours: World
 ) -> None:
-    body = b'{"action": "opened", "marker": "visible-body-marker"}'
+    body = webhook_body("github", "issues.opened", {"issue.title": "visible-body-marker"})
     headers = {
         **github_headers("secret-ours", body, delivery="admin-view-delivery"),
         "Authorization": "Bearer hidden-bearer-value",

@@ -18,6 +18,7 @@ from nacl.signing import SigningKey
 from connect.models import AuditEvent, Connector, ConnectorType, Delivery, InboundEvent
 from connect.models.deliveries import DeliveryStatus
 from connect.webhooks import signatures
+from tests.fixtures import webhook, webhook_body
 from tests.triggers.conftest import (
     STANDARD_SECRET,
     Triggers,
@@ -42,17 +43,15 @@ SLACK_SECRET = "slack-signing-secret"
 
 
 def slack_event(event_id: str = "Ev08MFMKH6", team_id: str = "T0001") -> bytes:
-    return json.dumps(
-        {
-            "token": "legacy-verification-token",
-            "team_id": team_id,
-            "api_app_id": "A0001",
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": 1_700_000_000,
-            "event": {"type": "app_mention", "user": "U1", "text": "<@U0> hi", "ts": "1.2"},
-        }
-    ).encode()
+    return webhook_body("slack", "app_mention", {"event_id": event_id, "team_id": team_id})
+
+
+def issue_of_size(size: int) -> bytes:
+    """GitHub's recorded issues.opened with an issue body long enough to make ``size`` bytes."""
+    bare = len(webhook_body("github", "issues.opened", {"issue.body": ""}))
+    body = webhook_body("github", "issues.opened", {"issue.body": "x" * (size - bare)})
+    assert len(body) == size
+    return body
 
 
 def ok_id(response: Any) -> str:
@@ -77,13 +76,7 @@ def test_slack_url_verification_is_answered_only_when_signed(
 ) -> None:
     connector = triggers.make(ConnectorType.SLACK, secret=SLACK_SECRET)
     triggers.destination(connector)
-    body = json.dumps(
-        {
-            "token": "t",
-            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-            "type": "url_verification",
-        }
-    ).encode()
+    body = webhook_body("slack", "url_verification")
 
     unsigned = post_raw(client, connector, body)
     assert_rejected(unsigned, connector)
@@ -204,9 +197,7 @@ def test_github_delivery_is_stored_and_deduplicated_on_x_github_delivery(
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     for path in ("/a", "/b", "/c"):
         triggers.destination(connector, path=path)
-    body = json.dumps(
-        {"action": "opened", "issue": {"number": 1}, "installation": {"id": 4242}}
-    ).encode()
+    body = webhook_body("github", "issues.opened", {"installation.id": 4242})
     headers = github_headers("gh-secret", body)
 
     event = InboundEvent.objects.get(public_id=ok_id(post_raw(client, connector, body, headers)))
@@ -231,7 +222,7 @@ def test_github_delivery_is_stored_and_deduplicated_on_x_github_delivery(
 def test_github_dedupe_is_per_connector(client: Client, triggers: Triggers) -> None:
     one = triggers.make(ConnectorType.GITHUB, uid="github/one", secret="s1")
     two = triggers.make(ConnectorType.GITHUB, uid="github/two", secret="s2")
-    body = b'{"zen": "Keep it logically awesome."}'
+    body = webhook_body("github", "ping")
     ok_id(post_raw(client, one, body, github_headers("s1", body, event="ping")))
     ok_id(post_raw(client, two, body, github_headers("s2", body, event="ping")))
     assert InboundEvent.objects.count() == 2
@@ -249,7 +240,7 @@ def test_github_dedupe_is_per_connector(client: Client, triggers: Triggers) -> N
 def test_github_rejections(client: Client, triggers: Triggers, headers: dict[str, str]) -> None:
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     triggers.destination(connector)
-    body = b'{"action": "opened"}'
+    body = webhook_body("github", "issues.opened")
     response = post_raw(client, connector, body, {"X-GitHub-Delivery": "d-1", **headers})
     assert_rejected(response, connector)
 
@@ -264,7 +255,7 @@ def test_linear_event_within_the_window_is_stored(client: Client, triggers: Trig
     response = post_raw(client, connector, body, linear_headers("lin-secret", body, "dl-1"))
     event = InboundEvent.objects.get(public_id=ok_id(response))
     assert event.event_type == "Issue.create"
-    assert event.tenant_id == "org-1"
+    assert event.tenant_id == "8b1d07f4-1f4b-4f4f-9c38-b69e3c0d2a4d"  # its organizationId
     assert event.provider_event_id == "dl-1"
     assert Delivery.objects.filter(event=event).count() == 1
     assert_duplicate(post_raw(client, connector, body, linear_headers("lin-secret", body, "dl-1")))
@@ -300,7 +291,7 @@ def test_linear_with_a_bad_signature_is_rejected_whatever_the_body(
 
 def test_linear_signed_without_a_timestamp_is_rejected(client: Client, triggers: Triggers) -> None:
     connector = triggers.make(ConnectorType.LINEAR, secret="lin-secret")
-    body = b'{"type": "Issue", "action": "create"}'
+    body = webhook_body("linear", "Issue.create", {"webhookTimestamp": None})
     assert_rejected(
         post_raw(client, connector, body, linear_headers("lin-secret", body)), connector
     )
@@ -314,7 +305,7 @@ def test_discord_ping_answers_204_and_stores_nothing(
 ) -> None:
     connector = triggers.make(ConnectorType.DISCORD)
     triggers.destination(connector)
-    body = b'{"version": 1, "application_id": "1234567890", "type": 0}'
+    body = webhook_body("discord", "ping")
     response = post_raw(client, connector, body, discord_headers(discord_key, body))
     assert response.status_code == 204
     assert response.content == b""
@@ -326,18 +317,7 @@ def test_discord_event_is_stored_and_a_replayed_request_dedupes(
 ) -> None:
     connector = triggers.make(ConnectorType.DISCORD)
     triggers.destination(connector)
-    body = json.dumps(
-        {
-            "version": 1,
-            "application_id": "1234567890",
-            "type": 1,
-            "event": {
-                "type": "APPLICATION_AUTHORIZED",
-                "timestamp": "2024-10-18T14:42:53.064834",
-                "data": {"integration_type": 0, "guild": {"id": "81384788765712384"}},
-            },
-        }
-    ).encode()
+    body = webhook_body("discord", "APPLICATION_AUTHORIZED")
     headers = discord_headers(discord_key, body)
     event = InboundEvent.objects.get(public_id=ok_id(post_raw(client, connector, body, headers)))
     assert event.event_type == "APPLICATION_AUTHORIZED"
@@ -353,11 +333,11 @@ def test_discord_rejections(
 ) -> None:
     connector = triggers.make(ConnectorType.DISCORD)
     triggers.destination(connector)
-    body = b'{"version": 1, "type": 0}'
+    body = webhook_body("discord", "ping")
     headers = {
         "other-key": discord_headers(SigningKey(b"e" * 32), body),
         "stale": discord_headers(discord_key, body, int(time.time()) - 301),
-        "tampered": discord_headers(discord_key, b'{"version": 1, "type": 1}'),
+        "tampered": discord_headers(discord_key, webhook_body("discord", "ping", {"type": 1})),
         "unsigned": {},
         "garbage": {"X-Signature-Ed25519": "zz" * 64, "X-Signature-Timestamp": "soon"},
     }[case]
@@ -393,21 +373,10 @@ def test_microsoft_blank_validation_token_is_rejected(client: Client, triggers: 
 
 
 def graph_notification(client_state: str, *states: str) -> bytes:
-    return json.dumps(
-        {
-            "value": [
-                {
-                    "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
-                    "clientState": state,
-                    "changeType": "created",
-                    "resource": "Users/u1/Messages/m1",
-                    "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
-                    "resourceData": {"id": "m1"},
-                }
-                for state in (client_state, *states)
-            ]
-        }
-    ).encode()
+    """Graph's recorded notification, one per client state (Graph batches them in ``value``)."""
+    [recorded] = webhook("microsoft", "change_notification")["value"]
+    notifications = [{**recorded, "clientState": s} for s in (client_state, *states)]
+    return json.dumps({"value": notifications}).encode()
 
 
 def test_microsoft_notification_with_the_client_state_is_stored(
@@ -448,11 +417,11 @@ def test_standard_webhooks_signed_by_the_library_is_stored_and_deduplicated(
 ) -> None:
     connector = triggers.make(ConnectorType.OAUTH, secret=STANDARD_SECRET)
     triggers.destination(connector)
-    body = b'{"type": "invoice.paid", "data": {"id": "in_1"}}'
+    body = webhook_body("standard-webhooks", "contact.created")
     headers = standard_headers(STANDARD_SECRET, body, message_id="msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
     event = InboundEvent.objects.get(public_id=ok_id(post_raw(client, connector, body, headers)))
     assert event.provider_event_id == "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
-    assert event.event_type == "invoice.paid"
+    assert event.event_type == "contact.created"
     assert_duplicate(post_raw(client, connector, body, headers))
     assert Delivery.objects.count() == 1
 
@@ -460,12 +429,13 @@ def test_standard_webhooks_signed_by_the_library_is_stored_and_deduplicated(
 @pytest.mark.parametrize("case", ["other-secret", "stale", "tampered", "unsigned", "id-swapped"])
 def test_standard_webhooks_rejections(client: Client, triggers: Triggers, case: str) -> None:
     connector = triggers.make(ConnectorType.OAUTH, secret=STANDARD_SECRET)
-    body = b'{"type": "invoice.paid"}'
+    body = webhook_body("standard-webhooks", "contact.created")
+    tampered = webhook_body("standard-webhooks", "contact.created", {"type": "contact.deleted"})
     other_secret = "whsec_" + "A" * 43 + "="
     headers = {
         "other-secret": standard_headers(other_secret, body),
         "stale": standard_headers(STANDARD_SECRET, body, timestamp=int(time.time()) - 301),
-        "tampered": standard_headers(STANDARD_SECRET, b'{"type": "invoice.void"}'),
+        "tampered": standard_headers(STANDARD_SECRET, tampered),
         "unsigned": {},
         "id-swapped": {**standard_headers(STANDARD_SECRET, body), "webhook-id": "msg_other"},
     }[case]
@@ -494,14 +464,14 @@ def test_generic_hmac_is_stored_with_the_configured_event_id(
         ConnectorType.OAUTH, secret="acme-secret", config={**GENERIC, "signatureEncoding": encoding}
     )
     triggers.destination(connector)
-    body = b'{"type": "order.created", "id": 7}'
+    body = webhook_body("standard-webhooks", "contact.created")  # any provider's JSON event
     headers = {
         "X-Acme-Signature": "sha256=" + generic_signature("acme-secret", body, encoding),
         "X-Acme-Delivery": "del-7",
     }
     event = InboundEvent.objects.get(public_id=ok_id(post_raw(client, connector, body, headers)))
     assert event.provider_event_id == "del-7"
-    assert event.event_type == "order.created"
+    assert event.event_type == "contact.created"
     assert_duplicate(post_raw(client, connector, body, headers))
     assert Delivery.objects.count() == 1
 
@@ -509,7 +479,7 @@ def test_generic_hmac_is_stored_with_the_configured_event_id(
 @pytest.mark.parametrize("case", ["other-secret", "no-prefix", "wrong-header", "tampered"])
 def test_generic_hmac_rejections(client: Client, triggers: Triggers, case: str) -> None:
     connector = triggers.make(ConnectorType.OAUTH, secret="acme-secret", config=GENERIC)
-    body = b'{"type": "order.created"}'
+    body = webhook_body("standard-webhooks", "contact.created")
     good = generic_signature("acme-secret", body, "base64")
     headers = {
         "other-secret": {"X-Acme-Signature": "sha256=" + generic_signature("x", body, "base64")},
@@ -604,9 +574,7 @@ def test_honest_oversized_body_is_413(client: Client, triggers: Triggers, settin
     assert settings.CONNECT_TRIGGER_MAX_BYTES == 1024 * 1024
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     triggers.destination(connector)
-    padding = 1024 * 1024 + 1 - len(b'{"pad": ""}')
-    body = b'{"pad": "' + b"x" * padding + b'"}'
-    assert len(body) == 1024 * 1024 + 1
+    body = issue_of_size(1024 * 1024 + 1)
     response = post_raw(client, connector, body, github_headers("gh-secret", body))
     assert response.status_code == 413
     assert error_of(response)["code"] == "payload_too_large"
@@ -618,8 +586,7 @@ def test_body_exactly_at_the_limit_is_accepted(
 ) -> None:
     settings.CONNECT_TRIGGER_MAX_BYTES = 2048
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
-    body = b'{"pad": "' + b"x" * (2048 - len(b'{"pad": ""}')) + b'"}'
-    assert len(body) == 2048
+    body = issue_of_size(2048)
     ok_id(post_raw(client, connector, body, github_headers("gh-secret", body)))
 
 
@@ -631,7 +598,7 @@ def test_body_beyond_the_limit_is_413_while_reading(
     settings.CONNECT_TRIGGER_MAX_BYTES = 1024
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     triggers.destination(connector)
-    body = b'{"pad": "' + b"x" * 2000 + b'"}'
+    body = issue_of_size(3000)
     headers = {**github_headers("gh-secret", body), "Content-Type": "application/json"}
     if declared is not None:
         headers["Content-Length"] = declared
@@ -647,7 +614,7 @@ def test_lying_smaller_content_length_under_wsgi_reads_only_what_was_declared(
     """WSGI cuts the stream at the declared length: the truncated body fails its signature."""
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     triggers.destination(connector)
-    body = b'{"pad": "' + b"x" * 2000 + b'"}'
+    body = issue_of_size(3000)
     response = post_raw(
         client, connector, body, github_headers("gh-secret", body), CONTENT_LENGTH="10"
     )
@@ -656,7 +623,7 @@ def test_lying_smaller_content_length_under_wsgi_reads_only_what_was_declared(
 
 def test_content_length_that_is_not_a_number_is_400(client: Client, triggers: Triggers) -> None:
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
-    body = b"{}"
+    body = webhook_body("github", "issues.opened")
     response = post_raw(
         client, connector, body, github_headers("gh-secret", body), CONTENT_LENGTH="ten"
     )
@@ -689,7 +656,7 @@ def test_connector_type_without_webhooks_is_404(client: Client, triggers: Trigge
     # Validation refuses triggers on a type without webhooks; a row written around it (older
     # data, a raw write) must still find nothing here.
     Connector.objects.filter(pk=connector.pk).update(triggers_enabled=True)
-    response = post_raw(client, connector, b"{}", {})
+    response = post_raw(client, connector, webhook_body("github", "issues.opened"), {})
     assert response.status_code == 404
     assert error_of(response)["code"] == "not_found"
     assert_nothing_stored()
@@ -709,7 +676,7 @@ def test_get_is_405_in_the_envelope(client: Client, triggers: Triggers) -> None:
 
 def test_stored_headers_have_credentials_redacted(client: Client, triggers: Triggers) -> None:
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
-    body = b'{"action": "created"}'
+    body = webhook_body("github", "installation.created")
     headers = {
         **github_headers("gh-secret", body),
         "Authorization": "Bearer very-secret-token",
@@ -735,13 +702,18 @@ def test_stored_headers_have_credentials_redacted(client: Client, triggers: Trig
     ("body", "event_type", "tenant_id"),
     [
         pytest.param(
-            b'{"action": "open\\u0000ed", "installation": {"id": "1\\u00002"}}',
+            # json.dumps writes these as \u0000 and \ud800 escapes, as providers do.
+            webhook_body(
+                "github", "issues.opened", {"action": "open\x00ed", "installation.id": "1\x002"}
+            ),
             "issues.opened",
             "12",
             id="nul",
         ),
         pytest.param(
-            b'{"action": "\\ud800", "installation": {"id": "\\udfff"}}',
+            webhook_body(
+                "github", "issues.opened", {"action": "\ud800", "installation.id": "\udfff"}
+            ),
             "issues.?",
             "?",
             id="lone-surrogates",
@@ -770,7 +742,7 @@ def test_only_enabled_destinations_get_a_delivery(client: Client, triggers: Trig
         triggers.destination(connector, path=f"/off/{i}", enabled=False)
     other = triggers.make(ConnectorType.GITHUB, uid="github/other", secret="gh-secret")
     triggers.destination(other, path="/other")
-    body = b'{"action": "opened"}'
+    body = webhook_body("github", "issues.opened")
     event = InboundEvent.objects.get(
         public_id=ok_id(post_raw(client, connector, body, github_headers("gh-secret", body)))
     )
@@ -780,7 +752,7 @@ def test_only_enabled_destinations_get_a_delivery(client: Client, triggers: Trig
 
 def test_event_without_destinations_is_still_stored(client: Client, triggers: Triggers) -> None:
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
-    body = b'{"action": "opened"}'
+    body = webhook_body("github", "issues.opened")
     ok_id(post_raw(client, connector, body, github_headers("gh-secret", body)))
     assert InboundEvent.objects.count() == 1
     assert Delivery.objects.count() == 0
@@ -837,7 +809,7 @@ def test_ingest_takes_at_most_five_queries(client: Client, triggers: Triggers) -
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     for path in ("/a", "/b", "/c"):
         triggers.destination(connector, path=path)
-    body = b'{"action": "opened", "installation": {"id": 1}}'
+    body = webhook_body("github", "issues.opened")
     headers = github_headers("gh-secret", body)
     with CaptureQueriesContext(connection) as captured:
         ok_id(post_raw(client, connector, body, headers))
@@ -862,7 +834,7 @@ def test_broker_down_still_answers_fast_and_keeps_the_event(
     connector = triggers.make(ConnectorType.GITHUB, secret="gh-secret")
     for path in ("/a", "/b", "/c"):
         triggers.destination(connector, path=path)
-    body = b'{"action": "opened"}'
+    body = webhook_body("github", "issues.opened")
     started = time.monotonic()
     response = post_raw(client, connector, body, github_headers("gh-secret", body))
     elapsed = time.monotonic() - started

@@ -6,7 +6,6 @@ Every verifier takes ``now`` explicitly, so the windows are tested without a clo
 import base64
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +16,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from connect.webhooks import signatures
+from tests.fixtures import webhook_body
 
 NOW = 1_700_000_000
 # NOW in Arabic-Indic digits: str.isdigit() and float() accept them.
@@ -73,8 +73,9 @@ def hex_hmac(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def linear_body(timestamp_ms: int, extra: str = "") -> bytes:
-    return json.dumps({"type": "Issue", "webhookTimestamp": timestamp_ms, "x": extra}).encode()
+def linear_body(timestamp_ms: int, title: str = "") -> bytes:
+    changes = {"webhookTimestamp": timestamp_ms, "data.title": title}
+    return webhook_body("linear", "Issue.create", changes)
 
 
 def discord_sign(key: SigningKey, timestamp: str, body: bytes) -> str:
@@ -654,7 +655,7 @@ def test_github_never_raises(signature: str | None, body: bytes) -> None:
 @example(signature="ab", timestamp_ms=float("nan"))
 @example(signature="ab", timestamp_ms=float("inf"))
 def test_linear_never_raises(signature: str | None, timestamp_ms: object) -> None:
-    body = b'{"webhookTimestamp": 0}'
+    body = linear_body(0)
     assert (
         signatures.linear(
             secret="s", body=body, signature=signature, timestamp_ms=timestamp_ms, now=NOW

@@ -25,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.providers.fakes.base import (
+from tests.fakes.base import (
     CodeProblem,
     FakeProvider,
     Refused,

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import jwt
 
-from tests.providers.fakes.base import (
+from tests.fakes.base import (
     CodeProblem,
     FakeProvider,
     Refused,
@@ -42,6 +42,7 @@ from tests.providers.fakes.base import (
     redirect,
     with_query,
 )
+from tests.fixtures import webhook
 
 API = "/api/v3"
 LEVELS = {"read": 1, "write": 2, "admin": 3}
@@ -107,7 +108,7 @@ class GitHubFake(FakeProvider):
         """The signed ``installation`` ``created`` delivery GitHub sends the app's webhook URL
         (how an install an owner approved arrives): body and headers."""
         found = self.installations[installation_id]
-        body = payload("github", "webhook_installation_created")
+        body = webhook("github", "installation.created")
         installation = body["installation"]
         installation.update(
             id=int(installation_id),

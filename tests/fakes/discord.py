@@ -9,7 +9,7 @@ no OAuth token: it never reaches these endpoints, and ``bot_token_seen`` says if
 
 from typing import Any
 
-from tests.providers.fakes.base import (
+from tests.fakes.base import (
     CodeProblem,
     FakeProvider,
     Refused,

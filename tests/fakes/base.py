@@ -1,10 +1,15 @@
-"""What every provider fake shares: a loopback HTTP server, a route table, a call log, and the
-authorization-code and token bookkeeping a strict authorization server keeps.
+"""What every provider fake shares: a loopback HTTP server with a route table, consent pages a
+browser can click through, a call log, and the authorization-code and token bookkeeping a strict
+authorization server keeps.
 
-A fake answers with the provider's documented payloads (``tests/providers/payloads/<name>/``),
+A fake answers with the provider's documented payloads (``tests/fakes/payloads/<name>/``),
 filled in with the tokens it minted, and refuses what the provider refuses. Every refusal is
 recorded in ``rejections`` so a test can say which check fired; a crash inside a fake is
-recorded in ``bugs`` and fails the test through the fixture, never passing as a provider outage.
+recorded in ``bugs`` and fails the test when the fake stops, never passing as a provider outage.
+
+The same fake serves unit, API, security and browser tests: by default its authorization
+endpoint consents at once (``deny`` declines instead), so a test client can follow the redirect;
+with ``consent_page`` it shows an HTML page whose buttons a real browser clicks.
 """
 
 import base64
@@ -25,7 +30,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
+PAYLOADS = Path(__file__).resolve().parent / "payloads"
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 CODE_TTL = 600
@@ -66,6 +71,8 @@ class Refused(Exception):
 
 @dataclass
 class Reply:
+    """An answer; status 0 is no answer at all (the connection is closed unanswered)."""
+
     status: int
     body: Any = None  # dict/list: JSON; str: HTML (or ``content_type``); None: empty
     headers: dict[str, str] = field(default_factory=dict)
@@ -77,6 +84,10 @@ class Reply:
         if isinstance(self.body, str):
             return self.body.encode(), self.content_type or "text/html; charset=utf-8"
         return json.dumps(self.body).encode(), "application/json; charset=utf-8"
+
+
+#: Say nothing and close the connection: the caller's read timeout has to fire.
+SILENCE = Reply(0)
 
 
 def redirect(location: str) -> Reply:
@@ -105,8 +116,11 @@ class Request:
     def content_type(self) -> str:
         return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
-    def form(self, refuse: Callable[[str], Refused]) -> dict[str, str]:
-        """The urlencoded body; anything else (JSON, repeated parameters) is refused."""
+    def form(
+        self, refuse: Callable[[str], Refused], *, repeatable: frozenset[str] = frozenset()
+    ) -> dict[str, str]:
+        """The urlencoded body; anything else (JSON, repeated parameters but ``repeatable``
+        ones, whose first value is kept) is refused."""
         if self.content_type != FORM:
             raise refuse(f"content type {self.content_type!r}, want {FORM}")
         raw = self.body.decode()
@@ -116,9 +130,9 @@ class Request:
             raise refuse("malformed form body") from exc
         form: dict[str, str] = {}
         for name, value in pairs:
-            if name in form:
+            if name in form and name not in repeatable:
                 raise refuse(f"parameter {name!r} repeated")
-            form[name] = value
+            form.setdefault(name, value)
         return form
 
     def json(self, refuse: Callable[[str], Refused], *, allow_empty: bool = False) -> Any:
@@ -201,28 +215,24 @@ class Recorded:
 Route = tuple[str, str, Callable[[Request], Reply]]
 
 
-class FakeProvider:
-    """A provider on loopback. Subclasses list their ``routes()`` and keep their own rules."""
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 that answers from ``routes()``.
 
-    provider = ""
+    Handlers take a ``Request`` and return a ``Reply``, or raise ``Refused`` (recorded through
+    ``refused``). An exception escaping a handler is a bug of the fake: it is kept in ``bugs``,
+    answered with a 500, and fails the test when the fake stops.
+    """
 
-    def __init__(self, *, client_id: str, client_secret: str, redirect_uri: str) -> None:
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.redirect_uris = {redirect_uri}
-        #: The person at the provider clicks "Cancel": authorize redirects with access_denied.
-        self.deny = False
-        self.calls: list[Recorded] = []
-        self.rejections: list[str] = []
-        self.bugs: list[str] = []
-        #: Every token endpoint answer this fake gave, in order (what the tests compare with).
-        self.issued: list[dict[str, Any]] = []
-        self._codes: dict[str, IssuedCode] = {}
-        self._families: dict[str, TokenFamily] = {}
-        self._by_refresh: dict[str, str] = {}
-        self._access: dict[str, tuple[str, float]] = {}  # token -> (family id, expiry)
+    def __init__(self) -> None:
         self.lock = threading.RLock()
-        self._routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in self.routes()]
+        self.bugs: list[str] = []
+        #: Show an HTML consent page (for a browser to click) instead of consenting at once.
+        self.consent_page = False
+        #: Consenting at once, the person declines: authorize redirects with access_denied.
+        self.deny = False
+        #: Set when the fake stops: wakes handlers told to hold their answer.
+        self.released = threading.Event()
+        self._consents: dict[str, Callable[[bool], str]] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -241,6 +251,7 @@ class FakeProvider:
         return self
 
     def stop(self) -> None:
+        self.released.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -257,6 +268,8 @@ class FakeProvider:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+        if exc_type is None:
+            assert self.bugs == [], self.bugs
 
     @property
     def url(self) -> str:
@@ -264,13 +277,82 @@ class FakeProvider:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    # Answering -----------------------------------------------------------------------------------
+
+    def record(self, request: Request) -> None:
+        """Every request, before it is routed."""
+
+    def refused(self, request: Request, refusal: Refused) -> None:
+        """A handler said no."""
+
+    def dispatch(self, request: Request) -> Reply:
+        self.record(request)
+        # Read afresh each time: a knob (a base path) may move a route while the fake runs.
+        routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in self.routes()]
+        for method, pattern, handler in routes:
+            found = pattern.match(request.path)
+            if method == request.method and found:
+                request.match = found.groupdict()
+                try:
+                    return handler(request)
+                except Refused as refusal:
+                    self.refused(request, refusal)
+                    return refusal.reply
+        if any(pattern.match(request.path) for _, pattern, _ in routes):
+            return Reply(405, {"error": "method_not_allowed"})
+        return Reply(404, {"error": "not_found", "path": request.path})
+
+    # Consent -------------------------------------------------------------------------------------
+
+    def consent(self, *, decide: Callable[[bool], str], page: Callable[[str], str]) -> Reply:
+        """Where the authorization endpoint sends the person: ``decide(allowed)`` is the
+        redirect back to the client. At once (declined with ``deny``), or with ``consent_page``
+        after a click on the page that ``page(ticket)`` renders; its form posts the ticket and a
+        ``decision`` (``allow`` or anything else) back to the same path."""
+        if not self.consent_page:
+            return redirect(decide(not self.deny))
+        ticket = secrets.token_urlsafe(12)
+        with self.lock:
+            self._consents[ticket] = decide
+        return Reply(200, page(ticket))
+
+    def decided(self, request: Request) -> Reply:
+        """The consent page's form: the person clicked one of its buttons."""
+        form = request.form(lambda reason: error_page(reason))
+        with self.lock:
+            decide = self._consents.pop(form.get("consent", ""), None)
+        if decide is None:
+            raise error_page("no such consent (already decided, or never shown)")
+        return redirect(decide(form.get("decision") == "allow"))
+
+
+class FakeProvider(LoopbackServer):
+    """A provider on loopback with one registered client. Subclasses list their ``routes()``
+    and keep their own rules."""
+
+    provider = ""
+
+    def __init__(self, *, client_id: str, client_secret: str, redirect_uri: str) -> None:
+        super().__init__()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_uris = {redirect_uri}
+        self.calls: list[Recorded] = []
+        self.rejections: list[str] = []
+        #: Every token endpoint answer this fake gave, in order (what the tests compare with).
+        self.issued: list[dict[str, Any]] = []
+        self._codes: dict[str, IssuedCode] = {}
+        self._families: dict[str, TokenFamily] = {}
+        self._by_refresh: dict[str, str] = {}
+        self._access: dict[str, tuple[str, float]] = {}  # token -> (family id, expiry)
+
     # Reading -------------------------------------------------------------------------------------
 
     def calls_to(self, method: str, path: str) -> list[Recorded]:
         with self.lock:
             return [c for c in self.calls if c.method == method and c.path == path]
 
-    def dispatch(self, request: Request) -> Reply:
+    def record(self, request: Request) -> None:
         with self.lock:
             self.calls.append(
                 Recorded(
@@ -281,19 +363,10 @@ class FakeProvider:
                     request.body,
                 )
             )
-        for method, pattern, handler in self._routes:
-            found = pattern.match(request.path)
-            if method == request.method and found:
-                request.match = found.groupdict()
-                try:
-                    return handler(request)
-                except Refused as refused:
-                    with self.lock:
-                        self.rejections.append(f"{request.method} {request.path}: {refused}")
-                    return refused.reply
-        if any(pattern.match(request.path) for _, pattern, _ in self._routes):
-            return Reply(405, {"error": "method_not_allowed"})
-        return Reply(404, {"error": "not_found", "path": request.path})
+
+    def refused(self, request: Request, refusal: Refused) -> None:
+        with self.lock:
+            self.rejections.append(f"{request.method} {request.path}: {refusal}")
 
     # Client authentication -----------------------------------------------------------------------
 
@@ -522,7 +595,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     @property
-    def fake(self) -> FakeProvider:
+    def fake(self) -> LoopbackServer:
         return self.server.fake  # type: ignore[attr-defined,no-any-return]
 
     def _handle(self) -> None:
@@ -539,6 +612,9 @@ class _Handler(BaseHTTPRequestHandler):
             with self.fake.lock:
                 self.fake.bugs.append(f"{self.command} {parts.path}: {exc!r}")
             reply = Reply(500, {"error": "fake_provider_bug", "detail": repr(exc)})
+        if reply.status == 0:
+            self.close_connection = True
+            return
         data, content_type = reply.encoded()
         self.send_response(reply.status)
         if content_type:

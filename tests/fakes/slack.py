@@ -1,16 +1,26 @@
 """Slack's OAuth v2 on loopback: ``/oauth/v2/authorize``, ``/api/oauth.v2.access`` (code and
-refresh, with token rotation) and ``/api/auth.revoke``.
+refresh, with token rotation) and ``/api/auth.revoke``; the one Slack fake, for unit, API,
+security and browser tests alike.
 
-Like Slack it answers HTTP 200 with ``{"ok": false, "error": …}`` for every refusal, takes
-scopes comma-separated, insists that ``redirect_uri`` at the exchange repeats the one sent to
-the authorize page, and lets a token be revoked only by presenting it as the bearer of the call
-(a refresh token authenticates nothing). Token rotation (expiring ``xoxe.`` tokens with
-``refresh_token`` and ``expires_in``) follows https://api.slack.com/authentication/rotation.
+Strict where Slack is strict (https://api.slack.com/authentication/oauth-v2 and
+https://api.slack.com/methods/oauth.v2.access): it answers HTTP 200 with
+``{"ok": false, "error": …}`` for every refusal, takes scopes comma-separated and only scopes it
+knows, refuses an unknown ``client_id`` or a ``redirect_uri`` other than the app's with an
+error page, insists that ``redirect_uri`` at the exchange repeats the one sent to the authorize
+page, takes the client either in the body or as Basic (never both) and a code once, within ten
+minutes, and lets a token be revoked only by presenting it as the bearer of the call (a refresh
+token authenticates nothing). Token rotation (expiring ``xoxe.`` tokens with ``refresh_token``
+and ``expires_in``) follows https://api.slack.com/authentication/rotation; ``rotation = False``
+hands out plain ``xoxb-`` tokens.
+
+With ``consent_page`` the authorize page is Slack's consent screen, "Allow" and "Cancel" as form
+buttons (no JavaScript), for a browser to click.
 """
 
+import html
 from typing import Any
 
-from tests.providers.fakes.base import (
+from tests.fakes.base import (
     CodeProblem,
     FakeProvider,
     Refused,
@@ -20,11 +30,30 @@ from tests.providers.fakes.base import (
     error_page,
     fill,
     payload,
-    redirect,
     with_query,
 )
 
 ROTATION_TTL = 43200
+#: Scopes this fake knows (from https://api.slack.com/scopes); Slack refuses others.
+KNOWN_SCOPES = frozenset(
+    {
+        "app_mentions:read",
+        "channels:history",
+        "channels:read",
+        "chat:write",
+        "chat:write.public",
+        "commands",
+        "files:write",
+        "groups:read",
+        "im:history",
+        "incoming-webhook",
+        "reactions:write",
+        "search:read",
+        "team:read",
+        "users:read",
+        "users:read.email",
+    }
+)
 
 
 def slack_error(error: str) -> Reply:
@@ -51,6 +80,7 @@ class SlackFake(FakeProvider):
     def routes(self) -> list[Route]:
         return [
             ("GET", "/oauth/v2/authorize", self.authorize),
+            ("POST", "/oauth/v2/authorize", self.decided),
             ("POST", "/api/oauth.v2.access", self.access),
             ("POST", "/api/auth.revoke", self.revoke),
         ]
@@ -65,16 +95,30 @@ class SlackFake(FakeProvider):
             raise error_page("invalid_scope: ask for scope or user_scope")
         if " " in scope or " " in user_scope:
             raise error_page("invalid_scope: Slack scopes are comma-separated")
-        if self.deny:
-            return redirect(with_query(redirect_uri, {"error": "access_denied", "state": state}))
-        code = self.issue_code(
-            request,
-            scope=scope,
-            user_scope=user_scope,
-            team=dict(self.team),
-            enterprise=dict(self.enterprise) if self.enterprise else None,
+        asked = [s for s in f"{scope},{user_scope}".split(",") if s]
+        unknown = set(asked) - KNOWN_SCOPES
+        if unknown:
+            raise error_page(f"invalid_scope: {', '.join(sorted(unknown))}")
+
+        def decide(allowed: bool) -> str:
+            if not allowed:
+                return with_query(redirect_uri, {"error": "access_denied", "state": state})
+            code = self.issue_code(
+                request,
+                scope=scope,
+                user_scope=user_scope,
+                team=dict(self.team),
+                enterprise=dict(self.enterprise) if self.enterprise else None,
+            )
+            return with_query(redirect_uri, {"code": code, "state": state})
+
+        scopes = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in asked)
+        return self.consent(
+            decide=decide,
+            page=lambda ticket: CONSENT_PAGE.format(
+                team=html.escape(self.team["name"]), scopes=scopes, consent=ticket
+            ),
         )
-        return redirect(with_query(redirect_uri, {"code": code, "state": state}))
 
     def _tokens(self, kind: str, scope: str, team: dict[str, str]) -> tuple[str, str]:
         prefix = "xoxb-" if kind == "bot" else "xoxp-"
@@ -192,3 +236,27 @@ class SlackFake(FakeProvider):
             raise Refused(slack_error("invalid_auth"), "not a live access token")
         self.revoke_token(presented)
         return Reply(200, payload("slack", "auth.revoke"))
+
+
+CONSENT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Slack</title>
+<style>
+body {{ font-family: sans-serif; background: #f8f8f8; margin: 0; }}
+main {{ max-width: 32rem; margin: 4rem auto; background: #fff; padding: 2rem;
+        border: 1px solid #ddd; border-radius: 8px; }}
+button {{ font-size: 1rem; padding: .6rem 1.4rem; border-radius: 4px; cursor: pointer; }}
+.allow {{ background: #007a5a; color: #fff; border: 0; }}
+</style></head>
+<body><main>
+<h1>Slack</h1>
+<p id="request">An app is requesting permission to access the
+<strong>{team}</strong> Slack workspace.</p>
+<p>It will be able to:</p>
+<ul id="scopes">{scopes}</ul>
+<form method="post" action="/oauth/v2/authorize">
+<input type="hidden" name="consent" value="{consent}">
+<button type="submit" name="decision" value="cancel">Cancel</button>
+<button class="allow" type="submit" name="decision" value="allow">Allow</button>
+</form>
+</main></body></html>
+"""

@@ -10,7 +10,7 @@ revokes with a bare ``token`` form field.
 
 from typing import Any
 
-from tests.providers.fakes.base import (
+from tests.fakes.base import (
     CodeProblem,
     FakeProvider,
     Refused,

@@ -9,7 +9,7 @@ revoke call as its bearer.
 
 from typing import Any
 
-from tests.providers.fakes.base import (
+from tests.fakes.base import (
     CodeProblem,
     FakeProvider,
     Refused,
