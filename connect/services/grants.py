@@ -85,6 +85,7 @@ def grants_revoke(
     credentials = credentials_for(connector)
     endpoints = connector.grant_endpoints_digest()
     now = timezone.now()
+
     def upstream(token: str, hint: str, grant: Grant) -> None:
         """Revoke one token at the provider where it may go, and count the outcome."""
         counts.tokens_found += 1
