@@ -16,7 +16,7 @@ from django.utils import timezone
 from connect.models import DeploymentCredential, SigningKey
 from connect.services import oidc
 from tests.api.conftest import Tenant
-from tests.api.wire_name import APP, assert_error, post_json
+from tests.api.wire import APP, assert_error, post_json
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from connect.models import (
 )
 from connect.services.credentials import deployment_credentials_revoke
 from tests.api.conftest import Tenant
-from tests.api.wire_name import APP, assert_error, delete_json, post_json
+from tests.api.wire import APP, assert_error, delete_json, post_json
 from tests.clock import ManualClock
 
 pytestmark = pytest.mark.django_db

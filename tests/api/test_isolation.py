@@ -16,7 +16,7 @@ from django.utils import timezone
 from connect.models import Connector, Grant, Installation, TokenIssue
 from connect.services.oidc import oidc_token_mint
 from tests.api.conftest import Tenant
-from tests.api.wire_name import APP, assert_error, delete_json, post_json
+from tests.api.wire import APP, assert_error, delete_json, post_json
 
 pytestmark = pytest.mark.django_db
 

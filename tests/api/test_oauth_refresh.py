@@ -24,7 +24,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import Connector, Grant, Installation, Project, Team, TokenIssue
-from tests.api.wire_name import assert_error
+from tests.api.wire import assert_error
 from tests.fakes.oauth import IssuedGrant, OAuthFake
 
 APP = {"type": "app"}

@@ -29,7 +29,7 @@ from django.test import Client
 
 from connect.models import Connector, Project, Team, TokenIssue, TrustedIssuer, TrustedIssuerRule
 from connect.services import oidc
-from tests.api.wire_name import assert_error
+from tests.api.wire import assert_error
 from tests.fakes.workload_issuer import WorkloadIssuerFake
 
 ISSUER = "https://token.ci.example.test"

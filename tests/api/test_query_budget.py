@@ -14,7 +14,7 @@ from django.utils import timezone
 from connect.models import Connector, DeploymentCredential, Grant, TokenIssue
 from connect.services.oidc import oidc_token_mint
 from tests.api.conftest import Tenant
-from tests.api.wire_name import APP, post_json
+from tests.api.wire import APP, post_json
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from connect import errors
 from connect.models import Connector, Grant, Installation, Project, Role, Team
 from connect.services import grants
-from tests.api.wire_name import post_json
+from tests.api.wire import post_json
 
 pytestmark = pytest.mark.django_db
 

@@ -36,7 +36,7 @@ from connect.providers import PROVIDERS
 from connect.services.connectors import connector_save
 from connect.services.installations import installation_remove
 from tests.admin.pages import form_data
-from tests.api.wire_name import assert_error, delete_json, post_json
+from tests.api.wire import assert_error, delete_json, post_json
 from tests.fakes.oauth import IssuedGrant, OAuthFake
 
 SECRET = "cs-Zq8Lw3Rt6Yp1-acme"

@@ -34,7 +34,7 @@ from connect.models import (
 from connect.services import oidc
 from tests.admin.pages import form_data, help_text
 from tests.api.test_oidc import ISSUER, rs256
-from tests.api.wire_name import assert_error
+from tests.api.wire import assert_error
 from tests.fakes.workload_issuer import WorkloadIssuerFake
 
 pytestmark = pytest.mark.django_db

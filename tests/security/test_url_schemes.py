@@ -31,7 +31,7 @@ from connect.providers import PROVIDERS
 from connect.services.connectors import connector_discover, connector_save
 from connect.web_urls import UnsafeURL, check_web_url
 from tests.admin.pages import form_data
-from tests.api.wire_name import assert_error, post_json
+from tests.api.wire import assert_error, post_json
 from tests.fakes.oauth import OAuthFake
 
 #: What a member types instead of an https:// URL, and what a browser would make of it.
