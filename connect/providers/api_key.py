@@ -35,6 +35,7 @@ class ApiKeyProvider(Provider):
     single_account = True
     browser_flow = False
     subject_types = frozenset({"app"})
+    static_token = True
     mints_app_tokens = True
 
     def from_data(self, data: object, *, partial: bool = False) -> ConnectorFields:

@@ -220,6 +220,11 @@ class Provider:
     subject_types: ClassVar[frozenset[str]] = frozenset({"app", "user"})
     #: Whether the type can mint tokens for a subject with an RFC 7523 JWT bearer assertion.
     jwt_bearer: ClassVar[bool] = False
+    #: The endpoints can be discovered from an issuer (RFC 8414 / OpenID metadata).
+    discovers_metadata: ClassVar[bool] = False
+    #: The token handed out is a secret typed into the connector (an API key), not one the
+    #: provider issued: grants hold none of their own, and nothing is revoked upstream.
+    static_token: ClassVar[bool] = False
     #: How inbound webhooks are signed; "" when the type receives none.
     trigger_scheme: ClassVar[str] = ""
     #: Provider event types an admin can pick from (the common ones from the provider's docs).
@@ -363,6 +368,18 @@ class Provider:
         self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime
     ) -> TokenSet:
         raise Unsupported(f"{self.key} connectors do not mint app tokens")
+
+    def mint_jwt_bearer_token(
+        self,
+        credentials: ProviderCredentials,
+        request: TokenRequest,
+        *,
+        issuer: str,
+        audience: str,
+        now: datetime,
+    ) -> TokenSet:
+        """RFC 7523: a token for the asserted subject (types with ``jwt_bearer``)."""
+        raise Unsupported(f"{self.key} connectors do not accept jwt-bearer subjects")
 
     def refresh(
         self,

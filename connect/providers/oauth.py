@@ -136,6 +136,7 @@ class OAuthProvider(CodeFlowProvider):
     )
     single_account = True
     jwt_bearer = True
+    discovers_metadata = True
     # The default; a connector's triggerScheme may choose hmac-sha256 instead.
     trigger_scheme = "standard-webhooks"
     mints_app_tokens = True
