@@ -18,6 +18,7 @@ from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
+from connect.providers import PROVIDERS, Provider, get_provider
 from connect.services import authorizations, configuration, connectors, destinations
 from connect.web_urls import web_url_or_empty
 
@@ -27,41 +28,25 @@ SECRET_LABELS = {
     "api_key": "API key",
     "trigger_signing_secret": "Trigger signing secret",
 }
-#: Which secrets each type uses, with the provider's own name for them.
-TYPE_SECRETS: dict[str, dict[str, str]] = {
-    "slack": {"client_secret": "Client secret", "trigger_signing_secret": "Signing secret"},
-    "github": {
-        "client_secret": "Client secret (for user tokens)",
-        "private_key": "App private key (PEM)",
-        "trigger_signing_secret": "Webhook secret",
-    },
-    "linear": {
-        "client_secret": "Client secret",
-        "trigger_signing_secret": "Webhook signing secret",
-    },
-    "microsoft": {"client_secret": "Client secret", "trigger_signing_secret": "Graph clientState"},
-    "salesforce": {"client_secret": "Consumer secret"},
-    "discord": {"client_secret": "Client secret", "api_key": "Bot token"},
-    "oauth": {
-        "client_secret": "Client secret",
-        "private_key": "Client assertion key (generated for private_key_jwt when empty)",
-        "trigger_signing_secret": "Webhook secret (whsec_… for Standard Webhooks)",
-    },
-    "api-key": {"api_key": "API key"},
-}
-#: What goes in `config` for each type (all optional unless noted).
-TYPE_CONFIG_HELP = {
-    "slack": 'baseUrl (default https://slack.com), userScopes: ["…"] asked at install',
-    "github": "appId and appSlug (required), webBaseUrl / apiBaseUrl for GitHub Enterprise",
-    "linear": "baseUrl (https://linear.app), apiBaseUrl (https://api.linear.app)",
-    "microsoft": "loginBaseUrl (default https://login.microsoftonline.com)",
-    "salesforce": "loginBaseUrl (login / test / My Domain), sessionSeconds (default 7200)",
-    "discord": "publicKey (hex, for Webhook Events), baseUrl",
-    "oauth": "authorizationEndpoint, tokenEndpoint, revocationEndpoint, "
-    "tokenEndpointAuthMethod (client_secret_basic | client_secret_post | private_key_jwt | none), "
-    "triggerScheme (standard-webhooks | hmac-sha256) — or fill them by discovery below",
-    "api-key": "tokenTtlSeconds: the nominal expiry handed out with the key (default 3600)",
-}
+
+
+def config_help(provider: Provider) -> str:
+    """The configuration keys a type reads, for the JSON field's help (all optional unless
+    noted)."""
+    parts = [
+        f"{f.key}{' (required)' if f.required else ''}: {f.help or f.label}"
+        for f in provider.config_fields
+        if f.data_name != ""  # not the values the app writes itself
+    ]
+    if provider.discovers_metadata:
+        parts.append("or fill the endpoints by discovery below")
+    return "; ".join(parts)
+
+
+def secret_label(provider: Provider | None, name: str) -> str:
+    """The provider's own name for a sealed secret."""
+    declared = provider.secret_field(name) if provider else None
+    return declared.label if declared else SECRET_LABELS[name]
 
 
 class ConnectorForm(WriteOnlySecretsForm):
@@ -107,12 +92,13 @@ class ConnectorForm(WriteOnlySecretsForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        kind = self.data.get("type") or self.initial.get("type") or self.instance.type
-        for name, label in TYPE_SECRETS.get(str(kind), SECRET_LABELS).items():
+        kind = str(self.data.get("type") or self.initial.get("type") or self.instance.type)
+        provider = PROVIDERS.get(kind)
+        for name in SECRET_LABELS:
             if name in self.fields:
-                self.fields[name].label = label
-        if "config" in self.fields and kind in TYPE_CONFIG_HELP:
-            self.fields["config"].help_text = TYPE_CONFIG_HELP[str(kind)]
+                self.fields[name].label = secret_label(provider, name)
+        if "config" in self.fields and provider is not None:
+            self.fields["config"].help_text = config_help(provider)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -245,19 +231,20 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         if obj is not None:
             return obj.type
         kind = request.POST.get("type") or request.GET.get("type") or ""
-        return kind if kind in TYPE_SECRETS else ""
+        return kind if kind in PROVIDERS else ""
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         kind = self._kind(request, obj)
         if not kind:
             return self.fieldsets
-        secrets = [n for n in TYPE_SECRETS[kind] if n != "trigger_signing_secret"]
-        provider = [
-            *([] if kind == "api-key" else ["client_id"]),
+        provider = get_provider(kind)
+        secrets = [s.sealed for s in provider.secrets if s.sealed != "trigger_signing_secret"]
+        settings_fields = [
+            *(["client_id"] if provider.client_id_data_name else []),
             *secrets,
             "config",
-            *(["discovery_issuer"] if kind == "oauth" else []),
-            *([] if kind == "api-key" else ["default_scopes", "allowed_return_origins"]),
+            *(["discovery_issuer"] if provider.discovers_metadata else []),
+            *(["default_scopes", "allowed_return_origins"] if provider.browser_flow else []),
         ]
         sets: list[Any] = [
             (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
@@ -265,12 +252,12 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 "Branding",
                 {"fields": ["icon_url", "background_color", "accent_color", "branding_preview"]},
             ),
-            (f"{dict(Connector.Type.choices)[kind]} settings", {"fields": provider}),
+            (f"{provider.label} settings", {"fields": settings_fields}),
         ]
-        if "trigger_signing_secret" in TYPE_SECRETS[kind]:
+        if provider.secret_field("trigger_signing_secret"):
             sets.append(("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret"]}))
-        elif kind == Connector.Type.DISCORD:
-            # Discord signs with its own key: publicKey in the configuration, no secret.
+        elif provider.webhook_key:
+            # Signed with the provider's own key (Discord's publicKey in the config): no secret.
             sets.append(("Triggers", {"fields": ["triggers_enabled"]}))
         if obj is not None:
             sets.append(
@@ -411,8 +398,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 "(or its key) with the authorization server.",
             )
         if cleared:
-            labels = TYPE_SECRETS.get(obj.type, SECRET_LABELS)
-            names = ", ".join(labels.get(n, SECRET_LABELS[n]) for n in cleared)
+            names = ", ".join(secret_label(obj.provider, n) for n in cleared)
             messages.warning(
                 request,
                 f"Cleared, because an address it is sent to changed: {names}. Enter it again; "

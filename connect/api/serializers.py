@@ -7,8 +7,6 @@ from rest_framework import serializers
 
 from connect import errors
 from connect.models import AuthorizationRequest, Connector
-from connect.models.connectors import SINGLE_ACCOUNT_TYPES
-from connect.providers import get_provider
 from connect.services.authorizations import StartedFlow
 from connect.services.callers import Caller
 from connect.services.destinations import DestinationsReplaced
@@ -115,7 +113,8 @@ def connector_ref(connector: Connector) -> dict[str, Any]:
     return {
         "id": connector.public_id,
         "uid": connector.uid,
-        "type": connector.type,
+        # Vercel's closed type enum: the stored "microsoft" is "microsoft-entra" on the wire.
+        "type": connector.provider.wire_name,
         "name": connector.name,
         "service": connector.service,
     }
@@ -138,8 +137,7 @@ def token_body(issued: IssuedToken) -> dict[str, Any]:
 
 
 def connector_body(connector: Connector) -> dict[str, Any]:
-    provider = get_provider(connector.type)
-    subject_types = ["app"] if connector.type == "api-key" else ["app", "user"]
+    provider = connector.provider
     return {
         **connector_ref(connector),
         "displayName": connector.name,
@@ -150,11 +148,11 @@ def connector_body(connector: Connector) -> dict[str, Any]:
         "data": {"clientId": connector.client_id, **connector.config}
         if connector.client_id
         else dict(connector.config),
-        "supportedSubjectTypes": subject_types,
-        "supportsInstallation": connector.type not in SINGLE_ACCOUNT_TYPES,
+        "supportedSubjectTypes": sorted(provider.subject_types),
+        "supportsInstallation": not provider.single_account,
         "supportsRevocation": bool(connector.config.get("revocationEndpoint")),
         "supportsTriggers": connector.triggers_enabled,
-        "supportsRefresh": provider is not None,
+        "supportsRefresh": True,  # every type has a driver that renews its tokens
         "icon": web_url_or_empty(connector.icon_url) or None,
         "backgroundColor": connector.background_color,
         "accentColor": connector.accent_color,

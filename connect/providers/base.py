@@ -5,9 +5,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-#: In a driver's ``url_config_keys``: the URL receives grants' tokens (a refresh sends the refresh
-#: token, a revocation the refresh or access token).
-GRANT_TOKENS = "grant_tokens"
+from connect.providers.schema import GRANT_TOKENS as GRANT_TOKENS  # re-exported for callers
+from connect.providers.schema import (
+    ConfigField,
+    ConfigInvalid,
+    ConnectorFields,
+    SecretField,
+    clean_config,
+    get_path,
+    is_empty,
+    set_path,
+)
+from connect.web_urls import check_web_url
 
 
 class ProviderError(Exception):
@@ -188,11 +197,43 @@ UNTIMED_REPLAY_WINDOW = 4 * 24 * 3600
 
 
 class Provider:
-    """The driver interface. Each method a type does not support raises ``Unsupported``."""
+    """The driver interface, and everything the app knows about one connector type.
+
+    The declarations below are the only place a fact about a type is written: the admin form,
+    the API and the services read them through the registry (``connect.providers``). Each
+    method a type does not support raises ``Unsupported``.
+    """
+
+    #: The type as stored in the database (``Connector.type``).
+    key: ClassVar[str] = ""
+    #: The type's name on the wire (Vercel's closed enum); the stored key unless a driver says.
+    wire_name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    #: The client id's key in Vercel's ``data``; "" where the type has no client id.
+    client_id_data_name: ClassVar[str] = "clientId"
+    secrets: ClassVar[tuple[SecretField, ...]] = ()
+    config_fields: ClassVar[tuple[ConfigField, ...]] = ()
+    #: The connector is its own (only) installation: no install flow picks a tenant.
+    single_account: ClassVar[bool] = False
+    #: Installs and consents go through the provider's pages in a browser.
+    browser_flow: ClassVar[bool] = True
+    subject_types: ClassVar[frozenset[str]] = frozenset({"app", "user"})
+    #: Whether the type can mint tokens for a subject with an RFC 7523 JWT bearer assertion.
+    jwt_bearer: ClassVar[bool] = False
+    #: The endpoints can be discovered from an issuer (RFC 8414 / OpenID metadata).
+    discovers_metadata: ClassVar[bool] = False
+    #: The token handed out is a secret typed into the connector (an API key), not one the
+    #: provider issued: grants hold none of their own, and nothing is revoked upstream.
+    static_token: ClassVar[bool] = False
+    #: How inbound webhooks are signed; "" when the type receives none.
+    trigger_scheme: ClassVar[str] = ""
+    #: Provider event types an admin can pick from (the common ones from the provider's docs).
+    known_events: ClassVar[tuple[str, ...]] = ()
+    #: Where the provider's app settings are ("label" -> URL), for the admin's setup panel.
+    setup_links: ClassVar[Mapping[str, str]] = {}
 
     #: Whether the webhook signature covers a timestamp (see ``webhook_replay_window``).
     webhook_signs_time: bool = True
-    key: str = ""
     #: Whether app tokens are minted on demand (and cached on the app grant).
     mints_app_tokens: bool = False
     #: Whether the install / consent flows send a PKCE challenge.
@@ -201,12 +242,115 @@ class Provider:
     #: the token itself (Slack's auth.revoke, Linear's /oauth/revoke) or names an access token
     #: (GitHub's applications API), a refresh token is refused, so the access token is revoked.
     revokes_refresh_tokens: bool = True
-    #: The keys of a connector's ``config`` that hold URLs, each with what is sent there: the
-    #: connector's secrets by name, and ``GRANT_TOKENS``. Each must be an http(s) URL (checked
-    #: on save and where used); changing one clears the secrets it receives unless they are
-    #: entered again in the same save, and grants obtained before the change are neither
-    #: refreshed nor revoked through the new URL.
-    url_config_keys: ClassVar[Mapping[str, frozenset[str]]] = {}
+
+    @property
+    def url_config_keys(self) -> dict[str, frozenset[str]]:
+        """The keys of a connector's ``config`` that hold URLs, each with what is sent there:
+        the connector's secrets by name, and ``GRANT_TOKENS``. Each must be an http(s) URL
+        (checked on save and where used); changing one clears the secrets it receives unless
+        they are entered again in the same save, and grants obtained before the change are
+        neither refreshed nor revoked through the new URL."""
+        return {f.key: f.receives for f in self.config_fields if f.kind == "url"}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "wire_name" not in cls.__dict__:
+            cls.wire_name = cls.key
+
+    def secret_field(self, sealed: str) -> SecretField | None:
+        return next((s for s in self.secrets if s.sealed == sealed), None)
+
+    def config_field(self, key: str) -> ConfigField | None:
+        return next((f for f in self.config_fields if f.key == key), None)
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        """The provider's REST API base for this connector (for the proxy); "" if none."""
+        return ""
+
+    def validate_config(self, config: object) -> dict[str, Any]:
+        """``config`` cleaned (typed, URLs checked per ``connect.web_urls``), or ConfigInvalid.
+        Keys the type does not declare are kept as they are."""
+        return clean_config(self.config_fields, config, check_url=check_web_url)
+
+    def from_data(self, data: object, *, partial: bool = False) -> ConnectorFields:
+        """Vercel's ``data`` for this type as connector fields. ``partial`` (an update) leaves
+        out what is absent instead of asking for it. Raises ConfigInvalid."""
+        if not isinstance(data, Mapping):
+            raise ConfigInvalid({"data": ["data must be a JSON object."]})
+        errors: dict[str, list[str]] = {}
+        known: set[str] = set()
+        client_id: str | None = None
+        if self.client_id_data_name:
+            name = self.client_id_data_name
+            known.add(name)
+            if name in data:
+                if isinstance(data[name], str) and data[name]:
+                    client_id = data[name]
+                else:
+                    errors[name] = [f"{name} must be a non-empty string."]
+            elif not partial:
+                errors[name] = [f"{name} is required."]
+        secrets: dict[str, str] = {}
+        for secret in self.secrets:
+            if not secret.data_name:
+                continue
+            known.add(secret.data_name)
+            value = data.get(secret.data_name)
+            if secret.data_name in data and isinstance(value, str) and value:
+                secrets[secret.sealed] = value
+            elif secret.data_name in data:
+                errors[secret.data_name] = [f"{secret.data_name} must be a non-empty string."]
+            elif secret.required and not partial:
+                errors[secret.data_name] = [f"{secret.data_name} is required."]
+        config: dict[str, Any] = {}
+        nested: dict[str, set[str]] = {}
+        for f in self.config_fields:
+            if not f.wire_name:
+                continue
+            root, _, rest = f.wire_name.partition(".")
+            known.add(root)
+            if rest:
+                nested.setdefault(root, set()).add(rest)
+            found, value = get_path(data, f.wire_name)
+            if not found:
+                if f.required and not partial:
+                    errors[f.wire_name] = [f"{f.wire_name} is required."]
+                continue
+            if is_empty(value):
+                config[f.key] = value
+                continue
+            try:
+                config[f.key] = f.clean(value, check_url=check_web_url)
+            except ValueError as exc:
+                errors[f.wire_name] = [str(exc).replace(f.key, f.wire_name, 1)]
+        for name in sorted(set(data) - known):
+            errors[name] = [f"{name} is not a field of {self.label} connectors."]
+        for root, names in nested.items():
+            inner = data.get(root)
+            if inner is not None and not isinstance(inner, Mapping):
+                errors[root] = [f"{root} must be a JSON object."]
+            elif isinstance(inner, Mapping):
+                for name in sorted(set(inner) - names):
+                    errors[f"{root}.{name}"] = [f"{root}.{name} is not a known field."]
+        if errors:
+            raise ConfigInvalid(errors)
+        return ConnectorFields(client_id=client_id, config=config, secrets=secrets)
+
+    def to_data(self, client_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Vercel's ``data`` for the management view: the client id and the configuration
+        under their wire names. Secrets are never part of it."""
+        data: dict[str, Any] = {}
+        if self.client_id_data_name and client_id:
+            data[self.client_id_data_name] = client_id
+        for f in self.config_fields:
+            value = config.get(f.key)
+            if not f.wire_name or is_empty(value):
+                continue
+            if f.kind == "int" and isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            set_path(data, f.wire_name, value)
+        return data
+
     #: What webhooks are verified with: ``("secret", name)`` for a sealed connector secret,
     #: ``("config", key)`` for a public key in ``config``; None when the type receives none.
     #: Triggers cannot be enabled without it.
@@ -224,6 +368,18 @@ class Provider:
         self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime
     ) -> TokenSet:
         raise Unsupported(f"{self.key} connectors do not mint app tokens")
+
+    def mint_jwt_bearer_token(
+        self,
+        credentials: ProviderCredentials,
+        request: TokenRequest,
+        *,
+        issuer: str,
+        audience: str,
+        now: datetime,
+    ) -> TokenSet:
+        """RFC 7523: a token for the asserted subject (types with ``jwt_bearer``)."""
+        raise Unsupported(f"{self.key} connectors do not accept jwt-bearer subjects")
 
     def refresh(
         self,

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connect.providers.base import (
-    GRANT_TOKENS,
     CallbackRequest,
     InstallResult,
     InvalidWebhook,
@@ -21,6 +20,7 @@ from connect.providers.base import (
     WebhookRequest,
 )
 from connect.providers.code_flow import CodeFlowProvider, Endpoints, call, read_json
+from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
@@ -31,12 +31,39 @@ BOT_TOKEN_TTL = timedelta(hours=1)
 
 class DiscordProvider(CodeFlowProvider):
     key = "discord"
+    label = "Discord"
+    secrets = (
+        SecretField("client_secret", "Client secret", data_name="clientSecret"),
+        SecretField("api_key", "Bot token", data_name="botToken"),
+    )
+    config_fields = (
+        ConfigField(
+            "publicKey",
+            "str",
+            "Public key",
+            help="The application's Ed25519 public key (hex), for Webhook Events.",
+        ),
+        ConfigField(
+            "baseUrl",
+            "url",
+            "Base URL",
+            help="Default https://discord.com.",
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            default=WEB,
+        ),
+    )
+    single_account = True
+    trigger_scheme = "discord-ed25519"
+    known_events = ("APPLICATION_AUTHORIZED", "ENTITLEMENT_CREATE", "QUEST_USER_ENROLLMENT")
+    setup_links = {"Developer Portal": "https://discord.com/developers/applications"}
     mints_app_tokens = True
     pkce = False
     token_auth_default = "client_secret_post"
-    url_config_keys = {"baseUrl": frozenset({"client_secret", GRANT_TOKENS})}
     # Discord signs with its own key: the verifier needs the application's public key.
     webhook_key = ("config", "publicKey")
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return f"{str(config.get('baseUrl') or WEB).rstrip('/')}/api/v10"
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "baseUrl", WEB)

@@ -10,7 +10,6 @@ from typing import Any
 import jwt
 
 from connect.providers.base import (
-    GRANT_TOKENS,
     AuthorizationDenied,
     AuthorizeRequest,
     CallbackRequest,
@@ -37,6 +36,7 @@ from connect.providers.code_flow import (
     read_json,
     with_query,
 )
+from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
@@ -87,16 +87,58 @@ def down_scope(details: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 class GitHubProvider(CodeFlowProvider):
     key = "github"
+    label = "GitHub App"
+    secrets = (
+        SecretField("client_secret", "Client secret (for user tokens)", data_name="clientSecret"),
+        SecretField(
+            "private_key", "App private key (PEM)", data_name="privateKeyPem", multiline=True
+        ),
+        SecretField("trigger_signing_secret", "Webhook secret", data_name="webhookSecret"),
+    )
+    config_fields = (
+        ConfigField("appId", "int", "App ID", help="Required to install: the App's numeric ID."),
+        ConfigField(
+            "appSlug", "str", "App slug", help="Required to install: github.com/apps/<slug>."
+        ),
+        ConfigField("appName", "str", "App name"),
+        ConfigField("owner", "dict", "Owner", help="{type, id, slug, name?}"),
+        ConfigField(
+            "webBaseUrl",
+            "url",
+            "Web base URL",
+            help="GitHub Enterprise only (default https://github.com).",
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            default=WEB,
+        ),
+        ConfigField(
+            "apiBaseUrl",
+            "url",
+            "API base URL",
+            help="GitHub Enterprise only (default https://api.github.com).",
+            # App JWTs (signed with the private key) mint installation tokens there.
+            receives=frozenset({"client_secret", "private_key", GRANT_TOKENS}),
+            default=API,
+        ),
+        ConfigField("extras", "dict", "Extras"),
+    )
+    trigger_scheme = "github-hmac-sha256"
+    known_events = (
+        "installation",
+        "installation_repositories",
+        "push",
+        "pull_request",
+        "pull_request_review",
+        "issues",
+        "issue_comment",
+        "check_run",
+        "workflow_run",
+        "release",
+    )
+    setup_links = {"GitHub Apps": "https://github.com/settings/apps"}
     webhook_signs_time = False  # X-Hub-Signature-256 covers the body alone
     mints_app_tokens = True
     token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # the applications API revokes by access_token only
-    url_config_keys = {
-        # The token endpoint: the client secret, refresh tokens.
-        "webBaseUrl": frozenset({"client_secret", GRANT_TOKENS}),
-        # The app's JWT (signed with its private key), Basic client auth and tokens to revoke.
-        "apiBaseUrl": frozenset({"client_secret", "private_key", GRANT_TOKENS}),
-    }
     webhook_key = ("secret", "trigger_signing_secret")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
@@ -104,6 +146,9 @@ class GitHubProvider(CodeFlowProvider):
         return Endpoints(
             authorize=f"{web}/login/oauth/authorize", token=f"{web}/login/oauth/access_token"
         )
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("apiBaseUrl") or API).rstrip("/")
 
     def api(self, credentials: ProviderCredentials) -> str:
         return self.base(credentials, "apiBaseUrl", API)

@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import Any
 
 from connect.providers.base import (
-    GRANT_TOKENS,
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
@@ -19,6 +18,7 @@ from connect.providers.base import (
     WebhookRequest,
 )
 from connect.providers.code_flow import CodeFlowProvider, Endpoints, bearer_revoke, call, read_json
+from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
@@ -29,14 +29,54 @@ VIEWER_QUERY = "query { viewer { id name } organization { id name urlKey } }"
 
 class LinearProvider(CodeFlowProvider):
     key = "linear"
+    label = "Linear"
+    secrets = (
+        SecretField("client_secret", "Client secret", data_name="clientSecret", required=True),
+        SecretField("trigger_signing_secret", "Webhook signing secret", data_name="webhookSecret"),
+    )
+    config_fields = (
+        ConfigField("appId", "str", "App ID"),
+        ConfigField("appName", "str", "App name"),
+        ConfigField(
+            "baseUrl",
+            "url",
+            "Web base URL",
+            help="Default https://linear.app (the consent page only).",
+            default=WEB,
+        ),
+        ConfigField(
+            "apiBaseUrl",
+            "url",
+            "API base URL",
+            help="Default https://api.linear.app.",
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            default=API,
+        ),
+        ConfigField("appScopes", "list", "App scopes"),
+        ConfigField("userScopes", "list", "User scopes"),
+        ConfigField("ownerOrganization", "str", "Owner organization"),
+        ConfigField("application", "dict", "Application"),
+        ConfigField("extras", "dict", "Extras"),
+    )
+    trigger_scheme = "linear-hmac-sha256"
+    known_events = (
+        "Issue",
+        "Comment",
+        "IssueLabel",
+        "Project",
+        "ProjectUpdate",
+        "Cycle",
+        "Reaction",
+        "Document",
+    )
+    setup_links = {"Linear OAuth applications": "https://linear.app/settings/api/applications"}
     scope_separator = ","
     token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # /oauth/revoke revokes the bearer access token
-    url_config_keys = {
-        "baseUrl": frozenset(),  # the consent page only
-        "apiBaseUrl": frozenset({"client_secret", GRANT_TOKENS}),
-    }
     webhook_key = ("secret", "trigger_signing_secret")
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("apiBaseUrl") or API).rstrip("/")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "baseUrl", WEB)

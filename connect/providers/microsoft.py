@@ -12,7 +12,6 @@ from typing import Any
 
 from connect.providers import id_tokens
 from connect.providers.base import (
-    GRANT_TOKENS,
     AuthorizationDenied,
     AuthorizeRequest,
     CallbackRequest,
@@ -29,19 +28,47 @@ from connect.providers.base import (
     WebhookRequest,
 )
 from connect.providers.code_flow import CodeFlowProvider, Endpoints, tokens_from, with_query
+from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
 
 LOGIN = "https://login.microsoftonline.com"
+GRAPH = "https://graph.microsoft.com/v1.0"
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class MicrosoftProvider(CodeFlowProvider):
-    key = "microsoft"
+    key = "microsoft"  # stored; Vercel's closed type enum calls it microsoft-entra
+    wire_name = "microsoft-entra"
+    label = "Microsoft Entra"
+    secrets = (
+        SecretField("client_secret", "Client secret", data_name="clientSecret", required=True),
+        SecretField("trigger_signing_secret", "Graph clientState", data_name="clientState"),
+    )
+    config_fields = (
+        ConfigField(
+            "loginBaseUrl",
+            "url",
+            "Login base URL",
+            help="Default https://login.microsoftonline.com.",
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            default=LOGIN,
+        ),
+    )
+    trigger_scheme = "microsoft-graph-client-state"
+    # Microsoft Graph change notifications carry a changeType, not an event name.
+    known_events = ("created", "updated", "deleted")
+    setup_links = {
+        "App registrations": (
+            "https://entra.microsoft.com/#view/Microsoft_AAD_RegisteredApps/ApplicationsListBlade"
+        )
+    }
     mints_app_tokens = True
     token_auth_default = "client_secret_post"
-    url_config_keys = {"loginBaseUrl": frozenset({"client_secret", GRANT_TOKENS})}
     webhook_key = ("secret", "trigger_signing_secret")
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return GRAPH
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)

@@ -7,7 +7,6 @@ import jwt
 
 from connect.providers import base
 from connect.providers.base import (
-    GRANT_TOKENS,
     CallbackRequest,
     InstallResult,
     InvalidWebhook,
@@ -23,33 +22,125 @@ from connect.providers.code_flow import (
     client_assertion,
     tokens_from,
 )
+from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, text
 from connect.webhooks import signatures
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_RECEIVER = frozenset({"client_secret", "private_key", GRANT_TOKENS})
+#: Who the connector trusts: a new issuer (or its keys) is a new party, which must be given the
+#: client's credentials again by someone who has them.
+TRUST_RECEIVER = frozenset({"client_secret", "private_key"})
+TRIGGER_SCHEMES = ("standard-webhooks", "hmac-sha256")
+
+
+def server_url(key: str, label: str, receives: frozenset[str] = frozenset()) -> ConfigField:
+    """An RFC 8414 metadata URL: flat in ``config``, under ``serverConfig`` in Vercel's data."""
+    return ConfigField(key, "url", label, receives=receives, data_name=f"serverConfig.{key}")
+
+
+def flag(key: str, label: str) -> ConfigField:
+    """A Vercel ``{enabled, ...}`` setting, kept as the object it is."""
+    return ConfigField(key, "dict", label, help='{"enabled": true, …}')
 
 
 class OAuthProvider(CodeFlowProvider):
     """Endpoints come from the connector's configuration (typed in, or filled by discovery)."""
 
     key = "oauth"
+    label = "Custom OAuth 2.0 / OIDC"
+    secrets = (
+        SecretField("client_secret", "Client secret", data_name="clientSecret"),
+        SecretField(
+            "private_key",
+            "Client assertion key (generated for private_key_jwt when empty)",
+            data_name="",  # generated here; its public JWK is published, never the key
+            multiline=True,
+        ),
+        SecretField(
+            "trigger_signing_secret",
+            "Webhook secret (whsec_… for Standard Webhooks)",
+            data_name="webhookSecret",
+        ),
+    )
+    config_fields = (
+        ConfigField(
+            "serverUrl",
+            "url",
+            "Server URL",
+            help="The issuer its metadata was discovered from.",
+        ),
+        server_url("issuer", "Issuer", TRUST_RECEIVER),
+        server_url("authorizationEndpoint", "Authorization endpoint"),
+        # Client authentication (the secret, or assertions signed with the private key) and
+        # refreshed or revoked tokens.
+        server_url("tokenEndpoint", "Token endpoint", TOKEN_RECEIVER),
+        server_url("revocationEndpoint", "Revocation endpoint", TOKEN_RECEIVER),
+        server_url("introspectionEndpoint", "Introspection endpoint", TOKEN_RECEIVER),
+        server_url("userinfoEndpoint", "Userinfo endpoint"),
+        server_url("jwksUri", "JWKS URI", TRUST_RECEIVER),
+        ConfigField(
+            "authorizationResponseIssParameterSupported",
+            "bool",
+            "Sends iss in the authorization response (RFC 9207)",
+            data_name="serverConfig.authorizationResponseIssParameterSupported",
+        ),
+        ConfigField("clientName", "str", "Client name"),
+        ConfigField(
+            "tokenEndpointAuthMethod",
+            "choice",
+            "Token endpoint authentication",
+            choices=AUTH_METHODS,
+            default="client_secret_basic",
+        ),
+        ConfigField("responseType", "str", "Response type"),
+        ConfigField("pkce", "bool", "PKCE", data_name="pkceRequired", default=True),
+        ConfigField("codeChallengeMethod", "choice", "Code challenge method", choices=("S256",)),
+        flag("userAuthorization", "User authorization"),
+        flag("refreshTokens", "Refresh tokens"),
+        flag("clientCredentials", "Client credentials"),
+        ConfigField("forwardedClaims", "dict", "Forwarded claims", help='{"idToken": ["…"]}'),
+        ConfigField("defaultAudience", "str", "Default audience"),
+        ConfigField("defaultTokenExpiresIn", "int", "Default token lifetime (seconds)"),
+        ConfigField("authorizationUrlParams", "dict", "Extra authorization URL parameters"),
+        ConfigField(
+            "jwtBearer",
+            "dict",
+            "JWT bearer (RFC 7523)",
+            help='{"enabled": true, "iss": "…", "aud": "…"}',
+        ),
+        ConfigField("clientAssertion", "dict", "Client assertion", help='{"type", "ttl", …}'),
+        ConfigField(
+            "triggerScheme",
+            "choice",
+            "Webhook signature scheme",
+            choices=TRIGGER_SCHEMES,
+            default="standard-webhooks",
+        ),
+        ConfigField(
+            "signatureHeader", "str", "Signature header (hmac-sha256)", default="x-signature"
+        ),
+        ConfigField("signaturePrefix", "str", "Signature prefix (hmac-sha256)", help="sha256="),
+        ConfigField(
+            "signatureEncoding",
+            "choice",
+            "Signature encoding (hmac-sha256)",
+            choices=("hex", "base64"),
+            default="hex",
+        ),
+        ConfigField("eventIdHeader", "str", "Event id header (hmac-sha256)"),
+        # Written by the app when it generates the client assertion key.
+        ConfigField("clientAssertionKeyId", "str", "Client assertion key id", data_name=""),
+        ConfigField("clientAssertionJwk", "dict", "Client assertion public JWK", data_name=""),
+    )
+    single_account = True
+    jwt_bearer = True
+    discovers_metadata = True
+    # The default; a connector's triggerScheme may choose hmac-sha256 instead.
+    trigger_scheme = "standard-webhooks"
     mints_app_tokens = True
     token_auth_default = "client_secret_basic"
-    url_config_keys = {
-        "authorizationEndpoint": frozenset(),
-        # Client authentication (the secret, or assertions signed with the private key) and
-        # refresh or revoked tokens.
-        "tokenEndpoint": TOKEN_RECEIVER,
-        "revocationEndpoint": TOKEN_RECEIVER,
-        "introspectionEndpoint": TOKEN_RECEIVER,
-        "userinfoEndpoint": frozenset(),
-        # Who the connector trusts: a new issuer (or its keys) is a new party, which must be
-        # given the client's credentials again by someone who has them.
-        "issuer": frozenset({"client_secret", "private_key"}),
-        "jwksUri": frozenset({"client_secret", "private_key"}),
-    }
     webhook_key = ("secret", "trigger_signing_secret")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:

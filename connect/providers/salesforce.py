@@ -9,9 +9,9 @@ lock around refreshes makes sure each one is spent once.
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from connect.providers.base import (
-    GRANT_TOKENS,
     CallbackRequest,
     InstallResult,
     ProviderCredentials,
@@ -19,6 +19,13 @@ from connect.providers.base import (
     TokenSet,
 )
 from connect.providers.code_flow import CodeFlowProvider, Endpoints
+from connect.providers.schema import (
+    GRANT_TOKENS,
+    ConfigField,
+    ConfigInvalid,
+    ConnectorFields,
+    SecretField,
+)
 from connect.providers.webhook_bodies import text
 
 LOGIN = "https://login.salesforce.com"
@@ -27,8 +34,51 @@ DEFAULT_SESSION_SECONDS = 7200
 
 class SalesforceProvider(CodeFlowProvider):
     key = "salesforce"
+    label = "Salesforce"
+    client_id_data_name = "consumerKey"
+    secrets = (
+        SecretField("client_secret", "Consumer secret", data_name="consumerSecret", required=True),
+    )
+    config_fields = (
+        ConfigField(
+            "loginBaseUrl",
+            "url",
+            "Login base URL",
+            help="https://login.salesforce.com, https://test.salesforce.com or your My Domain.",
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            # Vercel's data names the host (see from_data / to_data).
+            data_name="loginHost",
+            default=LOGIN,
+        ),
+        ConfigField(
+            "sessionSeconds",
+            "int",
+            "Session lifetime (seconds)",
+            help="The org's session timeout; tokens are refreshed after it (default 7200).",
+            default=DEFAULT_SESSION_SECONDS,
+        ),
+    )
+    single_account = True
+    setup_links = {
+        "App Manager": "https://login.salesforce.com/lightning/setup/NavigationMenus/home"
+    }
+
+    def from_data(self, data: object, *, partial: bool = False) -> ConnectorFields:
+        """``loginHost`` is a host name (``login.salesforce.com``); it is kept as a URL."""
+        if isinstance(data, Mapping) and isinstance(data.get("loginHost"), str):
+            host = data["loginHost"].strip()
+            if host and "/" in host:
+                raise ConfigInvalid({"loginHost": ["loginHost must be a host name, no path."]})
+            data = {**data, "loginHost": f"https://{host}" if host else host}
+        return super().from_data(data, partial=partial)
+
+    def to_data(self, client_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        data = super().to_data(client_id, config)
+        if "loginHost" in data:
+            data["loginHost"] = urlsplit(str(data["loginHost"])).netloc
+        return data
+
     token_auth_default = "client_secret_post"
-    url_config_keys = {"loginBaseUrl": frozenset({"client_secret", GRANT_TOKENS})}
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)

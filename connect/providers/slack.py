@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from connect.providers.base import (
-    GRANT_TOKENS,
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
@@ -30,6 +29,7 @@ from connect.providers.code_flow import (
     read_json,
     tokens_from,
 )
+from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
 from connect.webhooks import signatures
 
@@ -40,12 +40,51 @@ DEAD = frozenset({"invalid_refresh_token", "invalid_grant", "token_revoked", "to
 
 class SlackProvider(CodeFlowProvider):
     key = "slack"
+    label = "Slack"
+    secrets = (
+        SecretField("client_secret", "Client secret", data_name="clientSecret", required=True),
+        SecretField("trigger_signing_secret", "Signing secret", data_name="signingSecret"),
+    )
+    config_fields = (
+        ConfigField("appId", "str", "App ID", help="The Slack app's ID (A0…)."),
+        ConfigField("appName", "str", "App name"),
+        ConfigField(
+            "baseUrl",
+            "url",
+            "Slack base URL",
+            help="Default https://slack.com.",
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            default=SLACK,
+        ),
+        ConfigField("botScopes", "list", "Bot scopes", help="Bot scopes the app asks for."),
+        ConfigField(
+            "userScopes", "list", "User scopes", help='Asked at install, e.g. ["chat:write"].'
+        ),
+        ConfigField("slackTeam", "dict", "Slack team", help="{id, name?, domain?}"),
+        ConfigField("slashCommands", "list", "Slash commands"),
+        ConfigField("shortcuts", "list", "Shortcuts"),
+        ConfigField("extras", "dict", "Extras"),
+    )
+    trigger_scheme = "slack-v0"
+    known_events = (
+        "app_mention",
+        "message.channels",
+        "message.im",
+        "reaction_added",
+        "member_joined_channel",
+        "app_home_opened",
+        "app_uninstalled",
+        "tokens_revoked",
+    )
+    setup_links = {"Your Slack apps": "https://api.slack.com/apps"}
     scope_separator = ","
     pkce = False  # a confidential client; Slack's v2 install takes no PKCE
     revokes_refresh_tokens = False  # auth.revoke revokes the token that authenticates it
     token_auth_default = "client_secret_post"
-    url_config_keys = {"baseUrl": frozenset({"client_secret", GRANT_TOKENS})}
     webhook_key = ("secret", "trigger_signing_secret")
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return f"{str(config.get('baseUrl') or SLACK).rstrip('/')}/api"
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         base = self.base(credentials, "baseUrl", SLACK)

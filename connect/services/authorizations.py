@@ -22,9 +22,7 @@ from django.utils import timezone
 from connect import errors, metrics
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
-from connect.models.connectors import SINGLE_ACCOUNT_TYPES, ConnectorType
 from connect.models.installations import GrantStatus, SubjectType
-from connect.providers import get_provider
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -39,6 +37,7 @@ from connect.providers.base import (
     TokenSet,
     Unsupported,
 )
+from connect.providers.github import GitHubProvider
 from connect.services import installations
 from connect.services.audit import Actor, audit_record
 from connect.services.resolution import Subject
@@ -88,8 +87,8 @@ def return_url_allowed(connector: Connector, url: str) -> bool:
 
 
 def flow_provider(connector: Connector) -> Provider:
-    provider = get_provider(connector.type)
-    if provider is None or connector.type == "api-key":
+    provider = connector.provider
+    if not provider.browser_flow:
         raise errors.InvalidRequest(f"{connector.type} connectors have no browser flow.")
     return provider
 
@@ -109,7 +108,7 @@ def _flow_installation(
         if found is None:
             raise errors.ConnectorInstallationRequired("No such installation of this connector.")
         return found
-    if connector.type in SINGLE_ACCOUNT_TYPES:
+    if connector.is_single_account:
         return installations.filter(is_default=True).first()
     if kind == AuthorizationKind.CONSENT:
         # Providers that name the tenant in the token answer (Slack, Linear, Microsoft) need
@@ -385,7 +384,7 @@ def _setup_without_state(params: dict[str, str]) -> FlowNotice:
         )
     if installation_id.isdigit():
         installations.installations_refresh(
-            connector_type=ConnectorType.GITHUB, tenant_id=installation_id
+            connector_type=GitHubProvider.key, tenant_id=installation_id
         )
     return FlowNotice(
         title="Your changes are saved on GitHub",

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors, http
-from connect.models import Connector, ConnectorType, Grant, Installation
+from connect.models import Connector, Grant, Installation
 from connect.services import oidc
 from connect.services.audit import Actor, audit_record
 from connect.web_urls import UnsafeURL, check_web_url
@@ -34,8 +34,9 @@ def connector_save(
             Grant.objects.filter(installation__connector=connector).record_endpoints_before_change(
                 old_digest
             )
+    # Types that sign JWT bearer assertions sign client assertions with the same key.
     if (
-        connector.type == ConnectorType.OAUTH
+        connector.provider.jwt_bearer
         and (
             connector.config.get("tokenEndpointAuthMethod") == "private_key_jwt"
             or (connector.config.get("jwtBearer") or {}).get("enabled")
@@ -114,7 +115,7 @@ def connector_assertion_key_create(*, connector: Connector) -> None:
 
 
 def connector_health(*, connector: Connector, unhealthy_grants: int) -> str:
-    if connector.type == ConnectorType.API_KEY and not connector.has_secret("api_key"):
+    if connector.provider.static_token and not connector.has_secret("api_key"):
         return "API key missing"
     if unhealthy_grants:
         return f"{unhealthy_grants} grant(s) need re-authorization"

@@ -6,7 +6,6 @@ from django.db import transaction
 
 from connect.models import (
     Connector,
-    ConnectorType,
     Environment,
     Membership,
     Project,
@@ -15,6 +14,7 @@ from connect.models import (
     Team,
 )
 from connect.models.projects import STANDARD_ENVIRONMENTS
+from connect.providers.api_key import ApiKeyProvider
 from connect.services.connectors import connector_save
 from connect.var_files import read_or_create
 
@@ -54,8 +54,8 @@ def demo_seed() -> str:
         connector = Connector(
             team=team,
             uid=DEMO_CONNECTOR_UID,
-            type=ConnectorType.API_KEY,
-            service="api-key",
+            type=ApiKeyProvider.key,
+            service=ApiKeyProvider.key,
             name="Demo API key",
             default_scopes={"app": []},
         )

@@ -11,7 +11,6 @@ from connect import errors
 from connect.models import Connector, Grant, Installation, Project, Role
 from connect.models.installations import GrantStatus, SubjectType
 from connect.models.teams import role_allows
-from connect.providers import get_provider
 from connect.providers.base import TokenSet
 from connect.services import resolution
 from connect.services.audit import actor_label, audit_record
@@ -81,15 +80,16 @@ def grants_revoke(
         )
     )
     counts = RevokeCounts()
-    provider = get_provider(connector.type)
+    provider = connector.provider
     credentials = credentials_for(connector)
     endpoints = connector.grant_endpoints_digest()
     now = timezone.now()
+
     def upstream(token: str, hint: str, grant: Grant) -> None:
         """Revoke one token at the provider where it may go, and count the outcome."""
         counts.tokens_found += 1
         # Tokens go only to the URLs they came from (see Grant.tokens_belong_to).
-        if provider is None or not token or not grant.tokens_belong_to(endpoints):
+        if not token or not grant.tokens_belong_to(endpoints):
             counts.provider_skipped += 1
             return
         outcome = provider.revoke(credentials, token, hint=hint, now=now)
@@ -109,11 +109,8 @@ def grants_revoke(
             grant.minted_tokens.all().delete()
             counts.deleted += len(minted)
         access, refresh = grant.reveal("access_token"), grant.reveal("refresh_token")
-        if provider is None:
-            token, hint = (refresh, "refresh_token") if refresh else (access, "access_token")
-        else:
-            token, hint = provider.revocable_token(access_token=access, refresh_token=refresh)
-        if not token and connector.type != "api-key":
+        token, hint = provider.revocable_token(access_token=access, refresh_token=refresh)
+        if not token and not provider.static_token:
             continue
         upstream(token, hint, grant)
         with transaction.atomic():

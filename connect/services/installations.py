@@ -21,9 +21,7 @@ logger = logging.getLogger(__name__)
 
 def _revoke_upstream(connector: Connector, grants: list[Grant]) -> int:
     """Best effort, before anything is dropped here; returns how many the provider confirmed."""
-    provider = get_provider(connector.type)
-    if provider is None:
-        return 0
+    provider = connector.provider
     credentials = credentials_for(connector)
     endpoints = connector.grant_endpoints_digest()
     confirmed = 0
@@ -128,7 +126,7 @@ def installations_refresh(*, connector_type: str, tenant_id: str) -> int:
     connector's app (GitHub: "Redirect on update" brings only an unsigned installation id).
     Nothing is created or re-activated; returns how many installations were updated."""
     provider = get_provider(connector_type)
-    if provider is None or not tenant_id:
+    if not tenant_id:
         return 0
     known = list(
         Installation.objects.filter(

@@ -22,7 +22,6 @@ from django.utils import timezone
 from connect import crypto, errors, metrics
 from connect.models import (
     Connector,
-    ConnectorType,
     Grant,
     Installation,
     MintedToken,
@@ -40,7 +39,6 @@ from connect.providers.base import (
     TokenRequest,
     Unsupported,
 )
-from connect.providers.oauth import OAuthProvider
 from connect.services import resolution
 from connect.services.audit import audit_record
 from connect.services.callers import Caller
@@ -216,7 +214,7 @@ def _renewed(
                 # changed it must not receive it. The subject authorizes again instead.
                 raise ProviderInvalidGrant("the connector's token endpoint has changed")
             tokens = provider.refresh(credentials, grant.reveal("refresh_token"), request, now=now)
-        elif grant.subject_type == SubjectType.JWT_BEARER and isinstance(provider, OAuthProvider):
+        elif grant.subject_type == SubjectType.JWT_BEARER and provider.jwt_bearer:
             settings_ = connector.config.get("jwtBearer", {})
             tokens = provider.mint_jwt_bearer_token(
                 credentials,
@@ -498,15 +496,18 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         ),
     )
     connector = resolved.connector
-    if connector.type == ConnectorType.API_KEY and ask.subject.type != SubjectType.APP:
-        raise errors.InvalidRequest("An api-key connector has only the app subject.")
+    provider = connector.provider
+    asserted = ask.subject.type == SubjectType.JWT_BEARER
+    if not asserted and ask.subject.type not in provider.subject_types:
+        only = " and ".join(sorted(provider.subject_types))
+        raise errors.InvalidRequest(
+            f"An {provider.wire_name} connector has only the {only} subject."
+        )
     chosen = _choose(resolved, ask)
     installation, grant = chosen.installation, chosen.grant
-    provider = get_provider(connector.type)
-    mints = provider is not None and provider.mints_app_tokens
-    asserted = ask.subject.type == SubjectType.JWT_BEARER
+    mints = provider.mints_app_tokens
     if asserted and not (
-        isinstance(provider, OAuthProvider) and connector.config.get("jwtBearer", {}).get("enabled")
+        provider.jwt_bearer and connector.config.get("jwtBearer", {}).get("enabled")
     ):
         raise errors.InvalidRequest("This connector does not accept jwt-bearer subjects.")
     if grant is None:
@@ -532,18 +533,14 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
     )
     now = timezone.now()
     if ask.authorization_details and mints and ask.subject.type == SubjectType.APP:
-        assert provider is not None
         token, expires_at = _distinct_app_token(grant, connector, provider, request, now)
-    elif connector.type == ConnectorType.API_KEY:
-        assert provider is not None
+    elif provider.static_token:
         if not connector.has_secret("api_key"):
             raise errors.NoToken("The connector has no API key set.")
         tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
         token, expires_at = tokens.access_token, tokens.expires_at
     else:
         if not _fresh(grant, scopes, now):
-            if provider is None:
-                raise errors.NoToken(f"{connector.type} connectors cannot refresh tokens yet.")
             grant = grant_renew(
                 grant_id=grant.pk,
                 connector=connector,
@@ -612,8 +609,6 @@ def grant_refresh(*, grant_id: int) -> bool:
         return False
     connector = grant.installation.connector
     provider = get_provider(connector.type)
-    if provider is None:
-        return False
     request = TokenRequest(scopes=tuple(grant.scopes or ()), tenant_id=grant.installation.tenant_id)
     try:
         grant_renew(

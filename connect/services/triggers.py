@@ -19,7 +19,6 @@ from django.db import IntegrityError, transaction
 
 from connect import errors
 from connect.models import Connector, Delivery, InboundEvent, TriggerDestination
-from connect.providers import get_provider
 from connect.providers.base import (
     InvalidWebhook,
     MalformedWebhook,
@@ -101,9 +100,9 @@ def trigger_receive(
         .only("id", "public_id", "team_id", "type", "config", "trigger_signing_secret_sealed")
         .first()
     )
-    provider = get_provider(connector.type) if connector else None
-    if connector is None or provider is None:
+    if connector is None:
         raise errors.NotFound("No connector receives triggers here.")
+    provider = connector.provider
     credentials = ProviderCredentials(
         type=connector.type,
         client_id="",
