@@ -6,11 +6,11 @@ from typing import Any
 from rest_framework import serializers
 
 from connect import errors
+from connect.callers import Caller
 from connect.models import AuthorizationRequest, Connector
 from connect.models.connectors import SINGLE_ACCOUNT_TYPES
 from connect.providers import get_provider
 from connect.services.authorizations import StartedFlow
-from connect.services.callers import Caller
 from connect.services.destinations import DestinationsReplaced
 from connect.services.grants import ImportResult
 from connect.services.resolution import Subject

@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 from connect import errors, health
 from connect.api import serializers
 from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
+from connect.callers import Caller
 from connect.metrics import CountedTokenRequests
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, tokens
-from connect.services.callers import Caller
 
 
 class RuntimeView(APIView):

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors
+from connect.callers import Caller
 from connect.models import Connector, Grant, Installation, Project, Role
 from connect.models.installations import GrantStatus, SubjectType
 from connect.models.teams import role_allows
@@ -15,7 +16,6 @@ from connect.providers import get_provider
 from connect.providers.base import TokenSet
 from connect.services import resolution
 from connect.services.audit import actor_label, audit_record
-from connect.services.callers import Caller
 from connect.services.resolution import Subject
 from connect.services.tokens import connector_for_caller, credentials_for
 

@@ -20,6 +20,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from connect import crypto, errors, metrics
+from connect.callers import Caller
 from connect.models import (
     Connector,
     ConnectorType,
@@ -43,7 +44,6 @@ from connect.providers.base import (
 from connect.providers.oauth import OAuthProvider
 from connect.services import resolution
 from connect.services.audit import audit_record
-from connect.services.callers import Caller
 from connect.services.resolution import Candidate, Resolution, Subject
 
 logger = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from connect import oidc
 from connect.errors import Unauthorized
 from connect.models import DeploymentCredential, Project
 from connect.models.credentials import CREDENTIAL_TOKEN_PREFIX, LAST_USED_RESOLUTION
-from connect.services import oidc
 
 logger = logging.getLogger(__name__)
 
