@@ -23,7 +23,7 @@ from connect import errors, metrics
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
 from connect.models.connectors import SINGLE_ACCOUNT_TYPES, ConnectorType
-from connect.models.installations import GrantStatus, SubjectType
+from connect.models.installations import SubjectType
 from connect.providers import get_provider
 from connect.providers.base import (
     AuthorizationDenied,
@@ -36,7 +36,6 @@ from connect.providers.base import (
     ProviderUnavailable,
     SetupRequired,
     TenantUnproven,
-    TokenSet,
     Unsupported,
 )
 from connect.services import installations
@@ -270,12 +269,6 @@ def _finish(request: AuthorizationRequest, outcome: str, error: str = "") -> Non
     )
 
 
-def _store_tokens(grant: Grant, tokens: TokenSet, *, external_subject: str, now: datetime) -> None:
-    grant.store_tokens(tokens, now=now, external_subject=external_subject)
-    grant.status = GrantStatus.ACTIVE
-    grant.save()
-
-
 def _check_pinned(provider: Provider, request: AuthorizationRequest, result: InstallResult) -> None:
     """A flow started for one tenant (``tenantId``, or an installation) completes only into
     the tenant the provider proved to be that one."""
@@ -315,7 +308,8 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
         grant, _ = Grant.objects.select_for_update().get_or_create(
             installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
         )
-        _store_tokens(grant, result.app_tokens, external_subject="", now=now)
+        grant.store_tokens(result.app_tokens, now=now)
+        grant.save()
     if result.user_tokens is not None and request.subject_type == SubjectType.USER:
         grant, _ = Grant.objects.select_for_update().get_or_create(
             installation=installation,
@@ -324,7 +318,8 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
             issuer=request.issuer,
             defaults={"project_id": request.project_id},  # whose consent made it
         )
-        _store_tokens(grant, result.user_tokens, external_subject=result.external_subject, now=now)
+        grant.store_tokens(result.user_tokens, now=now, external_subject=result.external_subject)
+        grant.save()
     AuthorizationRequest.objects.filter(pk=request.pk).update(installation=installation)
     if created:
         audit_record(

@@ -121,7 +121,8 @@ def grants_revoke(
                 grant.delete()
                 counts.deleted += 1
             elif token:
-                _drop_cached_token(grant, now)
+                grant.clear_tokens(now=now)
+                grant.save()
                 counts.deleted += 1
     audit_record(
         team=connector.team_id,
@@ -131,15 +132,6 @@ def grants_revoke(
         fields={"subject": subject.type, **counts.as_wire()},
     )
     return counts
-
-
-def _drop_cached_token(grant: Grant, now: datetime) -> None:
-    grant.seal("access_token", "")
-    grant.seal("refresh_token", "")
-    grant.access_expires_at = None
-    grant.version += 1
-    grant.updated_at = now
-    grant.save()
 
 
 @dataclass
@@ -298,10 +290,8 @@ def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) 
             "An active grant for this subject belongs to another project (or to the team); "
             "it is not replaced by an import."
         )
-    if grant.project_id != importer.project_id:
-        # A grant changing hands keeps no refresh token of its previous holder.
-        grant.seal("refresh_token", "")
-        grant.refresh_expires_at = None
+    # A grant changing hands keeps no refresh token of its previous holder.
+    new_holder = grant.project_id != importer.project_id
     grant.project_id = importer.project_id
     tokens = TokenSet(
         access_token=access_token,
@@ -311,7 +301,6 @@ def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) 
         scopes=tuple(scopes),
     )
     # Only the expiry is given, not how long the token was granted for.
-    grant.store_tokens(tokens, now=timezone.now(), lifetime_known=False)
-    grant.status = GrantStatus.ACTIVE
+    grant.store_tokens(tokens, now=timezone.now(), lifetime_known=False, new_holder=new_holder)
     grant.save()
     return grant

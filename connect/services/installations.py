@@ -67,15 +67,13 @@ def installation_remove(
         if delete:
             installation.delete()
             return
+        now = timezone.now()
         for grant in grants:
-            grant.seal("access_token", "")
-            grant.seal("refresh_token", "")
-            grant.status = GrantStatus.REVOKED
-            grant.version += 1
+            grant.clear_tokens(now=now, status=GrantStatus.REVOKED)
             grant.save()
         installation.status = Installation.Status.REVOKED
         installation.is_default = False
-        installation.updated_at = timezone.now()
+        installation.updated_at = now
         installation.save(update_fields=["status", "is_default", "updated_at"])
 
 
