@@ -41,7 +41,6 @@ from connect.providers.base import (
 from connect.services import installations
 from connect.services.audit import Actor, audit_record
 from connect.services.resolution import Subject
-from connect.services.tokens import credentials_for
 from connect.web_urls import UnsafeURL, check_web_url, is_web_url
 
 logger = logging.getLogger(__name__)
@@ -207,7 +206,7 @@ def authorization_page(*, connector_id: str, request_id: str) -> tuple[Authoriza
         raise FlowError("This link has expired", "Ask for a new install link.", request=request)
     provider = flow_provider(request.connector)
     url = provider.authorize_url(
-        credentials_for(request.connector),
+        request.connector.provider_credentials(),
         AuthorizeRequest(
             kind=request.kind,
             subject_type=request.subject_type,
@@ -466,7 +465,7 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow | FlowNot
         or (request.installation.tenant_id if request.installation else ""),
     )
     try:
-        result = provider.complete(credentials_for(request.connector), callback, now=now)
+        result = provider.complete(request.connector.provider_credentials(), callback, now=now)
     except AuthorizationDenied as exc:
         _finish(request, AuthorizationOutcome.DENIED, "access_denied")
         raise FlowError(

@@ -17,7 +17,7 @@ from connect.providers.base import TokenSet
 from connect.services import resolution
 from connect.services.audit import actor_label, audit_record
 from connect.services.resolution import Subject
-from connect.services.tokens import connector_for_caller, credentials_for
+from connect.services.tokens import connector_for_caller
 
 
 @dataclass
@@ -82,7 +82,7 @@ def grants_revoke(
     )
     counts = RevokeCounts()
     provider = get_provider(connector.type)
-    credentials = credentials_for(connector)
+    credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
     now = timezone.now()
     def upstream(token: str, hint: str, grant: Grant) -> None:

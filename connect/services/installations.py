@@ -14,7 +14,6 @@ from connect.models.installations import GrantStatus
 from connect.providers import get_provider
 from connect.providers.base import ProviderError
 from connect.services.audit import Actor, audit_record
-from connect.services.tokens import credentials_for
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ def _revoke_upstream(connector: Connector, grants: list[Grant]) -> int:
     provider = get_provider(connector.type)
     if provider is None:
         return 0
-    credentials = credentials_for(connector)
+    credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
     confirmed = 0
     now = timezone.now()
@@ -142,7 +141,7 @@ def installations_refresh(*, connector_type: str, tenant_id: str) -> int:
         now = timezone.now()
         try:
             details = provider.installation_details(
-                credentials_for(installation.connector), tenant_id, now=now
+                installation.connector.provider_credentials(), tenant_id, now=now
             )
         except (ProviderError, OSError):
             # Not this connector's app, or the provider is down: nothing to learn.

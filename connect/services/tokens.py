@@ -33,7 +33,6 @@ from connect.models.installations import GrantStatus, SubjectType
 from connect.providers import get_provider
 from connect.providers.base import (
     Provider,
-    ProviderCredentials,
     ProviderError,
     ProviderInvalidGrant,
     ProviderUnavailable,
@@ -70,19 +69,6 @@ class IssuedToken:
     installation: Installation
     grant: Grant
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def credentials_for(connector: Connector) -> ProviderCredentials:
-    """The connector's configuration with its secrets opened, for one provider call."""
-    return ProviderCredentials(
-        type=connector.type,
-        client_id=connector.client_id,
-        config=connector.config,
-        client_secret=connector.reveal("client_secret"),
-        private_key=connector.reveal("private_key"),
-        api_key=connector.reveal("api_key"),
-        key_id=str(connector.config.get("clientAssertionKeyId", "")),
-    )
 
 
 def subject_for(caller: Caller, *, type: str, id: str = "", issuer: str = "") -> Subject:
@@ -207,7 +193,7 @@ def _renewed(
         raise errors.NoToken("The grant needs re-authorization.")
     if _fresh(grant, request.scopes, now):
         return grant
-    credentials = credentials_for(connector)
+    credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
     try:
         if grant.has_secret("refresh_token"):
@@ -457,7 +443,7 @@ def _distinct_app_token(
             # a miss, minted again below, never an error for the caller.
             logger.warning("minted token %s no longer opens; minting again", kept.public_id)
     with _provider_errors(connector=connector, grant=grant):
-        tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
+        tokens = provider.mint_app_token(connector.provider_credentials(), request, now=now)
     if tokens.expires_at is not None and tokens.expires_at > now + margin:
         MintedToken.objects.keep(
             grant=grant,
@@ -538,7 +524,7 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         assert provider is not None
         if not connector.has_secret("api_key"):
             raise errors.NoToken("The connector has no API key set.")
-        tokens = provider.mint_app_token(credentials_for(connector), request, now=now)
+        tokens = provider.mint_app_token(connector.provider_credentials(), request, now=now)
         token, expires_at = tokens.access_token, tokens.expires_at
     else:
         if not _fresh(grant, scopes, now):
