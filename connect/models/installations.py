@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from connect import kinds
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
 
 if TYPE_CHECKING:
@@ -88,10 +89,11 @@ class Installation(models.Model):
 
 
 class SubjectType(models.TextChoices):
-    APP = "app", "App"
-    USER = "user", "User"
-    #: RFC 7523: a user asserted by the calling app, no consent screen (custom OAuth only).
-    JWT_BEARER = "jwt-bearer", "JWT bearer"
+    """``connect.kinds.SubjectType`` with labels (drivers import that one, without Django)."""
+
+    APP = kinds.SubjectType.APP.value, "App"
+    USER = kinds.SubjectType.USER.value, "User"
+    JWT_BEARER = kinds.SubjectType.JWT_BEARER.value, "JWT bearer"
 
 
 class GrantStatus(models.TextChoices):

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors, metrics
+from connect.kinds import Subject
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
 from connect.models.connectors import SINGLE_ACCOUNT_TYPES, ConnectorType
@@ -40,7 +41,6 @@ from connect.providers.base import (
 )
 from connect.services import installations
 from connect.services.audit import Actor, audit_record
-from connect.services.resolution import Subject
 from connect.web_urls import UnsafeURL, check_web_url, is_web_url
 
 logger = logging.getLogger(__name__)

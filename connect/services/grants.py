@@ -9,15 +9,14 @@ from django.utils import timezone
 
 from connect import errors
 from connect.callers import Caller
+from connect.kinds import Subject
 from connect.models import Connector, Grant, Installation, Project, Role
 from connect.models.installations import GrantStatus, SubjectType
 from connect.models.teams import role_allows
 from connect.providers import get_provider
 from connect.providers.base import TokenSet
-from connect.services import resolution
+from connect.services import links
 from connect.services.audit import actor_label, audit_record
-from connect.services.resolution import Subject
-from connect.services.tokens import connector_for_caller
 
 
 @dataclass
@@ -38,21 +37,6 @@ class RevokeCounts:
         }
 
 
-def linked_connector(*, caller: Caller, connector_ref: str) -> Connector:
-    resolved = connector_for_caller(
-        caller=caller,
-        resolved=resolution.resolve(
-            team_id=caller.team_id,
-            project_id=caller.project_id,
-            connector_ref=connector_ref,
-            subject=Subject(type=SubjectType.APP),
-            installation_ref=None,
-            complete=True,
-        ),
-    )
-    return resolved.connector
-
-
 def _installations(connector: Connector, installation_ref: str | None) -> Any:
     installations = Installation.objects.filter(connector=connector)
     if installation_ref and installation_ref != "*":
@@ -69,7 +53,7 @@ def grants_revoke(
 ) -> RevokeCounts:
     """Revoke a subject's tokens. User grants go (revoked upstream where possible); app grants
     lose their cached tokens, while the installation and the connector's secrets stay."""
-    connector = linked_connector(caller=caller, connector_ref=connector_ref)
+    connector = links.linked_connector(caller=caller, connector_ref=connector_ref)
     if subject is None:
         raise errors.Forbidden("Revoking every subject's tokens takes a team member.")
     grants = list(
@@ -85,6 +69,7 @@ def grants_revoke(
     credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
     now = timezone.now()
+
     def upstream(token: str, hint: str, grant: Grant) -> None:
         """Revoke one token at the provider where it may go, and count the outcome."""
         counts.tokens_found += 1
@@ -205,19 +190,11 @@ class Importer:
                     "A deployment imports only its own users: leave issuer out (it defaults to "
                     "the project's id)."
                 )
-        if type_ == SubjectType.USER and not issuer and not self.own_issuer:
-            raise errors.InvalidRequest("Name the user's issuer, or import for a project.")
-        if type_ == SubjectType.APP:
-            return Subject(type=SubjectType.APP)
         if type_ == SubjectType.USER:
-            if not id_:
-                raise errors.InvalidRequest("A user subject needs an id.")
-            return Subject(type=SubjectType.USER, id=id_, issuer=issuer or self.own_issuer)
-        if type_ == SubjectType.JWT_BEARER:
-            if not id_:
-                raise errors.InvalidRequest("A jwt-bearer subject needs `sub`.")
-            return Subject(type=SubjectType.JWT_BEARER, id=id_, issuer=issuer)
-        raise errors.InvalidRequest(f"Subject type {type_!r} is not supported.")
+            if not issuer and not self.own_issuer:
+                raise errors.InvalidRequest("Name the user's issuer, or import for a project.")
+            issuer = issuer or self.own_issuer
+        return Subject.parse(type=type_, id=id_, issuer=issuer)
 
 
 def grants_import(

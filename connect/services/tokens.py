@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from connect import crypto, errors, metrics
 from connect.callers import Caller
+from connect.kinds import Subject
 from connect.models import (
     Connector,
     ConnectorType,
@@ -41,9 +42,9 @@ from connect.providers.base import (
     Unsupported,
 )
 from connect.providers.oauth import OAuthProvider
-from connect.services import resolution
+from connect.services import links, resolution
 from connect.services.audit import audit_record
-from connect.services.resolution import Candidate, Resolution, Subject
+from connect.services.resolution import Candidate, Resolution
 
 logger = logging.getLogger(__name__)
 
@@ -69,38 +70,6 @@ class IssuedToken:
     installation: Installation
     grant: Grant
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def subject_for(caller: Caller, *, type: str, id: str = "", issuer: str = "") -> Subject:
-    if type == SubjectType.APP:
-        return Subject(type=SubjectType.APP)
-    if type == SubjectType.USER:
-        if not id:
-            raise errors.InvalidRequest("A user subject needs an id.")
-        if issuer.startswith("prj_") and issuer != caller.default_user_issuer:
-            # Another project's users are that project's: user 42 there is not ours to ask for.
-            raise errors.Forbidden("A deployment may not name another project as issuer.")
-        return Subject(type=SubjectType.USER, id=id, issuer=issuer or caller.default_user_issuer)
-    if type == SubjectType.JWT_BEARER:
-        if not id:
-            raise errors.InvalidRequest("A jwt-bearer subject needs `sub`.")
-        return Subject(type=SubjectType.JWT_BEARER, id=id, issuer=issuer)
-    raise errors.InvalidRequest(f"Subject type {type!r} is not supported by this connector.")
-
-
-def connector_for_caller(*, caller: Caller, resolved: Resolution | None) -> Resolution:
-    """The link check shared by every runtime endpoint."""
-    if resolved is None:
-        raise errors.NotFound("No such connector.")
-    if resolved.link is None:
-        raise errors.ClientNotLinkedToProject(
-            "This project is not linked to the connector; add a project link in the admin."
-        )
-    if not resolved.link.allows(caller.environment):
-        raise errors.ClientNotEnabledForEnvironment(
-            f"The project link does not include the {caller.environment!r} environment."
-        )
-    return resolved
 
 
 def _choose(resolved: Resolution, ask: TokenAsk) -> Candidate:
@@ -473,7 +442,7 @@ def _app_grant(installation: Installation) -> Grant:
 
 
 def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedToken:
-    resolved = connector_for_caller(
+    resolved = links.link_check(
         caller=caller,
         resolved=resolution.resolve(
             team_id=caller.team_id,
