@@ -1,5 +1,5 @@
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -252,6 +252,13 @@ class Grant(SealedSecrets):
             return False
         expires_at = self.access_expires_at
         return expires_at is None or expires_at > now + self.refresh_margin()
+
+    def access_token_serves(self, scopes: Sequence[str], now: datetime) -> bool:
+        """Whether the stored access token may be handed out for ``scopes``: fresh, and granted
+        every one of them (a grant whose scopes are unknown serves any)."""
+        if self.scopes and not set(scopes) <= set(self.scopes):
+            return False
+        return self.access_token_fresh(now)
 
     def store_tokens(
         self,
