@@ -180,7 +180,39 @@ def _app_grant(installation: Installation) -> Grant:
     return grant
 
 
-def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedToken:
+@dataclass(frozen=True)
+class GrantChoice:
+    """What a token request resolved to, before any token is obtained: the linked connector,
+    its installation, the grant that holds (or will hold) the subject's token, the driver, and
+    the provider request with the scopes that may be handed out."""
+
+    connector: Connector
+    installation: Installation
+    grant: Grant
+    provider: Provider | None
+    request: TokenRequest
+    #: The driver mints app tokens on demand (GitHub Apps, client credentials, jwt-bearer).
+    mints: bool
+
+
+@dataclass(frozen=True)
+class ObtainedToken:
+    token: str = field(repr=False)
+    expires_at: datetime
+    #: The grant as it stands after the token was obtained (refreshed, if it had to be).
+    grant: Grant
+
+
+def grant_choose(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> GrantChoice:
+    """Choose the grant a token request is answered from, calling no provider.
+
+    Checks the caller's link to the connector, the subject against the connector, picks the
+    installation (``installationId``, else the default, else the only one), and the grant:
+    the subject's own; for app and jwt-bearer subjects of drivers that mint on demand, one is
+    created empty. Works out the scopes to ask for, never beyond what the grant allows.
+    Raises the API's errors (``not_found``, ``user_authorization_required``, ``invalid_scope``
+    …). ``token_obtain`` then turns the choice into a token.
+    """
     resolved = links.link_check(
         caller=caller,
         resolved=resolution.resolve(
@@ -224,8 +256,30 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         authorization_details=ask.authorization_details,
         tenant_id=installation.tenant_id,
     )
-    now = timezone.now()
-    if ask.authorization_details and mints and ask.subject.type == SubjectType.APP:
+    return GrantChoice(
+        connector=connector,
+        installation=installation,
+        grant=grant,
+        provider=provider,
+        request=request,
+        mints=mints,
+    )
+
+
+def token_obtain(*, choice: GrantChoice, now: datetime) -> ObtainedToken:
+    """The token a ``grant_choose`` choice stands for: the stored one while it serves the
+    request, else refreshed or minted (one provider call per grant however many ask, see
+    ``grants.grant_refresh_on_demand``); a token for exactly the request where the request
+    narrows an app token (``authorizationDetails``); an API key as it is. An unknown expiry is
+    given as an hour from ``now``. Records nothing: ``token_issue`` records what it hands out.
+    """
+    connector, grant, provider, request = (
+        choice.connector,
+        choice.grant,
+        choice.provider,
+        choice.request,
+    )
+    if request.authorization_details and choice.mints and grant.subject_type == SubjectType.APP:
         assert provider is not None
         token, expires_at = _distinct_app_token(grant, connector, provider, request, now)
     elif connector.type == ConnectorType.API_KEY:
@@ -235,7 +289,7 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         tokens = provider.mint_app_token(connector.provider_credentials(), request, now=now)
         token, expires_at = tokens.access_token, tokens.expires_at
     else:
-        if not grant.access_token_serves(scopes, now):
+        if not grant.access_token_serves(request.scopes, now):
             if provider is None:
                 raise errors.NoToken(f"{connector.type} connectors cannot refresh tokens yet.")
             grant = grants.grant_refresh_on_demand(
@@ -245,27 +299,36 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
                 request=request,
                 wait=settings.CONNECT_PROVIDER_WAIT_SECONDS,
             )
-            grant.installation = installation
+            grant.installation = choice.installation
         token, expires_at = grant.reveal("access_token"), grant.access_expires_at
     if expires_at is None:
         expires_at = now + timedelta(hours=1)
+    return ObtainedToken(token=token, expires_at=expires_at, grant=grant)
+
+
+def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedToken:
+    """Answer a runtime token request: choose the grant (``grant_choose``), obtain its token
+    (``token_obtain``), and record what was handed out to whom (a ``TokenIssue``)."""
+    choice = grant_choose(caller=caller, connector_ref=connector_ref, ask=ask)
+    now = timezone.now()
+    obtained = token_obtain(choice=choice, now=now)
     issue = TokenIssue.objects.record(
         TokenIssue(
-            grant=grant,
+            grant=obtained.grant,
             project_id=caller.project_id,
             environment=caller.environment,
-            scopes=list(scopes),
+            scopes=list(choice.request.scopes),
             resources=list(ask.resources),
             authorization_details=list(ask.authorization_details),
-            expires_at=expires_at,
+            expires_at=obtained.expires_at,
             created_at=now,
         )
     )
     return IssuedToken(
-        token=token,
+        token=obtained.token,
         issue=issue,
-        expires_at=expires_at,
-        connector=connector,
-        installation=installation,
-        grant=grant,
+        expires_at=obtained.expires_at,
+        connector=choice.connector,
+        installation=choice.installation,
+        grant=obtained.grant,
     )
