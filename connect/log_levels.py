@@ -2,7 +2,7 @@
 
 Django logs every 5xx answer as an ERROR on ``django.request`` ("Bad Gateway: /v1/connect/
 token/…"). A 502, 503 or 504 is answered on purpose, when a provider (or another upstream) did
-not answer; its cause is logged as a warning where it happened (``connect.services.tokens``).
+not answer; its cause is logged as a warning where it happened (``connect.services.grants``).
 An ERROR, which pages whoever runs the app, stays for what is ours to fix: a 500. Imports
 nothing of Django, like ``connect.redaction``, so the logging configuration can load it early.
 """

@@ -7,7 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from connect import errors
-from connect.services import authorizations, deliveries, retention, tokens
+from connect.services import authorizations, deliveries, grants, retention
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def authorization_requests_expire() -> int:
 @shared_task(acks_late=True)
 def grants_refresh_due() -> int:
     """Fan out: one refresh task per grant about to expire."""
-    due = tokens.grants_due_for_refresh()
+    due = grants.grants_due_for_refresh()
     for grant_id in due:
         grant_refresh.delay(grant_id)
     return len(due)
@@ -40,7 +40,7 @@ def grants_refresh_due() -> int:
 def grant_refresh(grant_id: int) -> bool:
     # Idempotent: a grant refreshed meanwhile is fresh again and left alone. The same path as a
     # token request, waiting to the end; the time limits (CELERY_TASK_ANNOTATIONS) outlast it.
-    return tokens.grant_refresh(grant_id=grant_id)
+    return grants.grant_refresh_ahead(grant_id=grant_id)
 
 
 @shared_task(acks_late=True)

@@ -8,8 +8,9 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
+from connect import oidc
 from connect.models import Connector
-from connect.services import authorizations, oidc
+from connect.services import authorizations
 
 
 @require_GET

@@ -2,6 +2,8 @@
 team scoping of every model."""
 
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from connect import kinds
 from connect.models import (
     AuthorizationRequest,
     Connector,
@@ -35,7 +38,9 @@ from connect.models import (
     TrustedIssuer,
     TrustedIssuerRule,
 )
+from connect.models.authorizations import AuthorizationKind
 from connect.models.base import SealedSecrets, TeamScopedQuerySet
+from connect.models.installations import SubjectType
 from connect.services.credentials import deployment_credential_create
 
 pytestmark = pytest.mark.django_db
@@ -654,3 +659,15 @@ def test_team_slugs_are_unique(make_team: Callable[..., Team]) -> None:
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Team.objects.create(slug="acme", name="Another Acme")
+
+
+def test_the_models_kinds_take_their_values_from_the_django_free_module() -> None:
+    assert SubjectType.values == [k.value for k in kinds.SubjectType]
+    assert AuthorizationKind.values == [k.value for k in kinds.AuthorizationKind]
+
+
+def test_the_kinds_module_imports_no_django() -> None:
+    """Drivers import it; they never touch the ORM, so it must not pull Django in."""
+    code = "import sys, connect.kinds; print(any(m.startswith('django') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from connect import errors, ratelimits
-from connect.services.callers import Caller, caller_from_authorization
+from connect.callers import Caller, caller_from_authorization
 
 
 class RuntimeCallerAuthentication(BaseAuthentication):

@@ -6,13 +6,13 @@ from typing import Any
 from rest_framework import serializers
 
 from connect import errors
+from connect.callers import Caller
+from connect.kinds import Subject
 from connect.models import AuthorizationRequest, Connector
 from connect.services.authorizations import StartedFlow
-from connect.services.callers import Caller
 from connect.services.destinations import DestinationsReplaced
 from connect.services.grants import ImportResult
-from connect.services.resolution import Subject
-from connect.services.tokens import IssuedToken, TokenAsk, subject_for
+from connect.services.tokens import IssuedToken, TokenAsk
 from connect.web_urls import validate_web_url, web_url_or_empty
 
 
@@ -60,8 +60,7 @@ def subject_from(raw: Any, caller: Caller) -> Subject:
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > 255):
             raise errors.InvalidRequest(f"subject.{key}: A string of at most 255 characters.")
-    return subject_for(
-        caller,
+    return caller.subject(
         type=kind,
         id=raw.get("id") or raw.get("sub") or "",
         issuer=raw.get("issuer") or raw.get("iss") or "",

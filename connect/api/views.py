@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 from connect import errors, health
 from connect.api import serializers
 from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
+from connect.callers import Caller
 from connect.metrics import CountedTokenRequests
 from connect.models import InboundEvent, TriggerDestination
-from connect.services import authorizations, deliveries, destinations, grants, tokens
-from connect.services.callers import Caller
+from connect.services import authorizations, deliveries, destinations, grants, links, tokens
 
 
 class RuntimeView(APIView):
@@ -47,7 +47,7 @@ class TokenImportView(RuntimeView):
         caller = self.caller(request)
         result = grants.grants_import(
             importer=grants.Importer.deployment(caller),
-            connector=grants.linked_connector(caller=caller, connector_ref=connector),
+            connector=links.linked_connector(caller=caller, connector_ref=connector),
             items=body.validated_data["tokens"],
         )
         return Response(serializers.import_body(result))
@@ -55,7 +55,7 @@ class TokenImportView(RuntimeView):
 
 class ConnectorView(RuntimeView):
     def get(self, request: Request, connector: str) -> Response:
-        found = grants.linked_connector(caller=self.caller(request), connector_ref=connector)
+        found = links.linked_connector(caller=self.caller(request), connector_ref=connector)
         return Response(serializers.connector_body(found))
 
 
@@ -102,7 +102,7 @@ class TriggerDestinationsView(RuntimeView):
         body = serializers.DestinationsRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         caller = self.caller(request)
-        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        found = links.linked_connector(caller=caller, connector_ref=connector)
         replaced = destinations.destinations_replace(
             connector=found,
             specs=[
@@ -120,7 +120,7 @@ class TriggerDestinationsView(RuntimeView):
 class TriggerReplayView(RuntimeView):
     def post(self, request: Request, connector: str, trigger_id: str) -> Response:
         caller = self.caller(request)
-        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        found = links.linked_connector(caller=caller, connector_ref=connector)
         event = InboundEvent.objects.filter(connector=found, public_id=trigger_id).first()
         if event is None:
             raise errors.NotFound("No such trigger request for this connector.")
@@ -133,7 +133,7 @@ class TriggerReplayView(RuntimeView):
 class DestinationReplayView(RuntimeView):
     def post(self, request: Request, connector: str, destination_id: str) -> Response:
         caller = self.caller(request)
-        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        found = links.linked_connector(caller=caller, connector_ref=connector)
         destination = TriggerDestination.objects.filter(
             connector=found, public_id=destination_id, project_id=caller.project_id
         ).first()
@@ -156,7 +156,7 @@ class AuthorizeView(RuntimeView):
         body = serializers.AuthorizeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         caller, data = self.caller(request), body.validated_data
-        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        found = links.linked_connector(caller=caller, connector_ref=connector)
         scopes = data.get("scopes")
         started = authorizations.authorization_start(
             connector=found,
@@ -181,7 +181,7 @@ class InstallView(RuntimeView):
         body = serializers.InstallRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         caller, data = self.caller(request), body.validated_data
-        found = grants.linked_connector(caller=caller, connector_ref=connector)
+        found = links.linked_connector(caller=caller, connector_ref=connector)
         scopes = data.get("scopes")
         started = authorizations.authorization_start(
             connector=found,

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from connect import kinds
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
 
 
@@ -14,8 +15,10 @@ def verifier_digest(verifier: str) -> str:
 
 
 class AuthorizationKind(models.TextChoices):
-    INSTALL = "install", "Install"
-    CONSENT = "consent", "Consent"
+    """``connect.kinds.AuthorizationKind`` with labels (drivers import that one)."""
+
+    INSTALL = kinds.AuthorizationKind.INSTALL.value, "Install"
+    CONSENT = kinds.AuthorizationKind.CONSENT.value, "Consent"
 
 
 class AuthorizationOutcome(models.TextChoices):

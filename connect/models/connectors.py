@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
 from connect.providers import PROVIDERS, Provider, get_provider
-from connect.providers.base import GRANT_TOKENS
+from connect.providers.base import GRANT_TOKENS, ProviderCredentials
 from connect.providers.schema import ConfigInvalid
 from connect.web_urls import UnsafeURL, check_web_origin, check_web_url
 
@@ -133,6 +133,18 @@ class Connector(SealedSecrets):
         receivers = sorted(k for k, to in self.url_config_keys().items() if GRANT_TOKENS in to)
         material = json.dumps([self.type, [[k, str(config.get(k) or "")] for k in receivers]])
         return hashlib.sha256(material.encode()).hexdigest()
+
+    def provider_credentials(self) -> ProviderCredentials:
+        """The configuration with its secrets opened, for one provider call (never stored)."""
+        return ProviderCredentials(
+            type=self.type,
+            client_id=self.client_id,
+            config=self.config,
+            client_secret=self.reveal("client_secret"),
+            private_key=self.reveal("private_key"),
+            api_key=self.reveal("api_key"),
+            key_id=str(self.config.get("clientAssertionKeyId", "")),
+        )
 
     def _url_problems(self) -> list[tuple[str, str]]:
         problems = []

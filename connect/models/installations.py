@@ -1,5 +1,5 @@
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from connect import kinds
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
 
 if TYPE_CHECKING:
@@ -88,10 +89,11 @@ class Installation(models.Model):
 
 
 class SubjectType(models.TextChoices):
-    APP = "app", "App"
-    USER = "user", "User"
-    #: RFC 7523: a user asserted by the calling app, no consent screen (custom OAuth only).
-    JWT_BEARER = "jwt-bearer", "JWT bearer"
+    """``connect.kinds.SubjectType`` with labels (drivers import that one, without Django)."""
+
+    APP = kinds.SubjectType.APP.value, "App"
+    USER = kinds.SubjectType.USER.value, "User"
+    JWT_BEARER = kinds.SubjectType.JWT_BEARER.value, "JWT bearer"
 
 
 class GrantStatus(models.TextChoices):
@@ -177,7 +179,7 @@ class Grant(SealedSecrets):
 
     objects = GrantQuerySet.as_manager()
 
-    #: The columns ``store_tokens`` writes.
+    #: The columns ``store_tokens`` and ``clear_tokens`` write.
     TOKEN_FIELDS: ClassVar[tuple[str, ...]] = (
         "access_token_sealed",
         "refresh_token_sealed",
@@ -186,6 +188,7 @@ class Grant(SealedSecrets):
         "refresh_expires_at",
         "scopes",
         "external_subject",
+        "status",
         "version",
         "updated_at",
     )
@@ -250,6 +253,13 @@ class Grant(SealedSecrets):
         expires_at = self.access_expires_at
         return expires_at is None or expires_at > now + self.refresh_margin()
 
+    def access_token_serves(self, scopes: Sequence[str], now: datetime) -> bool:
+        """Whether the stored access token may be handed out for ``scopes``: fresh, and granted
+        every one of them (a grant whose scopes are unknown serves any)."""
+        if self.scopes and not set(scopes) <= set(self.scopes):
+            return False
+        return self.access_token_fresh(now)
+
     def store_tokens(
         self,
         tokens: "TokenSet",
@@ -257,33 +267,52 @@ class Grant(SealedSecrets):
         now: datetime,
         lifetime_known: bool = True,
         external_subject: str = "",
+        new_holder: bool = False,
     ) -> None:
-        """Write what a provider answered (a refresh, a consent, a mint) or what was imported;
-        the caller saves ``TOKEN_FIELDS``.
+        """Write what a provider answered (a refresh, a consent, an install, a mint) or what
+        was imported, and make the grant active; the caller saves ``TOKEN_FIELDS``.
+
+        The one rule for the refresh token: a provider that omits it leaves the old one valid
+        (RFC 6749 section 6), so the old one is kept, unless it cannot serve the new tokens'
+        holder: it is known dead (the grant was not active: it needs re-authorization or was
+        revoked), or it belongs to someone else (the provider now names another subject, or
+        ``new_holder``: an import hands the grant to another project).
 
         The lifetime is the expiry less ``now``, the moment the token was asked for; an
         imported token's is unknown (``lifetime_known=False``), as only its expiry is given.
-        A provider that omits the refresh token leaves the old one valid (RFC 6749 section 6),
-        so it is kept, unless it is known dead (the grant needs re-authorization) or belongs
-        to someone else (the provider now names another subject).
         """
-        self.seal("access_token", tokens.access_token)
-        self.access_expires_at = tokens.expires_at
-        self.access_lifetime_seconds = None
-        if lifetime_known and tokens.expires_at is not None:
-            self.access_lifetime_seconds = max(0, round((tokens.expires_at - now).total_seconds()))
-        someone_else = bool(
+        someone_else = new_holder or bool(
             external_subject and self.external_subject and external_subject != self.external_subject
         )
         if tokens.refresh_token:
             self.seal("refresh_token", tokens.refresh_token)
             self.refresh_expires_at = tokens.refresh_expires_at
-        elif someone_else or self.status == GrantStatus.NEEDS_REAUTH:
+        elif someone_else or self.status != GrantStatus.ACTIVE:
             self.seal("refresh_token", "")
             self.refresh_expires_at = None
+        self.seal("access_token", tokens.access_token)
+        self.access_expires_at = tokens.expires_at
+        self.access_lifetime_seconds = None
+        if lifetime_known and tokens.expires_at is not None:
+            self.access_lifetime_seconds = max(0, round((tokens.expires_at - now).total_seconds()))
         if tokens.scopes is not None:
             self.scopes = list(tokens.scopes)
         if external_subject:
             self.external_subject = external_subject
+        self.status = GrantStatus.ACTIVE
+        self.version += 1
+        self.updated_at = now
+
+    def clear_tokens(self, *, now: datetime, status: GrantStatus | None = None) -> None:
+        """Forget the tokens (revoked at the provider, or their installation ended) and, when
+        given, set ``status``; the grant, its subject and its scopes stay. The caller saves
+        ``TOKEN_FIELDS``. A new version, so a refresh in flight does not write them back."""
+        self.seal("access_token", "")
+        self.seal("refresh_token", "")
+        self.access_expires_at = None
+        self.access_lifetime_seconds = None
+        self.refresh_expires_at = None
+        if status is not None:
+            self.status = status
         self.version += 1
         self.updated_at = now

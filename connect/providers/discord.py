@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from connect import signatures
 from connect.providers.base import (
     CallbackRequest,
     InstallResult,
@@ -22,7 +23,6 @@ from connect.providers.base import (
 from connect.providers.code_flow import CodeFlowProvider, Endpoints, call, read_json
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
-from connect.webhooks import signatures
 
 WEB = "https://discord.com"
 PING = 0

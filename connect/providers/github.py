@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 
+from connect import signatures
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -38,7 +39,6 @@ from connect.providers.code_flow import (
 )
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
-from connect.webhooks import signatures
 
 logger = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from connect import signatures
 from connect.providers.base import (
     AuthorizeRequest,
     CallbackRequest,
@@ -20,7 +21,6 @@ from connect.providers.base import (
 from connect.providers.code_flow import CodeFlowProvider, Endpoints, bearer_revoke, call, read_json
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
-from connect.webhooks import signatures
 
 WEB = "https://linear.app"
 API = "https://api.linear.app"

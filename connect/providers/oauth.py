@@ -5,6 +5,7 @@ from typing import Any
 
 import jwt
 
+from connect import signatures
 from connect.providers import base
 from connect.providers.base import (
     CallbackRequest,
@@ -24,7 +25,6 @@ from connect.providers.code_flow import (
 )
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, text
-from connect.webhooks import signatures
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from connect import signatures
 from connect.providers.base import (
     AuthorizeRequest,
     CallbackRequest,
@@ -31,7 +32,6 @@ from connect.providers.code_flow import (
 )
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
-from connect.webhooks import signatures
 
 SLACK = "https://slack.com"
 #: Slack answers 200 with {"ok": false, "error": …}; these mean the grant is gone.

@@ -20,9 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors, metrics
+from connect.kinds import Subject
 from connect.models import AuthorizationRequest, Connector, Grant, Installation
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
-from connect.models.installations import GrantStatus, SubjectType
+from connect.models.installations import SubjectType
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -34,14 +35,11 @@ from connect.providers.base import (
     ProviderUnavailable,
     SetupRequired,
     TenantUnproven,
-    TokenSet,
     Unsupported,
 )
 from connect.providers.github import GitHubProvider
 from connect.services import installations
 from connect.services.audit import Actor, audit_record
-from connect.services.resolution import Subject
-from connect.services.tokens import credentials_for
 from connect.web_urls import UnsafeURL, check_web_url, is_web_url
 
 logger = logging.getLogger(__name__)
@@ -207,7 +205,7 @@ def authorization_page(*, connector_id: str, request_id: str) -> tuple[Authoriza
         raise FlowError("This link has expired", "Ask for a new install link.", request=request)
     provider = flow_provider(request.connector)
     url = provider.authorize_url(
-        credentials_for(request.connector),
+        request.connector.provider_credentials(),
         AuthorizeRequest(
             kind=request.kind,
             subject_type=request.subject_type,
@@ -269,12 +267,6 @@ def _finish(request: AuthorizationRequest, outcome: str, error: str = "") -> Non
     )
 
 
-def _store_tokens(grant: Grant, tokens: TokenSet, *, external_subject: str, now: datetime) -> None:
-    grant.store_tokens(tokens, now=now, external_subject=external_subject)
-    grant.status = GrantStatus.ACTIVE
-    grant.save()
-
-
 def _check_pinned(provider: Provider, request: AuthorizationRequest, result: InstallResult) -> None:
     """A flow started for one tenant (``tenantId``, or an installation) completes only into
     the tenant the provider proved to be that one."""
@@ -314,7 +306,8 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
         grant, _ = Grant.objects.select_for_update().get_or_create(
             installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
         )
-        _store_tokens(grant, result.app_tokens, external_subject="", now=now)
+        grant.store_tokens(result.app_tokens, now=now)
+        grant.save()
     if result.user_tokens is not None and request.subject_type == SubjectType.USER:
         grant, _ = Grant.objects.select_for_update().get_or_create(
             installation=installation,
@@ -323,7 +316,8 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
             issuer=request.issuer,
             defaults={"project_id": request.project_id},  # whose consent made it
         )
-        _store_tokens(grant, result.user_tokens, external_subject=result.external_subject, now=now)
+        grant.store_tokens(result.user_tokens, now=now, external_subject=result.external_subject)
+        grant.save()
     AuthorizationRequest.objects.filter(pk=request.pk).update(installation=installation)
     if created:
         audit_record(
@@ -470,7 +464,7 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow | FlowNot
         or (request.installation.tenant_id if request.installation else ""),
     )
     try:
-        result = provider.complete(credentials_for(request.connector), callback, now=now)
+        result = provider.complete(request.connector.provider_credentials(), callback, now=now)
     except AuthorizationDenied as exc:
         _finish(request, AuthorizationOutcome.DENIED, "access_denied")
         raise FlowError(

@@ -4,9 +4,8 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from connect import errors, http
+from connect import errors, http, oidc
 from connect.models import Connector, Grant, Installation
-from connect.services import oidc
 from connect.services.audit import Actor, audit_record
 from connect.web_urls import UnsafeURL, check_web_url
 

@@ -26,13 +26,12 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from connect import http, tasks
+from connect import http, oidc, signatures, tasks
 from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
-from connect.services import destinations, oidc
+from connect.services import destinations
 from connect.services.audit import Actor, audit_record
-from connect.webhooks import signatures
 
 logger = logging.getLogger(__name__)
 

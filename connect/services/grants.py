@@ -1,22 +1,41 @@
 """Revoking and importing grants through the runtime API."""
 
-from dataclasses import dataclass, field
+import fcntl
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from connect import errors
+from connect import errors, metrics
+from connect.callers import Caller
+from connect.kinds import Subject
 from connect.models import Connector, Grant, Installation, Project, Role
 from connect.models.installations import GrantStatus, SubjectType
 from connect.models.teams import role_allows
-from connect.providers.base import TokenSet
-from connect.services import resolution
+from connect.providers.base import (
+    Provider,
+    ProviderError,
+    ProviderInvalidGrant,
+    ProviderUnavailable,
+    TokenRequest,
+    TokenSet,
+    Unsupported,
+)
+from connect.services import links
 from connect.services.audit import actor_label, audit_record
-from connect.services.callers import Caller
-from connect.services.resolution import Subject
-from connect.services.tokens import connector_for_caller, credentials_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,21 +56,6 @@ class RevokeCounts:
         }
 
 
-def linked_connector(*, caller: Caller, connector_ref: str) -> Connector:
-    resolved = connector_for_caller(
-        caller=caller,
-        resolved=resolution.resolve(
-            team_id=caller.team_id,
-            project_id=caller.project_id,
-            connector_ref=connector_ref,
-            subject=Subject(type=SubjectType.APP),
-            installation_ref=None,
-            complete=True,
-        ),
-    )
-    return resolved.connector
-
-
 def _installations(connector: Connector, installation_ref: str | None) -> Any:
     installations = Installation.objects.filter(connector=connector)
     if installation_ref and installation_ref != "*":
@@ -68,7 +72,7 @@ def grants_revoke(
 ) -> RevokeCounts:
     """Revoke a subject's tokens. User grants go (revoked upstream where possible); app grants
     lose their cached tokens, while the installation and the connector's secrets stay."""
-    connector = linked_connector(caller=caller, connector_ref=connector_ref)
+    connector = links.linked_connector(caller=caller, connector_ref=connector_ref)
     if subject is None:
         raise errors.Forbidden("Revoking every subject's tokens takes a team member.")
     grants = list(
@@ -81,7 +85,7 @@ def grants_revoke(
     )
     counts = RevokeCounts()
     provider = connector.provider
-    credentials = credentials_for(connector)
+    credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
     now = timezone.now()
 
@@ -118,7 +122,8 @@ def grants_revoke(
                 grant.delete()
                 counts.deleted += 1
             elif token:
-                _drop_cached_token(grant, now)
+                grant.clear_tokens(now=now)
+                grant.save()
                 counts.deleted += 1
     audit_record(
         team=connector.team_id,
@@ -128,15 +133,6 @@ def grants_revoke(
         fields={"subject": subject.type, **counts.as_wire()},
     )
     return counts
-
-
-def _drop_cached_token(grant: Grant, now: datetime) -> None:
-    grant.seal("access_token", "")
-    grant.seal("refresh_token", "")
-    grant.access_expires_at = None
-    grant.version += 1
-    grant.updated_at = now
-    grant.save()
 
 
 @dataclass
@@ -210,19 +206,11 @@ class Importer:
                     "A deployment imports only its own users: leave issuer out (it defaults to "
                     "the project's id)."
                 )
-        if type_ == SubjectType.USER and not issuer and not self.own_issuer:
-            raise errors.InvalidRequest("Name the user's issuer, or import for a project.")
-        if type_ == SubjectType.APP:
-            return Subject(type=SubjectType.APP)
         if type_ == SubjectType.USER:
-            if not id_:
-                raise errors.InvalidRequest("A user subject needs an id.")
-            return Subject(type=SubjectType.USER, id=id_, issuer=issuer or self.own_issuer)
-        if type_ == SubjectType.JWT_BEARER:
-            if not id_:
-                raise errors.InvalidRequest("A jwt-bearer subject needs `sub`.")
-            return Subject(type=SubjectType.JWT_BEARER, id=id_, issuer=issuer)
-        raise errors.InvalidRequest(f"Subject type {type_!r} is not supported.")
+            if not issuer and not self.own_issuer:
+                raise errors.InvalidRequest("Name the user's issuer, or import for a project.")
+            issuer = issuer or self.own_issuer
+        return Subject.parse(type=type_, id=id_, issuer=issuer)
 
 
 def grants_import(
@@ -295,10 +283,8 @@ def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) 
             "An active grant for this subject belongs to another project (or to the team); "
             "it is not replaced by an import."
         )
-    if grant.project_id != importer.project_id:
-        # A grant changing hands keeps no refresh token of its previous holder.
-        grant.seal("refresh_token", "")
-        grant.refresh_expires_at = None
+    # A grant changing hands keeps no refresh token of its previous holder.
+    new_holder = grant.project_id != importer.project_id
     grant.project_id = importer.project_id
     tokens = TokenSet(
         access_token=access_token,
@@ -308,7 +294,303 @@ def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) 
         scopes=tuple(scopes),
     )
     # Only the expiry is given, not how long the token was granted for.
-    grant.store_tokens(tokens, now=timezone.now(), lifetime_known=False)
-    grant.status = GrantStatus.ACTIVE
+    grant.store_tokens(tokens, now=timezone.now(), lifetime_known=False, new_holder=new_holder)
     grant.save()
     return grant
+
+
+# Refreshing ---------------------------------------------------------------------------------
+
+#: Seconds a caller is told to wait when a provider did not answer in time.
+PROVIDER_RETRY_AFTER = 5
+
+
+@contextmanager
+def _held(grant_id: int) -> Iterator[Grant]:
+    """The grant, held against every other refresher of it until the block ends.
+
+    PostgreSQL: its row lock, in a transaction that spans the provider call. SQLite has no row
+    locks, and its write lock is the whole database, which must never wait on a provider: there
+    a file lock serialises refreshers (SQLite is one machine), and each write is a statement of
+    its own, committed at once.
+    """
+    if connection.features.has_select_for_update:
+        with transaction.atomic():
+            yield Grant.objects.select_for_update().get(pk=grant_id)
+        return
+    folder = Path(settings.VAR_DIR) / "locks"
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"grant-{grant_id}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield Grant.objects.get(pk=grant_id)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _refreshed(
+    grant: Grant, *, connector: Connector, provider: Provider, request: TokenRequest
+) -> Grant | ProviderInvalidGrant:
+    """With the grant held: leave a fresh token be, else ask the provider and store its answer.
+
+    A dead refresh token marks the grant ``needs_reauth`` and comes back as the provider's
+    error, for the caller to answer once that is committed.
+    """
+    now = timezone.now()
+    if grant.status != GrantStatus.ACTIVE:
+        raise errors.NoToken("The grant needs re-authorization.")
+    if grant.access_token_serves(request.scopes, now):
+        return grant
+    credentials = connector.provider_credentials()
+    endpoints = connector.grant_endpoints_digest()
+    try:
+        if grant.has_secret("refresh_token"):
+            if not grant.tokens_belong_to(endpoints):
+                # The token endpoint changed since this refresh token was issued: whoever
+                # changed it must not receive it. The subject authorizes again instead.
+                raise ProviderInvalidGrant("the connector's token endpoint has changed")
+            tokens = provider.refresh(credentials, grant.reveal("refresh_token"), request, now=now)
+        elif grant.subject_type == SubjectType.JWT_BEARER and provider.jwt_bearer:
+            settings_ = connector.config.get("jwtBearer", {})
+            tokens = provider.mint_jwt_bearer_token(
+                credentials,
+                replace(request, subject_id=grant.subject_id),
+                issuer=grant.issuer or str(settings_.get("iss", "")),
+                audience=str(settings_.get("aud", "")),
+                now=now,
+            )
+        elif grant.subject_type == SubjectType.APP and provider.mints_app_tokens:
+            tokens = provider.mint_app_token(credentials, request, now=now)
+            # The cached token answers what it was asked for as well as what came back:
+            # a provider that grants less (or names ".default" by what it stands for)
+            # would otherwise have every request mint anew.
+            tokens = replace(
+                tokens, scopes=tuple(dict.fromkeys((*request.scopes, *(tokens.scopes or ()))))
+            )
+        else:
+            raise errors.NoToken("The token expired and there is no refresh token.")
+    except ProviderInvalidGrant as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
+        grant.status = GrantStatus.NEEDS_REAUTH
+        grant.updated_at = now
+        grant.save(update_fields=["status", "updated_at"])
+        return exc
+    except ProviderUnavailable as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
+        raise provider_unavailable_error(exc, connector=connector, grant=grant) from exc
+    except (Unsupported, ProviderError) as exc:
+        metrics.refresh_failed(exc, connector_type=connector.type)
+        raise errors.NoToken(str(exc), vendor=getattr(exc, "vendor", None) or None) from exc
+    metrics.refresh_succeeded()
+    seen = grant.version
+    grant.store_tokens(tokens, now=now)
+    grant.record_endpoints(endpoints)
+    # Compare-and-swap on the version: a held grant always matches, but on SQLite a consent or
+    # an import may have replaced the tokens during the call, and theirs are the newer.
+    columns = {
+        name: getattr(grant, name)
+        for name in (*Grant.TOKEN_FIELDS, "endpoints_digest", "endpoints_version")
+    }
+    if not Grant.objects.filter(pk=grant.pk, version=seen).update(**columns):
+        logger.warning("grant %s changed during its refresh; keeping the change", grant.public_id)
+        return Grant.objects.get(pk=grant.pk)
+    return grant
+
+
+def _refresh(
+    *, grant_id: int, connector: Connector, provider: Provider, request: TokenRequest
+) -> Grant:
+    with _held(grant_id) as grant:
+        outcome = _refreshed(grant, connector=connector, provider=provider, request=request)
+    if isinstance(outcome, Grant):
+        return outcome
+    audit_record(
+        team=connector.team_id,
+        type="grant.needs_reauth",
+        targets={"connectorId": connector.public_id, "grantId": grant.public_id},
+    )
+    raise errors.InvalidGrant(
+        "The provider rejected the stored refresh token; the subject must authorize again.",
+        vendor=outcome.vendor or None,
+    )
+
+
+#: Refreshes in flight in this process, by grant and scopes: whoever asks for one that is
+#: running waits for it instead of starting another.
+_flights: dict[tuple[int, tuple[str, ...]], "Future[Grant]"] = {}
+_flights_guard = threading.Lock()
+
+
+def _fly(
+    key: tuple[int, tuple[str, ...]],
+    future: "Future[Grant]",
+    *,
+    connector: Connector,
+    provider: Provider,
+    request: TokenRequest,
+) -> None:
+    """A refresh on its own thread and database connection, run to the end whoever waits."""
+    try:
+        grant = _refresh(grant_id=key[0], connector=connector, provider=provider, request=request)
+    except BaseException as exc:
+        # Whoever started this may have been answered already: the outcome is logged here
+        # (a provider outage where it became the API's error, with its cause).
+        if not isinstance(exc, errors.ConnectError):
+            logger.exception("refresh of grant %s failed", key[0])
+        elif not isinstance(exc, errors.ProviderUnavailable):
+            logger.warning("refresh of grant %s ended in %s: %s", key[0], exc.code, exc)
+        with _flights_guard:
+            _flights.pop(key, None)
+        future.set_exception(exc)
+    else:
+        with _flights_guard:
+            _flights.pop(key, None)
+        future.set_result(grant)
+    finally:
+        # Back to the pool: a thread's connection is never reused once the thread is gone.
+        connections.close_all()
+
+
+def _flight(
+    grant_id: int, *, connector: Connector, provider: Provider, request: TokenRequest
+) -> tuple["Future[Grant]", bool]:
+    """The refresh of this grant for these scopes, started unless one is in flight; and
+    whether it was started now."""
+    key = (grant_id, tuple(request.scopes))
+    with _flights_guard:
+        future = _flights.get(key)
+        if future is not None:
+            return future, False
+        future = _flights[key] = Future()
+    # Not a daemon: a process that is shutting down lets the refresh finish (gunicorn's
+    # graceful timeout and the task's time limits allow for it, see the settings).
+    thread = threading.Thread(
+        target=_fly,
+        args=(key, future),
+        kwargs={"connector": connector, "provider": provider, "request": request},
+        name=f"connect-refresh-{grant_id}",
+    )
+    try:
+        thread.start()
+    except RuntimeError:
+        # No thread, no refresh: nobody may wait for this one.
+        with _flights_guard:
+            _flights.pop(key, None)
+        raise
+    return future, True
+
+
+def grant_refresh_on_demand(
+    *,
+    grant_id: int,
+    connector: Connector,
+    provider: Provider,
+    request: TokenRequest,
+    wait: float | None,
+) -> Grant:
+    """Refresh (or re-mint) one grant's token: one provider call however many ask at once.
+
+    The call runs on a thread of its own holding the grant (``_held``), so every process asks
+    the provider at most once per expiry: whoever gets the grant second re-reads it and finds
+    the token fresh. The caller waits ``wait`` seconds at most (``None``: to the end); then it
+    is answered ``provider_unavailable`` while the refresh goes on, because a provider that
+    rotates refresh tokens has already spent the old one, and presenting it again would make
+    it revoke the whole grant. A dead refresh token marks the grant ``needs_reauth``,
+    committed before answering ``invalid_grant``.
+    """
+    if connection.in_atomic_block:
+        # Another connection could not see what this transaction has not committed; the
+        # refresh runs here, inside it, and is committed with it.
+        return _refresh(grant_id=grant_id, connector=connector, provider=provider, request=request)
+    if getattr(connection, "pool", None) is not None:
+        # Hand the pooled connection back while waiting: the refresh thread needs one, and
+        # would get none while every pooled connection serves a request waiting here.
+        connection.close()
+    deadline = None if wait is None else time.monotonic() + wait
+    while True:
+        future, started = _flight(grant_id, connector=connector, provider=provider, request=request)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not futures.wait([future], timeout=remaining).done:
+            logger.warning(
+                "provider_unavailable for grant %s of connector %s: no answer within %g s; "
+                "its refresh goes on",
+                grant_id,
+                connector.public_id,
+                wait,
+            )
+            raise errors.ProviderUnavailable(
+                "The provider is slow to answer; the refresh goes on, try again shortly.",
+                retry_after=PROVIDER_RETRY_AFTER,
+            )
+        grant = future.result()
+        # A refresh joined late may have brought a token that is by now within its margin;
+        # only what the provider has just answered this caller is handed out regardless.
+        if started or grant.access_token_fresh(timezone.now()):
+            return grant
+
+
+def provider_unavailable_error(
+    exc: ProviderUnavailable, *, connector: Connector, grant: Grant
+) -> errors.ConnectError:
+    """The API's answer to a provider that did not answer, its cause logged here, once.
+
+    The caller is only told to try again, and Django's own line for the 502 names no cause; the
+    provider's message does (``… unreachable: ConnectionError``, a status, the SSRF guard's
+    reason), and holds no secret: the log handlers redact any URL's secret parameters.
+    """
+    logger.warning(
+        "provider_unavailable for grant %s of connector %s: %s",
+        grant.public_id,
+        connector.public_id,
+        exc,
+    )
+    return errors.ProviderUnavailable(
+        "The provider did not answer; try again shortly.", retry_after=PROVIDER_RETRY_AFTER
+    )
+
+
+def grants_due_for_refresh(*, now: datetime | None = None) -> list[int]:
+    """Grants with a refresh token whose access token is within its margin, as a request would
+    find it; only those granted for more than two sweep periods. A shorter-lived token would
+    be due at most sweeps, refreshed over and over whether anyone uses it or not; the requests
+    that need it refresh it."""
+    now = now or timezone.now()
+    period = settings.CONNECT_REFRESH_SWEEP_SECONDS
+    candidates = (
+        Grant.objects.expiring_before(now + Grant.refresh_margin_for(None))
+        .granted_for_longer_than(2 * period)
+        .values_list("pk", "access_expires_at", "access_lifetime_seconds")
+    )
+    # The configured margin is the widest; each row's own, by the one rule requests use.
+    return [
+        pk
+        for pk, expires_at, lifetime in candidates
+        if expires_at < now + Grant.refresh_margin_for(lifetime)
+    ]
+
+
+def grant_refresh_ahead(*, grant_id: int) -> bool:
+    """Refresh one grant ahead of demand; False when it is gone or needs re-authorization.
+
+    The sweeper's task calls this for each grant ``grants_due_for_refresh`` finds. A dead
+    refresh token marks the grant ``needs_reauth`` (inside ``grant_refresh_on_demand``); a
+    provider outage propagates so the task retries.
+    """
+    grant = (
+        Grant.objects.select_related("installation__connector")
+        .filter(pk=grant_id, status=GrantStatus.ACTIVE)
+        .first()
+    )
+    if grant is None:
+        return False
+    connector = grant.installation.connector
+    provider = connector.provider
+    request = TokenRequest(scopes=tuple(grant.scopes or ()), tenant_id=grant.installation.tenant_id)
+    try:
+        grant_refresh_on_demand(
+            grant_id=grant.pk, connector=connector, provider=provider, request=request, wait=None
+        )
+    except (errors.InvalidGrant, errors.NoToken) as exc:
+        logger.info("grant %s not refreshed: %s", grant.public_id, exc.code)
+        return False
+    return True

@@ -14,7 +14,6 @@ from connect.models.installations import GrantStatus
 from connect.providers import get_provider
 from connect.providers.base import ProviderError
 from connect.services.audit import Actor, audit_record
-from connect.services.tokens import credentials_for
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +21,7 @@ logger = logging.getLogger(__name__)
 def _revoke_upstream(connector: Connector, grants: list[Grant]) -> int:
     """Best effort, before anything is dropped here; returns how many the provider confirmed."""
     provider = connector.provider
-    credentials = credentials_for(connector)
+    credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
     confirmed = 0
     now = timezone.now()
@@ -65,15 +64,13 @@ def installation_remove(
         if delete:
             installation.delete()
             return
+        now = timezone.now()
         for grant in grants:
-            grant.seal("access_token", "")
-            grant.seal("refresh_token", "")
-            grant.status = GrantStatus.REVOKED
-            grant.version += 1
+            grant.clear_tokens(now=now, status=GrantStatus.REVOKED)
             grant.save()
         installation.status = Installation.Status.REVOKED
         installation.is_default = False
-        installation.updated_at = timezone.now()
+        installation.updated_at = now
         installation.save(update_fields=["status", "is_default", "updated_at"])
 
 
@@ -142,7 +139,7 @@ def installations_refresh(*, connector_type: str, tenant_id: str) -> int:
         now = timezone.now()
         try:
             details = provider.installation_details(
-                credentials_for(installation.connector), tenant_id, now=now
+                installation.connector.provider_credentials(), tenant_id, now=now
             )
         except (ProviderError, OSError):
             # Not this connector's app, or the provider is down: nothing to learn.

@@ -11,14 +11,8 @@ from typing import Any
 
 from django.db import connection, models
 
+from connect.kinds import Subject
 from connect.models import Connector, Grant, Installation, ProjectLink
-
-
-@dataclass(frozen=True)
-class Subject:
-    type: str  # "app" or "user"
-    id: str = ""
-    issuer: str = ""
 
 
 @dataclass

@@ -13,8 +13,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+from connect import oidc
 from connect.models import DeploymentCredential, SigningKey
-from connect.services import oidc
 from tests.api.conftest import Tenant
 from tests.api.wire import APP, assert_error, post_json
 

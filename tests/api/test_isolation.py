@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import Connector, Grant, Installation, TokenIssue
-from connect.services.oidc import oidc_token_mint
+from connect.oidc import oidc_token_mint
 from tests.api.conftest import Tenant
 from tests.api.wire import APP, assert_error, delete_json, post_json
 

@@ -27,8 +27,8 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.test import Client
 
+from connect import oidc
 from connect.models import Connector, Project, Team, TokenIssue, TrustedIssuer, TrustedIssuerRule
-from connect.services import oidc
 from tests.api.wire import assert_error
 from tests.fakes.workload_issuer import WorkloadIssuerFake
 

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connect.models import Connector, DeploymentCredential, Grant, TokenIssue
-from connect.services.oidc import oidc_token_mint
+from connect.oidc import oidc_token_mint
 from tests.api.conftest import Tenant
 from tests.api.wire import APP, post_json
 

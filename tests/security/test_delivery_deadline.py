@@ -41,6 +41,7 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.models.destinations import DisabledReason
+from connect.oidc import oidc_token_mint
 from connect.services import destinations
 from connect.services.deliveries import (
     deliveries_claim,
@@ -48,7 +49,6 @@ from connect.services.deliveries import (
     deliveries_send,
     delivery_attempt,
 )
-from connect.services.oidc import oidc_token_mint
 from connect.services.triggers import trigger_receive
 from tests.fixtures import webhook_body
 from tests.triggers.conftest import Triggers, discord_key, github_headers, triggers  # noqa: F401

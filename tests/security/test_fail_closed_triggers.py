@@ -20,11 +20,11 @@ from django.test import Client
 from django.urls import reverse
 from nacl.signing import SigningKey
 
+from connect import signatures
 from connect.models import AuditEvent, Connector, ConnectorType, InboundEvent, Role, Team
 from connect.providers.base import InvalidWebhook, ProviderCredentials, WebhookRequest
 from connect.providers.microsoft import MicrosoftProvider
 from connect.services.connectors import connector_save
-from connect.webhooks import signatures
 from tests.admin.pages import form_data
 from tests.fixtures import webhook_body
 from tests.triggers.conftest import linear_body

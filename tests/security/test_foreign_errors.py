@@ -205,7 +205,7 @@ CLOSED_PORT = "http://127.0.0.1:9"  # loopback is allowed outside production; no
 
 
 def outage_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "connect.services.tokens"]
+    return [r for r in caplog.records if r.name == "connect.services.grants"]
 
 
 def assert_logged_as_an_upstream_failure(

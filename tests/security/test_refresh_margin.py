@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from connect import tasks
 from connect.models import Connector, Grant, Project, Team
-from connect.services import tokens
+from connect.services import grants
 from tests.app_server import Gunicorn, row_lock_waiters, serving
 from tests.fakes.oauth import OAuthFake
 from tests.providers.flow import Api, callback_url, walk
@@ -221,7 +221,7 @@ def test_beat_refreshes_ahead_only_tokens_that_outlive_two_sweeps(
     grant("unknown, outside the margin", None, 301)
     grant("3600s, no refresh token", 3600, 10, refresh_token="")
 
-    due = set(tokens.grants_due_for_refresh(now=now))
+    due = set(grants.grants_due_for_refresh(now=now))
 
     assert {name for name, g in made.items() if g.pk in due} == {
         "300s, within its margin",
@@ -249,11 +249,11 @@ def test_a_slower_sweep_stops_refreshing_ahead_what_it_would_refresh_every_time(
         access_lifetime_seconds=300,
         access_expires_at=timezone.now() + timedelta(seconds=10),
     )
-    assert tokens.grants_due_for_refresh() == [grant.pk]
+    assert grants.grants_due_for_refresh() == [grant.pk]
 
     settings.CONNECT_REFRESH_SWEEP_SECONDS = 150
 
-    assert tokens.grants_due_for_refresh() == []
+    assert grants.grants_due_for_refresh() == []
 
 
 @pytest.mark.django_db

@@ -217,7 +217,7 @@ def test_a_slow_refresh_that_fails_after_the_caller_left_is_recorded_and_logged(
     rig.server.grant_revoke(rig.issued.family_id)  # the user revoked access at the provider
     out_before = connections_out()
 
-    with caplog.at_level(logging.WARNING, logger="connect.services.tokens"):
+    with caplog.at_level(logging.WARNING, logger="connect.services.grants"):
         first = rig.token()
         assert first.status_code == 502, first.text
         wait_for_the_refresh_to_end(rig.grant)
@@ -225,7 +225,7 @@ def test_a_slow_refresh_that_fails_after_the_caller_left_is_recorded_and_logged(
     # Nobody was waiting for the outcome, and it is not lost: stored, audited, logged.
     assert Grant.objects.get(pk=rig.grant.pk).status == "needs_reauth"
     assert AuditEvent.objects.filter(type="grant.needs_reauth").count() == 1
-    logged = [r.getMessage() for r in caplog.records if r.name == "connect.services.tokens"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "connect.services.grants"]
     assert logged == [
         # Why the caller was answered provider_unavailable, then how the refresh ended.
         f"provider_unavailable for grant {rig.grant.pk} of connector "

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.test import Client
 
+from connect import oidc
 from connect.models import (
     Connector,
     Project,
@@ -31,7 +32,6 @@ from connect.models import (
     TrustedIssuer,
     TrustedIssuerRule,
 )
-from connect.services import oidc
 from tests.admin.pages import form_data, help_text
 from tests.api.test_oidc import ISSUER, rs256
 from tests.api.wire import assert_error

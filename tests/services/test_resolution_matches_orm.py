@@ -22,8 +22,9 @@ from django.db import models, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connect.kinds import Subject
 from connect.models import Connector, Grant, Installation, Project, ProjectLink, Team
-from connect.services.resolution import SLIM_FIELDS, Subject, resolve
+from connect.services.resolution import SLIM_FIELDS, resolve
 
 pytestmark = pytest.mark.django_db
 

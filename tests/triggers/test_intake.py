@@ -15,9 +15,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from nacl.signing import SigningKey
 
+from connect import signatures
 from connect.models import AuditEvent, Connector, ConnectorType, Delivery, InboundEvent
 from connect.models.deliveries import DeliveryStatus
-from connect.webhooks import signatures
 from tests.fixtures import webhook, webhook_body
 from tests.triggers.conftest import (
     STANDARD_SECRET,

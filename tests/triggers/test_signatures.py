@@ -15,7 +15,7 @@ from nacl.signing import SigningKey
 from slack_sdk.signature import Clock, SignatureVerifier
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from connect.webhooks import signatures
+from connect import signatures
 from tests.fixtures import webhook_body
 
 NOW = 1_700_000_000

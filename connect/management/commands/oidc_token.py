@@ -3,8 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from connect import oidc
 from connect.models import Project
-from connect.services import oidc
 
 
 class Command(BaseCommand):

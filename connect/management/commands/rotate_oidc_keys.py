@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from connect.services import oidc
+from connect import oidc
 
 
 class Command(BaseCommand):

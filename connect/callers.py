@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from connect import errors, oidc
 from connect.errors import Unauthorized
+from connect.kinds import Subject, SubjectType
 from connect.models import DeploymentCredential, Project
 from connect.models.credentials import CREDENTIAL_TOKEN_PREFIX, LAST_USED_RESOLUTION
-from connect.services import oidc
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,17 @@ class Caller:
     def default_user_issuer(self) -> str:
         """User ids are the project's own namespace unless the caller names another."""
         return self.project_public_id
+
+    def subject(self, *, type: str, id: str = "", issuer: str = "") -> Subject:
+        """The subject this caller names: its users are its project's unless it names another
+        issuer, and never another project's."""
+        if type == SubjectType.USER:
+            subject = Subject.parse(type=type, id=id, issuer=issuer or self.default_user_issuer)
+            if issuer.startswith("prj_") and issuer != self.default_user_issuer:
+                # Another project's users are that project's: user 42 there is not ours to ask for.
+                raise errors.Forbidden("A deployment may not name another project as issuer.")
+            return subject
+        return Subject.parse(type=type, id=id, issuer=issuer)
 
 
 def caller_from_authorization(header: str) -> Caller:
