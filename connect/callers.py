@@ -99,7 +99,14 @@ def caller_from_jwt(token: str) -> Caller:
                 kind="oidc",
                 label=f"oidc:{claims.get('sub', '')}",
             )
+        oidc.own_token_elsewhere(token, kid)
         match = oidc.trusted_issuer_match(token, issuer, kid)
+    except oidc.WrongAudience as exc:
+        logger.info("bearer token refused: %s", exc)
+        raise Unauthorized(
+            f"The bearer token was refused: wrong audience. It was made for {exc.audience}, "
+            f"and this server is {settings.PUBLIC_URL}: make it with PUBLIC_URL set to that."
+        ) from exc
     except oidc.TokenRejected as exc:
         # Why stays in our log: telling a caller which check failed helps only forgers.
         logger.info("bearer token refused: %s", exc)

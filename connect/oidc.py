@@ -36,6 +36,15 @@ class TokenRejected(Exception):
     """The JWT is not acceptable; the message says why (kept out of API responses)."""
 
 
+class WrongAudience(TokenRejected):
+    """A token this server signed itself, but for another origin (``iss``/``aud`` = another
+    ``PUBLIC_URL``). Safe to tell the caller: only we could have signed it."""
+
+    def __init__(self, audience: str) -> None:
+        super().__init__(f"made for audience {audience!r}, not {settings.PUBLIC_URL!r}")
+        self.audience = audience
+
+
 def rsa_private_key_pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
@@ -232,7 +241,35 @@ def own_token_claims(token: str, kid: str, *, now: datetime | None = None) -> di
     key = own_keys.get(kid, now=now or timezone.now())
     if key is None:
         raise TokenRejected(f"unknown key id {kid!r}")
-    return verify(token, key, issuer=settings.PUBLIC_URL, audience=settings.PUBLIC_URL)
+    try:
+        return verify(token, key, issuer=settings.PUBLIC_URL, audience=settings.PUBLIC_URL)
+    except TokenRejected as exc:
+        if isinstance(exc.__cause__, (jwt.InvalidAudienceError, jwt.InvalidIssuerError)):
+            raise WrongAudience(_audience_of(token)) from exc
+        raise
+
+
+def own_token_elsewhere(token: str, kid: str, *, now: datetime | None = None) -> None:
+    """Raise ``WrongAudience`` when a token naming another issuer was signed by one of our own
+    keys: made by ``oidc_token`` under another ``PUBLIC_URL`` (another port, say)."""
+    key = own_keys.get(kid, now=now or timezone.now())
+    if key is None:
+        return
+    try:
+        jwt.decode(
+            token,
+            key,
+            algorithms=ALGORITHMS,
+            options={"verify_aud": False, "verify_iss": False, "verify_exp": False},
+        )
+    except jwt.PyJWTError:
+        return
+    raise WrongAudience(_audience_of(token))
+
+
+def _audience_of(token: str) -> str:
+    audience = jwt.decode(token, options={"verify_signature": False}).get("aud", "")
+    return ", ".join(audience) if isinstance(audience, list) else str(audience)
 
 
 def _jwks_fetch(url: str) -> dict[str, Any]:

@@ -270,6 +270,41 @@ def test_own_issuer_refuses(case: str, tenant: Tenant) -> None:
     assert TokenIssue.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"aud": "http://127.0.0.1:8123"},  # aud only
+        {"aud": "http://127.0.0.1:8123", "iss": "http://127.0.0.1:8123"},  # oidc_token run under another PUBLIC_URL
+    ],
+)
+def test_our_own_token_for_another_origin_says_wrong_audience(
+    changes: dict[str, str], tenant: Tenant
+) -> None:
+    """A token we signed ourselves for another PUBLIC_URL (the README's most common slip: the
+    server on another port) is told apart; only our own key could have signed it."""
+    error = assert_error(
+        tenant.token_request(own_signed(own_claims(tenant, **changes))), 401, "unauthorized"
+    )
+    assert "wrong audience" in error["message"]
+    assert "http://127.0.0.1:8123" in error["message"]
+    assert django_settings.PUBLIC_URL in error["message"]
+
+
+def test_a_forged_token_for_another_origin_learns_nothing(tenant: Tenant) -> None:
+    """Signed with a key that is not ours but naming our kid: the generic refusal."""
+    other = serialization.load_pem_private_key(
+        oidc.rsa_private_key_pem().encode(), password=None
+    )
+    forged = jwt.encode(
+        own_claims(tenant, aud="http://127.0.0.1:8123", iss="http://127.0.0.1:8123"),
+        other,  # type: ignore[arg-type]
+        algorithm="RS256",
+        headers={"kid": oidc.current_signing_key().kid},
+    )
+    error = assert_error(tenant.token_request(forged), 401, "unauthorized")
+    assert error["message"] == "The bearer token was refused."
+
+
 # A trusted external issuer --------------------------------------------------------------------
 
 
