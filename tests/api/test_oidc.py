@@ -273,8 +273,10 @@ def test_own_issuer_refuses(case: str, tenant: Tenant) -> None:
 @pytest.mark.parametrize(
     "changes",
     [
-        {"aud": "http://127.0.0.1:8123"},  # aud only
-        {"aud": "http://127.0.0.1:8123", "iss": "http://127.0.0.1:8123"},  # oidc_token run under another PUBLIC_URL
+        # aud only
+        {"aud": "http://127.0.0.1:8123"},
+        # oidc_token run under another PUBLIC_URL
+        {"aud": "http://127.0.0.1:8123", "iss": "http://127.0.0.1:8123"},
     ],
 )
 def test_our_own_token_for_another_origin_says_wrong_audience(
