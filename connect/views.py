@@ -9,7 +9,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from connect import oidc
-from connect.models import Connector
+from connect.models import AuthorizationRequest, Connector
 from connect.services import authorizations
 
 
@@ -51,9 +51,11 @@ def flow_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpResponse:
     flow = error.request
     # The app learns what happened in OAuth's own words, not always "access_denied".
-    code = {"denied": "access_denied", "expired": "expired_token"}.get(
-        flow.outcome if flow else "", "server_error"
-    )
+    codes: dict[str, str] = {
+        AuthorizationRequest.Outcome.DENIED: "access_denied",
+        AuthorizationRequest.Outcome.EXPIRED: "expired_token",
+    }
+    code = codes.get(flow.outcome if flow else "", "server_error")
     back = authorizations.return_redirect(flow, error=code) if flow else ""
     context = {
         "connector": flow.connector if flow else None,

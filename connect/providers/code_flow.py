@@ -17,6 +17,7 @@ import jwt
 import requests
 
 from connect import http
+from connect.kinds import SubjectType
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -258,7 +259,7 @@ class CodeFlowProvider(Provider, abc.ABC):
         now: datetime,
     ) -> InstallResult:
         """By default an install yields the app's tokens, a consent the user's."""
-        if callback.subject_type == "user":
+        if callback.subject_type == SubjectType.USER:
             return InstallResult(user_tokens=tokens)
         return InstallResult(app_tokens=tokens)
 

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 
 from connect import signatures
+from connect.kinds import AuthorizationKind
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -175,7 +176,7 @@ class GitHubProvider(CodeFlowProvider):
     # Install and consent ------------------------------------------------------------------------
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
-        if request.kind == "install":
+        if request.kind == AuthorizationKind.INSTALL:
             slug = str(credentials.config.get("appSlug") or "")
             if not slug:
                 raise ProviderError("the GitHub App needs its slug to be installed")
@@ -186,7 +187,7 @@ class GitHubProvider(CodeFlowProvider):
     def complete(
         self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
     ) -> InstallResult:
-        if callback.kind != "install":
+        if callback.kind != AuthorizationKind.INSTALL:
             return super().complete(credentials, callback, now=now)
         params = callback.params
         if params.get("error"):

@@ -6,6 +6,7 @@ from typing import Any
 import jwt
 
 from connect import signatures
+from connect.kinds import SubjectType
 from connect.providers import base
 from connect.providers.base import (
     CallbackRequest,
@@ -208,7 +209,7 @@ class OAuthProvider(CodeFlowProvider):
                 )
             except jwt.PyJWTError:
                 subject = ""
-        if callback.subject_type == "user":
+        if callback.subject_type == SubjectType.USER:
             return InstallResult(user_tokens=tokens, external_subject=subject)
         return InstallResult(app_tokens=tokens, external_subject=subject)
 

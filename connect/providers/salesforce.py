@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from connect.kinds import SubjectType
 from connect.providers.base import (
     CallbackRequest,
     InstallResult,
@@ -115,7 +116,7 @@ class SalesforceProvider(CodeFlowProvider):
         identity = text(payload.get("id")).rstrip("/").split("/")
         org_id, user_id = (identity[-2], identity[-1]) if len(identity) >= 2 else ("", "")
         tokens = self._nominal(credentials, tokens, now)
-        is_user = callback.subject_type == "user"
+        is_user = callback.subject_type == SubjectType.USER
         return InstallResult(
             metadata={"instanceUrl": text(payload.get("instance_url")), "organizationId": org_id},
             app_tokens=None if is_user else tokens,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from connect import signatures
+from connect.kinds import SubjectType
 from connect.providers.base import (
     AuthorizeRequest,
     CallbackRequest,
@@ -100,7 +101,7 @@ class SlackProvider(CodeFlowProvider):
         params = super().authorize_params(credentials, request)
         params.pop("response_type", None)
         # Bot scopes go in `scope`, user scopes in `user_scope`; a consent asks only the latter.
-        if request.subject_type == "user":
+        if request.subject_type == SubjectType.USER:
             params.pop("scope", None)
             params["user_scope"] = ",".join(request.scopes)
         else:

@@ -19,12 +19,13 @@ def actor_label(actor: Actor) -> str:
 def audit_record(
     *,
     team: Team | int,
-    type: str,
+    type: AuditEvent.Type,
     actor: Actor = None,
     targets: dict[str, str] | None = None,
     correlation: dict[str, str] | None = None,
     fields: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    """Record an event of ``type`` in ``team``'s audit log, by ``actor``, naming its targets."""
     return AuditEvent.objects.create(
         team_id=team if isinstance(team, int) else team.pk,
         type=type,

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from connect import errors, metrics
 from connect.kinds import Subject
-from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from connect.models import AuditEvent, AuthorizationRequest, Connector, Grant, Installation
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
 from connect.models.installations import SubjectType
 from connect.providers.base import (
@@ -100,7 +100,9 @@ def _flow_installation(
     connector: Connector, kind: str, installation_ref: str | None
 ) -> Installation | None:
     """The installation a consent is for (an install makes or finds its own)."""
-    installations = Installation.objects.filter(connector=connector, status="active")
+    installations = Installation.objects.filter(
+        connector=connector, status=Installation.Status.ACTIVE
+    )
     if installation_ref:
         found = installations.filter(public_id=installation_ref).first()
         if found is None:
@@ -178,7 +180,7 @@ def authorization_start(
     request.save()
     audit_record(
         team=connector.team_id,
-        type="authorization.started",
+        type=AuditEvent.Type.AUTHORIZATION_STARTED,
         actor=actor,
         targets={"connectorId": connector.public_id},
         correlation={"authorizationId": request.public_id},
@@ -255,12 +257,14 @@ def _claim(state: str, now: datetime) -> AuthorizationRequest:
     return request
 
 
-def _finish(request: AuthorizationRequest, outcome: str, error: str = "") -> None:
+def _finish(request: AuthorizationRequest, outcome: AuthorizationOutcome, error: str = "") -> None:
     AuthorizationRequest.objects.filter(pk=request.pk).update(outcome=outcome, error=error[:255])
     request.outcome, request.error = outcome, error
     audit_record(
         team=request.connector.team_id,
-        type="authorization.completed" if outcome == "completed" else "authorization.failed",
+        type=AuditEvent.Type.AUTHORIZATION_COMPLETED
+        if outcome == AuthorizationOutcome.COMPLETED
+        else AuditEvent.Type.AUTHORIZATION_FAILED,
         targets={"connectorId": request.connector.public_id},
         correlation={"authorizationId": request.public_id},
         fields={"outcome": outcome, "error": error[:255]},
@@ -322,7 +326,7 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
     if created:
         audit_record(
             team=connector.team_id,
-            type="installation.added",
+            type=AuditEvent.Type.INSTALLATION_ADDED,
             targets={"connectorId": connector.public_id, "installationId": installation.public_id},
             correlation={"authorizationId": request.public_id},
         )
@@ -428,7 +432,7 @@ def _pending_approval(request: AuthorizationRequest) -> FlowNotice:
     AuthorizationRequest.objects.filter(pk=request.pk).update(error=APPROVAL_PENDING)
     audit_record(
         team=request.connector.team_id,
-        type="authorization.approval_requested",
+        type=AuditEvent.Type.AUTHORIZATION_APPROVAL_REQUESTED,
         targets={"connectorId": request.connector.public_id},
         correlation={"authorizationId": request.public_id},
     )
@@ -440,7 +444,7 @@ def _pending_approval(request: AuthorizationRequest) -> FlowNotice:
             "Nothing else is needed from you, and you can close this window."
         ),
         connector=request.connector,
-        back_url=return_redirect(request, status="pending"),
+        back_url=return_redirect(request, status=AuthorizationOutcome.PENDING),
     )
 
 
@@ -485,7 +489,7 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow | FlowNot
     return CompletedFlow(
         request=request,
         installation=installation,
-        redirect_to=return_redirect(request, status="completed"),
+        redirect_to=return_redirect(request, status=AuthorizationOutcome.COMPLETED),
     )
 
 

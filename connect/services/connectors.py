@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors, http, oidc
-from connect.models import Connector, Grant, Installation
+from connect.models import AuditEvent, Connector, Grant, Installation
 from connect.services.audit import Actor, audit_record
 from connect.web_urls import UnsafeURL, check_web_url
 
@@ -54,7 +54,7 @@ def connector_save(
         )
     audit_record(
         team=connector.team_id,
-        type="connector.created" if created else "connector.updated",
+        type=AuditEvent.Type.CONNECTOR_CREATED if created else AuditEvent.Type.CONNECTOR_UPDATED,
         actor=actor,
         targets={"connectorId": connector.public_id},
         # Names of the secrets that changed, never their values.
@@ -202,7 +202,7 @@ def connector_reconsent_needed(*, connector: Connector) -> list[Grant]:
     again to get the new scopes (existing grants are left as they are)."""
     stale = []
     for grant in Grant.objects.filter(
-        installation__connector=connector, status="active"
+        installation__connector=connector, status=Grant.Status.ACTIVE
     ).select_related("installation")[:500]:
         wanted = set(connector.default_scopes.get(grant.subject_type, []) or [])
         if grant.scopes and not wanted <= set(grant.scopes):

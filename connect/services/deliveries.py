@@ -27,7 +27,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from connect import http, oidc, signatures, tasks
-from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.models import AuditEvent, Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
 from connect.services import destinations
@@ -410,7 +410,7 @@ def event_replay(*, event: InboundEvent, actor: Actor, project_id: int | None = 
     count = _reset(deliveries, now)
     audit_record(
         team=event.connector.team_id,
-        type="trigger.replayed",
+        type=AuditEvent.Type.TRIGGER_REPLAYED,
         actor=actor,
         correlation={"triggerRequestId": event.public_id},
         fields={"deliveries": count},
@@ -425,7 +425,7 @@ def destination_replay_failed(*, destination: TriggerDestination, actor: Actor) 
     count = _reset(destination.deliveries.filter(status=DeliveryStatus.FAILED), now)
     audit_record(
         team=destination.connector.team_id,
-        type="destination.replayed",
+        type=AuditEvent.Type.DESTINATION_REPLAYED,
         actor=actor,
         targets={"destinationId": destination.public_id},
         fields={"deliveries": count},

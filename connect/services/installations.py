@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from connect.models import Connector, Grant, Installation
+from connect.models import AuditEvent, Connector, Grant, Installation
 from connect.models.installations import GrantStatus
 from connect.providers import get_provider
 from connect.providers.base import ProviderError
@@ -56,7 +56,7 @@ def installation_remove(
     with transaction.atomic():
         audit_record(
             team=connector.team_id,
-            type="installation.removed",
+            type=AuditEvent.Type.INSTALLATION_REMOVED,
             actor=actor,
             targets={"connectorId": connector.public_id, "installationId": installation.public_id},
             fields={"grants": len(grants), "providerRevoked": confirmed, "deleted": delete},
@@ -102,7 +102,7 @@ def installation_added_by_provider(
         if created:
             audit_record(
                 team=connector.team_id,
-                type="installation.added",
+                type=AuditEvent.Type.INSTALLATION_ADDED,
                 actor=f"provider:{connector.type}",
                 targets={
                     "connectorId": connector.public_id,

@@ -10,7 +10,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 
-from connect.models import Membership, Role, Team
+from connect.models import AuditEvent, Membership, Role, Team
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def membership_add(*, team: Team, email: str, role: Role, actor: Actor) -> Membe
     )
     audit_record(
         team=team,
-        type="member.added",
+        type=AuditEvent.Type.MEMBER_ADDED,
         actor=actor,
         targets={"userId": str(user.pk)},
         fields={"role": role.value},
@@ -77,7 +77,7 @@ def membership_add(*, team: Team, email: str, role: Role, actor: Actor) -> Membe
 def membership_remove(*, membership: Membership, actor: Actor) -> None:
     audit_record(
         team=membership.team_id,
-        type="member.removed",
+        type=AuditEvent.Type.MEMBER_REMOVED,
         actor=actor,
         targets={"userId": str(membership.user_id)},
     )
@@ -93,5 +93,10 @@ def team_create(*, slug: str, name: str, owner_email: str, actor: Actor = None) 
     team.full_clean()
     team.save()
     membership_add(team=team, email=owner_email, role=Role.OWNER, actor=actor)
-    audit_record(team=team, type="team.created", actor=actor, targets={"teamId": team.public_id})
+    audit_record(
+        team=team,
+        type=AuditEvent.Type.TEAM_CREATED,
+        actor=actor,
+        targets={"teamId": team.public_id},
+    )
     return team

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from connect import errors
-from connect.models import Connector, Delivery, InboundEvent, TriggerDestination
+from connect.models import AuditEvent, Connector, Delivery, InboundEvent, TriggerDestination
 from connect.providers.base import (
     InvalidWebhook,
     MalformedWebhook,
@@ -116,7 +116,7 @@ def trigger_receive(
     except InvalidWebhook as exc:
         audit_record(
             team=connector.team_id,
-            type="trigger.rejected",
+            type=AuditEvent.Type.TRIGGER_REJECTED,
             targets={"connectorId": connector.public_id},
             fields={"reason": str(exc)},
         )
