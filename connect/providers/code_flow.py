@@ -66,6 +66,11 @@ def client_assertion(credentials: ProviderCredentials, audience: str, *, now: da
     )
 
 
+#: The client authentication methods ``authenticate`` knows, in the order discovery prefers
+#: them (RFC 8414 ``token_endpoint_auth_methods_supported``).
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+
+
 def authenticate(
     credentials: ProviderCredentials,
     endpoint: str,
@@ -135,14 +140,6 @@ def check_token_payload(status: int, payload: Mapping[str, Any]) -> None:
         raise ProviderError(
             f"token endpoint answered {status} ({error or 'no access_token'})", vendor=vendor
         )
-
-
-def parse_token_response(
-    response: requests.Response, *, now: datetime, requested: tuple[str, ...]
-) -> TokenSet:
-    payload = read_json(response)
-    check_token_payload(response.status_code, payload)
-    return tokens_from(payload, now=now, requested=requested)
 
 
 def call(method: str, url: str, **kwargs: Any) -> requests.Response:

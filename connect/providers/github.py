@@ -138,7 +138,6 @@ class GitHubProvider(CodeFlowProvider):
     setup_links = {"GitHub Apps": "https://github.com/settings/apps"}
     webhook_signs_time = False  # X-Hub-Signature-256 covers the body alone
     mints_app_tokens = True
-    token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # the applications API revokes by access_token only
     webhook_key = ("secret", "trigger_signing_secret")
 

@@ -72,7 +72,6 @@ class LinearProvider(CodeFlowProvider):
     )
     setup_links = {"Linear OAuth applications": "https://linear.app/settings/api/applications"}
     scope_separator = ","
-    token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # /oauth/revoke revokes the bearer access token
     webhook_key = ("secret", "trigger_signing_secret")
 

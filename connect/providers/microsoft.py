@@ -65,7 +65,6 @@ class MicrosoftProvider(CodeFlowProvider):
         )
     }
     mints_app_tokens = True
-    token_auth_default = "client_secret_post"
     webhook_key = ("secret", "trigger_signing_secret")
 
     def api_base_url(self, config: Mapping[str, Any]) -> str:

@@ -79,8 +79,6 @@ class SalesforceProvider(CodeFlowProvider):
             data["loginHost"] = urlsplit(str(data["loginHost"])).netloc
         return data
 
-    token_auth_default = "client_secret_post"
-
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)
         return Endpoints(

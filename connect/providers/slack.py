@@ -81,7 +81,6 @@ class SlackProvider(CodeFlowProvider):
     scope_separator = ","
     pkce = False  # a confidential client; Slack's v2 install takes no PKCE
     revokes_refresh_tokens = False  # auth.revoke revokes the token that authenticates it
-    token_auth_default = "client_secret_post"
     webhook_key = ("secret", "trigger_signing_secret")
 
     def api_base_url(self, config: Mapping[str, Any]) -> str:

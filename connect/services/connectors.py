@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from connect import errors, http, oidc
 from connect.models import AuditEvent, Connector, Grant, Installation
+from connect.providers.code_flow import TOKEN_AUTH_METHODS
 from connect.services.audit import Actor, audit_record
 from connect.web_urls import UnsafeURL, check_web_url
 
@@ -185,8 +186,9 @@ def connector_discover(*, issuer: str) -> dict[str, Any]:
                 except UnsafeURL as exc:
                     raise errors.InvalidRequest(f"{issuer}'s {theirs} {exc}.") from exc
         methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-        preferred = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-        config["tokenEndpointAuthMethod"] = next((m for m in preferred if m in methods), methods[0])
+        config["tokenEndpointAuthMethod"] = next(
+            (m for m in TOKEN_AUTH_METHODS if m in methods), methods[0]
+        )
         challenge_methods = document.get("code_challenge_methods_supported")
         config["pkce"] = challenge_methods is None or "S256" in challenge_methods
         if "authorization_response_iss_parameter_supported" in document:
