@@ -49,7 +49,7 @@ def flow_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 
 def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpResponse:
-    flow = error.request
+    flow = error.flow
     # The app learns what happened in OAuth's own words, not always "access_denied".
     codes: dict[str, str] = {
         AuthorizationRequest.Outcome.DENIED: "access_denied",
@@ -78,7 +78,7 @@ def install_page(request: HttpRequest, connector_id: str) -> HttpResponse:
         )
     except authorizations.FlowError as error:
         return _flow_error(request, error)
-    context = {"connector": flow.connector, "request": flow, "provider_url": provider_url}
+    context = {"connector": flow.connector, "flow": flow, "provider_url": provider_url}
     response = render(request, "connect/flow_start.html", context)
     response["Cache-Control"] = "no-store"
     return response
@@ -105,8 +105,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     if done.redirect_to:
         return HttpResponseRedirect(done.redirect_to)
     context = {
-        "connector": done.request.connector,
-        "request": done.request,
+        "connector": done.flow.connector,
+        "flow": done.flow,
         "installation": done.installation,
     }
     return render(request, "connect/flow_done.html", context)

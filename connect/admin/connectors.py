@@ -343,7 +343,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 messages.error(request, exc.message)
             else:
                 context["link"] = started.url
-                context["expires_at"] = started.request.expires_at
+                context["expires_at"] = started.flow.expires_at
         return TemplateResponse(request, "admin/connect/connector/install_link.html", context)
 
     def preset_view(self, request: HttpRequest) -> HttpResponse:

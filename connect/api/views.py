@@ -204,7 +204,7 @@ class ResultView(RuntimeView):
 
     @sensitive_variables()  # the result verifier
     def get(self, request: Request, verifier: str) -> Response:
-        found = authorizations.authorization_result(
+        flow = authorizations.authorization_result(
             team_id=self.caller(request).team_id, verifier=verifier
         )
-        return Response(serializers.result_body(found))
+        return Response(serializers.result_body(flow))

@@ -9,6 +9,7 @@ Actor = AbstractBaseUser | AnonymousUser | str | None
 
 
 def actor_label(actor: Actor) -> str:
+    """How the log names an actor: a user by id and name, a label as given, else system."""
     if actor is None:
         return "system"
     if isinstance(actor, str):

@@ -202,6 +202,8 @@ def configuration_save(
 
 @transaction.atomic
 def configuration_delete(*, obj: models.Model, actor: Actor) -> None:
+    """Delete a configuration row and record it deleted, with the recorded fields' last
+    values."""
     recorded = AUDITED[type(obj)].recorded
     before = {name: getattr(obj, name) for name in recorded}
     _record(obj, "deleted", actor=actor, fields={"before": before} if before else {})

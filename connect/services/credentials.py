@@ -26,6 +26,8 @@ def deployment_credential_create(*, credential: DeploymentCredential, actor: Act
 def deployment_credentials_revoke(
     *, credentials: QuerySet[DeploymentCredential], actor: Actor
 ) -> int:
+    """Revoke these credentials (their tokens stop working at once), each recorded; how
+    many were revoked."""
     revoked = list(credentials.select_related("project"))
     now = timezone.now()
     for credential in revoked:

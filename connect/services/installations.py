@@ -75,6 +75,9 @@ def installation_remove(
 
 
 def installation_removed_by_provider(*, connector: Connector, tenant_id: str) -> bool:
+    """The provider, in a verified webhook, says the app was removed from ``tenant_id``:
+    the installation ends (its grants' tokens forgotten, nothing revoked upstream). False when
+    no active installation of that tenant exists."""
     installation = Installation.objects.filter(
         connector=connector, tenant_id=tenant_id, status=Installation.Status.ACTIVE
     ).first()

@@ -26,6 +26,7 @@ def environment_delete(*, environment: Environment, actor: Actor) -> None:
 
 @transaction.atomic
 def project_delete(*, project: Project, actor: Actor) -> None:
+    """Delete a project (its environments, links and credentials go with it), recorded."""
     audit_record(
         team=project.team_id,
         type=AuditEvent.Type.PROJECT_DELETED,

@@ -57,6 +57,7 @@ def user_invite(*, user: User) -> str:
 
 @transaction.atomic
 def membership_add(*, team: Team, email: str, role: Role, actor: Actor) -> Membership:
+    """Give the user with this email (invited if new) ``role`` in ``team``, recorded."""
     user, created = user_for_email(email=email)
     membership, _ = Membership.objects.update_or_create(
         team=team, user=user, defaults={"role": role}
@@ -75,6 +76,7 @@ def membership_add(*, team: Team, email: str, role: Role, actor: Actor) -> Membe
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: Actor) -> None:
+    """Remove a member from their team, recorded."""
     audit_record(
         team=membership.team_id,
         type=AuditEvent.Type.MEMBER_REMOVED,
