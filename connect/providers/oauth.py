@@ -1,5 +1,6 @@
 """Any OAuth 2.0 / OIDC authorization server (RFC 6749, 7009, 7523, 8414, 8707)."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +87,13 @@ class OAuthProvider(CodeFlowProvider):
             "Sends iss in the authorization response (RFC 9207)",
             data_name="serverConfig.authorizationResponseIssParameterSupported",
         ),
+        ConfigField(
+            "apiBaseUrl",
+            "url",
+            "API base URL",
+            help="Where the proxy sends calls (/v1/connect/proxy/…), with the grant's token.",
+            receives=frozenset({GRANT_TOKENS}),
+        ),
         ConfigField("clientName", "str", "Client name"),
         ConfigField(
             "tokenEndpointAuthMethod",
@@ -142,6 +150,9 @@ class OAuthProvider(CodeFlowProvider):
     mints_app_tokens = True
     token_auth_default = "client_secret_basic"
     webhook_key = ("secret", "trigger_signing_secret")
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("apiBaseUrl") or "").rstrip("/")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         config = credentials.config

@@ -80,6 +80,10 @@ class SalesforceProvider(CodeFlowProvider):
 
     token_auth_default = "client_secret_post"
 
+    def proxy_base_url(self, config: Mapping[str, Any], installation: Mapping[str, Any]) -> str:
+        """The org's instance URL, as the token endpoint named it when the org was connected."""
+        return str(installation.get("instanceUrl") or "").rstrip("/")
+
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)
         return Endpoints(
