@@ -176,6 +176,8 @@ class OAuthFake(LoopbackServer):
         self.issued: list[dict[str, Any]] = []
         #: Every call to the resource server under /api, in order.
         self.api_calls: list[Recorded] = []
+        #: The API answers 401 to every token (the app lost its access at the provider).
+        self.api_refusing = False
         #: How long /api/slow holds its answer.
         self.api_hang_seconds = 5.0
         #: Set it to let /api/stream send its chunks without waiting.
@@ -592,7 +594,7 @@ class OAuthFake(LoopbackServer):
                 )
             )
         token = request.bearer()
-        if not token or not self.access_token_active(token):
+        if not token or not self.access_token_active(token) or self.api_refusing:
             raise Refused(
                 Reply(
                     401,

@@ -1,6 +1,7 @@
 """A proxied path never leaves the API base, however it is spelled: checked on the request
 target as it arrived, since the server and Django decode ``%2F`` and ``%2E`` before routing."""
 
+import hashlib
 import json
 import socket
 from pathlib import Path
@@ -63,16 +64,36 @@ def test_ordinary_paths_pass(rig: ProxyRig) -> None:
         assert json.loads(b"".join(response.streaming_content))["path"].startswith("/api/echo/")
 
 
-def _raw_request(url: str, target: str, bearer: str) -> tuple[int, dict[str, str], bytes]:
-    """One request with the target exactly as given (no client normalises it)."""
+def _dechunked(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, body = out + rest[:size], rest[size + 2 :]
+    return out
+
+
+def _raw_request(
+    url: str, target: str, bearer: str, *, method: str = "GET", chunked: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request with the target exactly as given (no client normalises it); ``chunked``:
+    a body sent with Transfer-Encoding: chunked, in pieces."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            (
-                f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\n"
-                "Connect-Subject: app\r\nConnection: close\r\n\r\n"
-            ).encode("latin-1", "replace")
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\n"
+            "Connect-Subject: app\r\nConnection: close\r\n"
         )
+        if chunked is not None:
+            head += "Transfer-Encoding: chunked\r\n"
+        sock.sendall((head + "\r\n").encode("latin-1", "replace"))
+        if chunked is not None:
+            for start in range(0, len(chunked), 7000):
+                piece = chunked[start : start + 7000]
+                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -110,4 +131,26 @@ def test_through_gunicorn_the_raw_target_is_what_is_checked(
             assert status in (400, 404), (target, status, body)
             if status != 400 or b"error" in body:
                 assert headers.get("connect-error") == "1", (target, headers, body)
-    assert [call.path for call in rig.server.api_calls] == ["/api/echo/users/@me"]
+        # A chunked upload (no Content-Length): gunicorn ends the stream, the proxy reads it.
+        payload = b"0123456789abcdef" * 5000
+        status, headers, body = _raw_request(
+            server.url, P + "/echo/upload", rig.bearer, method="POST", chunked=payload
+        )
+        assert status == 200, body
+        echo = json.loads(
+            _dechunked(body) if "chunked" in headers.get("transfer-encoding", "") else body
+        )
+        assert (echo["length"], echo["sha256"]) == (
+            len(payload),
+            hashlib.sha256(payload).hexdigest(),
+        )
+        # A streamed answer goes back chunked.
+        rig.server.stream_step.set()
+        status, headers, body = _raw_request(server.url, P + "/stream?chunks=3", rig.bearer)
+        assert status == 200
+        assert _dechunked(body) == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert [call.path for call in rig.server.api_calls] == [
+        "/api/echo/users/@me",
+        "/api/echo/upload",
+        "/api/stream",
+    ]

@@ -108,6 +108,29 @@ def test_a_401_reminted_app_token(rig: ProxyRig) -> None:
     assert rig.server.calls == {"client_credentials": 2}
 
 
+def test_a_retried_call_sends_its_body_again(rig: ProxyRig) -> None:
+    _, issued = rig.user_grant()
+    rig.server.api_reject(issued.access_token)
+    payload = b"a body that must arrive whole, twice" * 100
+    response = rig.call("POST", "/echo", subject=f"user:{USER_ID}", body=payload)
+    assert response.status_code == 200
+    echo = json.loads(body_of(response))
+    assert echo["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert [call.body for call in rig.server.api_calls] == [payload, payload]
+
+
+def test_a_second_401_is_the_providers_answer(rig: ProxyRig) -> None:
+    rig.server.api_refusing = True
+    response = rig.call("GET", "/me")
+    assert response.status_code == 401
+    assert "Connect-Error" not in response
+    assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert json.loads(body_of(response)) == {"error": "invalid_token"}
+    assert rig.server.calls == {"client_credentials": 2}  # minted, then minted again once
+    assert len(rig.server.api_calls) == 2
+    assert ProxyCall.objects.get().retried
+
+
 def test_a_dead_refresh_token_is_our_invalid_grant(rig: ProxyRig) -> None:
     grant, issued = rig.user_grant()
     rig.server.grant_revoke(issued.family_id)
