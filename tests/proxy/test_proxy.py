@@ -232,7 +232,7 @@ def test_the_time_is_limited(rig: ProxyRig, settings: Any) -> None:
     rig.server.api_hang_seconds = 10
     started = time.monotonic()
     response = rig.call("GET", "/slow")
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 6  # the provider would hold it 10 s
     assert response.status_code == 504
     assert response["Connect-Error"] == "1"
     assert response.json()["error"]["code"] == "provider_timeout"
@@ -241,10 +241,10 @@ def test_the_time_is_limited(rig: ProxyRig, settings: Any) -> None:
 
 def test_a_stream_past_the_time_limit_is_cut(rig: ProxyRig, settings: Any) -> None:
     settings.CONNECT_PROXY_TIMEOUT_SECONDS = 0.5
-    response = rig.call("GET", "/stream?chunks=20", stream=True)  # 0.2 s a chunk: 4 s in all
+    response = rig.call("GET", "/stream?chunks=50", stream=True)  # 0.2 s a chunk: 10 s in all
     assert response.status_code == 200
     started = time.monotonic()
     with pytest.raises(StreamCut):
         b"".join(response.streaming_content)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 6
     assert ProxyCall.objects.get().outcome == ProxyCall.Outcome.FAILED
