@@ -48,7 +48,8 @@ class DiscordProvider(CodeFlowProvider):
             "url",
             "Base URL",
             help="Default https://discord.com.",
-            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            # The proxy sends the bot token (the API key) to its API as well.
+            receives=frozenset({"client_secret", "api_key", GRANT_TOKENS}),
             default=WEB,
         ),
     )

@@ -59,7 +59,8 @@ class MicrosoftProvider(CodeFlowProvider):
             "url",
             "Microsoft Graph base URL",
             help="National clouds only (default https://graph.microsoft.com/v1.0).",
-            receives=frozenset({GRANT_TOKENS}),
+            # The proxy sends it app tokens minted with the client secret, and users' tokens.
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
             data_name="",  # not part of Vercel's data: set in the admin
             default=GRAPH,
         ),

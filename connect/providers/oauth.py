@@ -92,7 +92,9 @@ class OAuthProvider(CodeFlowProvider):
             "url",
             "API base URL",
             help="Where the proxy sends calls (/v1/connect/proxy/…), with the grant's token.",
-            receives=frozenset({GRANT_TOKENS}),
+            # App tokens minted with the client's credentials go there: whoever moves it must
+            # know those credentials, as for the token endpoint.
+            receives=TOKEN_RECEIVER,
         ),
         ConfigField("clientName", "str", "Client name"),
         ConfigField(

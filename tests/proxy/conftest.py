@@ -35,6 +35,7 @@ class ProxyRig:
     connector: Connector
     installation: Installation
     client_id: str
+    client_secret: str
     bearer: str
     client: Client
 
@@ -132,6 +133,7 @@ def make_proxy_rig(
             connector=connector,
             installation=connector.installations.get(),
             client_id=client_id,
+            client_secret=secret,
             bearer=make_credential(project),
             client=client,
         )

@@ -41,10 +41,16 @@ def test_each_type_names_its_api_base(
     assert get_provider(type_).proxy_base_url(config, installation) == base
 
 
-def test_the_custom_api_bases_receive_grant_tokens_and_are_checked() -> None:
-    """Changing one is changing where grants' tokens go: old grants do not follow it."""
-    assert get_provider("oauth").url_config_keys["apiBaseUrl"] == frozenset({GRANT_TOKENS})
-    assert GRANT_TOKENS in get_provider("microsoft").url_config_keys["graphBaseUrl"]
+def test_the_custom_api_bases_receive_what_the_proxy_sends_there() -> None:
+    """Changing one is changing where tokens go: old grants do not follow it, and the secrets
+    that mint (or are) the tokens sent there are cleared unless entered again."""
+    assert get_provider("oauth").url_config_keys["apiBaseUrl"] == frozenset(
+        {"client_secret", "private_key", GRANT_TOKENS}
+    )
+    assert get_provider("microsoft").url_config_keys["graphBaseUrl"] == frozenset(
+        {"client_secret", GRANT_TOKENS}
+    )
+    assert "api_key" in get_provider("discord").url_config_keys["baseUrl"]
     with pytest.raises(ConfigInvalid):
         get_provider("oauth").validate_config({"apiBaseUrl": "javascript:alert(1)"})
 

@@ -56,13 +56,16 @@ def test_an_unlinked_environment_is_refused(
     assert rig.server.api_calls == []
 
 
-def _with_api_base(connector: Connector, base: str) -> None:
+def _with_api_base(connector: Connector, base: str, *, secret: str | None) -> None:
+    """Move the API base, entering the client secret again (None: without it)."""
     connector.config = {**connector.config, "apiBaseUrl": base}
+    if secret is not None:
+        connector.seal("client_secret", secret)
     connector_save(connector=connector, actor="test")
 
 
 def test_a_private_api_base_is_refused(rig: ProxyRig) -> None:
-    _with_api_base(rig.connector, "http://10.255.255.1/api")
+    _with_api_base(rig.connector, "http://10.255.255.1/api", secret=rig.client_secret)
     response = rig.call("GET", "/me")
     assert response.status_code == 403
     assert response["Connect-Error"] == "1"
@@ -72,7 +75,7 @@ def test_a_private_api_base_is_refused(rig: ProxyRig) -> None:
 
 def test_in_production_loopback_and_http_are_refused(rig: ProxyRig, settings: Any) -> None:
     port = rig.server.url.rsplit(":", 1)[1]
-    _with_api_base(rig.connector, f"https://127.0.0.1:{port}/api")
+    _with_api_base(rig.connector, f"https://127.0.0.1:{port}/api", secret=rig.client_secret)
     rig.user_grant()  # fresh: no token endpoint call
     settings.PRODUCTION = True
     settings.CONNECT_ALLOW_LOOPBACK = True  # ignored in production
@@ -80,7 +83,7 @@ def test_in_production_loopback_and_http_are_refused(rig: ProxyRig, settings: An
     assert response.status_code == 403
     assert response["Connect-Error"] == "1"
     settings.PRODUCTION = False
-    _with_api_base(rig.connector, f"{rig.server.url}/api")
+    _with_api_base(rig.connector, f"{rig.server.url}/api", secret=rig.client_secret)
     settings.PRODUCTION = True
     response = rig.call("GET", "/me", subject=f"user:{USER_ID}")
     assert response.status_code == 400
@@ -90,15 +93,30 @@ def test_in_production_loopback_and_http_are_refused(rig: ProxyRig, settings: An
 
 def test_a_changed_api_base_does_not_receive_earlier_tokens(rig: ProxyRig) -> None:
     rig.user_grant()
-    _with_api_base(rig.connector, f"{rig.server.url}/api/")  # another URL, same server
+    _with_api_base(
+        rig.connector, f"{rig.server.url}/api/", secret=rig.client_secret
+    )  # another URL, same server
     response = rig.call("GET", "/me", subject=f"user:{USER_ID}")
     assert response.status_code == 422
     assert response["Connect-Error"] == "1"
     assert rig.server.api_calls == []
 
 
+def test_a_moved_api_base_gets_no_app_token_without_the_secret(rig: ProxyRig) -> None:
+    """A member who points apiBaseUrl at their own server cannot have Connect mint an app
+    token and send it there: moving it clears the client secret unless entered again."""
+    assert rig.call("GET", "/me").status_code == 200  # an app token minted and cached
+    _with_api_base(rig.connector, f"{rig.server.url}/api/echo", secret=None)
+    rig.connector.refresh_from_db()
+    assert not rig.connector.has_secret("client_secret")
+    response = rig.call("GET", "/me")
+    assert response["Connect-Error"] == "1"
+    assert response.status_code == 422
+    assert len(rig.server.api_calls) == 1  # only the call before the move
+
+
 def test_a_type_without_api_base_says_so(rig: ProxyRig) -> None:
-    _with_api_base(rig.connector, "")
+    _with_api_base(rig.connector, "", secret=rig.client_secret)
     response = rig.call("GET", "/me")
     assert response.status_code == 400
     assert "apiBaseUrl" in response.json()["error"]["message"]
