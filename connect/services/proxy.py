@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 from connect import errors, http, ratelimits
@@ -529,9 +529,19 @@ def proxy_call(*, ask: ProxyAsk, body: Any, record: CallRecord) -> ProxiedAnswer
     token_ask = subject_from_header(caller, ask.subject_header)
     installation = ask.installation_header.strip() or None
     token_ask = tokens.TokenAsk(subject=token_ask.subject, installation_ref=installation)
-    choice = tokens.grant_choose(
-        caller=caller, connector_ref=ask.target.connector_ref, ask=token_ask
-    )
+    try:
+        choice = tokens.grant_choose(
+            caller=caller, connector_ref=ask.target.connector_ref, ask=token_ask
+        )
+    except errors.ConnectError:
+        # For the record (the Activity page lists refusals by connector): the team's own only.
+        ref = ask.target.connector_ref
+        record.connector = (
+            Connector.objects.filter(team_id=caller.team_id)
+            .filter(models.Q(public_id=ref) | models.Q(uid=ref))
+            .first()
+        )
+        raise
     record.connector = choice.connector
     base = _api_base(choice)
     url = target_url(base, ask.target)
