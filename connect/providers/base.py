@@ -268,6 +268,16 @@ class Provider:
         """The provider's REST API base for this connector (for the proxy); "" if none."""
         return ""
 
+    def proxy_base_url(self, config: Mapping[str, Any], installation: Mapping[str, Any]) -> str:
+        """Where the proxy sends a connector's calls: ``api_base_url`` unless the base belongs
+        to the installation (Salesforce's instance URL, from its ``metadata``); "" if none.
+        The proxy checks it like any configured URL and sends it through the SSRF guard."""
+        return self.api_base_url(config)
+
+    def proxy_authorization(self, token: str, *, subject_type: str) -> str:
+        """The ``Authorization`` header the provider's API takes with ``token``."""
+        return f"Bearer {token}"
+
     def validate_config(self, config: object) -> dict[str, Any]:
         """``config`` cleaned (typed, URLs checked per ``connect.web_urls``), or ConfigInvalid.
         Keys the type does not declare are kept as they are."""

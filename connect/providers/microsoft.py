@@ -61,6 +61,16 @@ class MicrosoftProvider(CodeFlowProvider):
             receives=frozenset({"client_secret", GRANT_TOKENS}),
             default=LOGIN,
         ),
+        ConfigField(
+            "graphBaseUrl",
+            "url",
+            "Microsoft Graph base URL",
+            help="National clouds only (default https://graph.microsoft.com/v1.0).",
+            # The proxy sends it app tokens minted with the client secret, and users' tokens.
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            data_name="",  # not part of Vercel's data: set in the admin
+            default=GRAPH,
+        ),
     )
     trigger_scheme = "microsoft-graph-client-state"
     # Microsoft Graph change notifications carry a changeType, not an event name.
@@ -74,7 +84,7 @@ class MicrosoftProvider(CodeFlowProvider):
     webhook_key = ("secret", "trigger_signing_secret")
 
     def api_base_url(self, config: Mapping[str, Any]) -> str:
-        return GRAPH
+        return str(config.get("graphBaseUrl") or GRAPH).rstrip("/")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)

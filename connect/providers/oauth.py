@@ -1,5 +1,6 @@
 """Any OAuth 2.0 / OIDC authorization server (RFC 6749, 7009, 7523, 8414, 8707)."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +88,15 @@ class OAuthProvider(CodeFlowProvider):
             "Sends iss in the authorization response (RFC 9207)",
             data_name="serverConfig.authorizationResponseIssParameterSupported",
         ),
+        ConfigField(
+            "apiBaseUrl",
+            "url",
+            "API base URL",
+            help="Where the proxy sends calls (/v1/connect/proxy/…), with the grant's token.",
+            # App tokens minted with the client's credentials go there: whoever moves it must
+            # know those credentials, as for the token endpoint.
+            receives=TOKEN_RECEIVER,
+        ),
         ConfigField("clientName", "str", "Client name"),
         ConfigField(
             "tokenEndpointAuthMethod",
@@ -143,6 +153,9 @@ class OAuthProvider(CodeFlowProvider):
     mints_app_tokens = True
     token_auth_default = "client_secret_basic"
     webhook_key = ("secret", "trigger_signing_secret")
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("apiBaseUrl") or "").rstrip("/")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         config = credentials.config

@@ -79,6 +79,10 @@ class SalesforceProvider(CodeFlowProvider):
             data["loginHost"] = urlsplit(str(data["loginHost"])).netloc
         return data
 
+    def proxy_base_url(self, config: Mapping[str, Any], installation: Mapping[str, Any]) -> str:
+        """The org's instance URL, as the token endpoint named it when the org was connected."""
+        return str(installation.get("instanceUrl") or "").rstrip("/")
+
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)
         return Endpoints(
