@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from connect.kinds import SubjectType
 from connect.providers.schema import GRANT_TOKENS as GRANT_TOKENS  # re-exported for callers
 from connect.providers.schema import (
     ConfigField,
@@ -98,8 +99,8 @@ class IssuerMismatch(ProviderError):
 
 @dataclass(frozen=True)
 class AuthorizeRequest:
-    kind: str  # "install" or "consent"
-    subject_type: str  # "app" or "user"
+    kind: str  # an AuthorizationKind
+    subject_type: str  # a SubjectType: app or user
     scopes: Sequence[str]
     redirect_uri: str
     state: str = field(repr=False)
@@ -217,7 +218,7 @@ class Provider:
     single_account: ClassVar[bool] = False
     #: Installs and consents go through the provider's pages in a browser.
     browser_flow: ClassVar[bool] = True
-    subject_types: ClassVar[frozenset[str]] = frozenset({"app", "user"})
+    subject_types: ClassVar[frozenset[str]] = frozenset({SubjectType.APP, SubjectType.USER})
     #: Whether the type can mint tokens for a subject with an RFC 7523 JWT bearer assertion.
     jwt_bearer: ClassVar[bool] = False
     #: The endpoints can be discovered from an issuer (RFC 8414 / OpenID metadata).

@@ -59,7 +59,6 @@ class DiscordProvider(CodeFlowProvider):
     setup_links = {"Developer Portal": "https://discord.com/developers/applications"}
     mints_app_tokens = True
     pkce = False
-    token_auth_default = "client_secret_post"
     # Discord signs with its own key: the verifier needs the application's public key.
     webhook_key = ("config", "publicKey")
 

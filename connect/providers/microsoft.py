@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from connect.kinds import AuthorizationKind
 from connect.providers import id_tokens
 from connect.providers.base import (
     AuthorizationDenied,
@@ -74,7 +75,6 @@ class MicrosoftProvider(CodeFlowProvider):
         )
     }
     mints_app_tokens = True
-    token_auth_default = "client_secret_post"
     webhook_key = ("secret", "trigger_signing_secret")
 
     def api_base_url(self, config: Mapping[str, Any]) -> str:
@@ -89,7 +89,7 @@ class MicrosoftProvider(CodeFlowProvider):
         )
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
-        if request.kind == "install":
+        if request.kind == AuthorizationKind.INSTALL:
             # Admin consent through the authorization-code flow rather than /adminconsent:
             # the code exchange yields an id_token Microsoft signed, whose `tid` proves the
             # tenant. /adminconsent only redirects with ?tenant=, which anyone can type.
@@ -131,7 +131,7 @@ class MicrosoftProvider(CodeFlowProvider):
     def complete(
         self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
     ) -> InstallResult:
-        if callback.kind != "install":
+        if callback.kind != AuthorizationKind.INSTALL:
             return super().complete(credentials, callback, now=now)
         params = callback.params
         if params.get("error"):

@@ -7,6 +7,7 @@ from typing import Any
 import jwt
 
 from connect import signatures
+from connect.kinds import SubjectType
 from connect.providers import base
 from connect.providers.base import (
     CallbackRequest,
@@ -19,6 +20,7 @@ from connect.providers.base import (
     WebhookRequest,
 )
 from connect.providers.code_flow import (
+    TOKEN_AUTH_METHODS,
     CodeFlowProvider,
     Endpoints,
     client_assertion,
@@ -27,7 +29,6 @@ from connect.providers.code_flow import (
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, text
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_RECEIVER = frozenset({"client_secret", "private_key", GRANT_TOKENS})
 #: Who the connector trusts: a new issuer (or its keys) is a new party, which must be given the
@@ -101,7 +102,7 @@ class OAuthProvider(CodeFlowProvider):
             "tokenEndpointAuthMethod",
             "choice",
             "Token endpoint authentication",
-            choices=AUTH_METHODS,
+            choices=TOKEN_AUTH_METHODS,
             default="client_secret_basic",
         ),
         ConfigField("responseType", "str", "Response type"),
@@ -221,7 +222,7 @@ class OAuthProvider(CodeFlowProvider):
                 )
             except jwt.PyJWTError:
                 subject = ""
-        if callback.subject_type == "user":
+        if callback.subject_type == SubjectType.USER:
             return InstallResult(user_tokens=tokens, external_subject=subject)
         return InstallResult(app_tokens=tokens, external_subject=subject)
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from connect import errors, metrics
 from connect.callers import Caller
 from connect.kinds import Subject
-from connect.models import Connector, Grant, Installation, Project, Role
+from connect.models import AuditEvent, Connector, Grant, Installation, Project, Role
 from connect.models.installations import GrantStatus, SubjectType
 from connect.models.teams import role_allows
 from connect.providers.base import (
@@ -127,7 +127,7 @@ def grants_revoke(
                 counts.deleted += 1
     audit_record(
         team=connector.team_id,
-        type="token.revoked",
+        type=AuditEvent.Type.TOKEN_REVOKED,
         actor=caller.label,
         targets={"connectorId": connector.public_id},
         fields={"subject": subject.type, **counts.as_wire()},
@@ -233,7 +233,7 @@ def grants_import(
         result.items.append(ImportedGrant(grant=grant, echo=echo))
     audit_record(
         team=connector.team_id,
-        type="token.imported",
+        type=AuditEvent.Type.TOKEN_IMPORTED,
         actor=importer.user if importer.user is not None else importer.label,
         targets={"connectorId": connector.public_id},
         fields={"accepted": result.accepted, "imported": result.imported},
@@ -259,7 +259,9 @@ def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) 
         raise errors.InvalidRequest("subject must be an object.")
     subject = importer.subject(raw_subject)
     installation_ref = item.get("installationId")
-    installations = Installation.objects.filter(connector=connector, status="active")
+    installations = Installation.objects.filter(
+        connector=connector, status=Installation.Status.ACTIVE
+    )
     if installation_ref:
         installation = installations.filter(public_id=installation_ref).first()
     else:
@@ -423,7 +425,7 @@ def _refresh(
         return outcome
     audit_record(
         team=connector.team_id,
-        type="grant.needs_reauth",
+        type=AuditEvent.Type.GRANT_NEEDS_REAUTH,
         targets={"connectorId": connector.public_id, "grantId": grant.public_id},
     )
     raise errors.InvalidGrant(
