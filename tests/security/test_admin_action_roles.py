@@ -97,6 +97,7 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("tokenissue", "delete_selected"): None,
     ("auditevent", "delete_selected"): None,
     ("authorizationrequest", "delete_selected"): None,
+    ("proxycall", "delete_selected"): None,
 }
 
 # The least role to change and to delete each model's rows through their pages.
@@ -115,6 +116,7 @@ PAGE_ROLES: dict[str, tuple[Role | None, Role | None]] = {
     "delivery": READ_ONLY,
     "deliveryattempt": READ_ONLY,
     "tokenissue": READ_ONLY,
+    "proxycall": READ_ONLY,
     "auditevent": READ_ONLY,
     "authorizationrequest": READ_ONLY,
 }
