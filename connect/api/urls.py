@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from connect.api import views
+from connect.api import management, views
 
 
 class ConnectorRefConverter:
@@ -24,6 +24,7 @@ register_converter(ConnectorRefConverter, "connector")
 urlpatterns = [
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
+    path("v1/connect/whoami", management.WhoamiView.as_view()),
     path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
     path("v1/connect/authorize/<connector:connector>", views.AuthorizeView.as_view()),
     path("v1/connect/install/<connector:connector>", views.InstallView.as_view()),
