@@ -8,5 +8,6 @@ from connect.admin import (  # noqa: F401
     deliveries,
     installations,
     projects,
+    proxy_calls,
     teams,
 )

@@ -50,9 +50,9 @@ class ProjectLink(models.Model):
         self._saved_environments = list(self.environments or [])
 
     @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> "ProjectLink":
-        link = super().from_db(db, field_names, values)
-        link._saved_environments = list(link.environments or [])  # type: ignore[attr-defined]
+    def from_db(cls, *args: Any, **kwargs: Any) -> "ProjectLink":
+        link = super().from_db(*args, **kwargs)
+        link._saved_environments = list(link.environments or [])
         return link
 
     def clean(self) -> None:

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from connect import errors
-from connect.models import Role, TeamApiToken
+from connect.models import AuditEvent, Role, TeamApiToken
 from connect.models.api_tokens import API_TOKEN_PREFIX
 from connect.models.base import ROLE_RANK
 from connect.services.audit import Actor, audit_record
@@ -66,7 +66,7 @@ def api_token_create(*, token: TeamApiToken, created_by: User | None, actor: Act
     token.save()
     audit_record(
         team=team,
-        type="api_token.created",
+        type=AuditEvent.Type.API_TOKEN_CREATED,
         actor=actor,
         targets={"apiTokenId": token.public_id},
         fields={
@@ -88,7 +88,7 @@ def api_tokens_revoke(*, tokens: QuerySet[TeamApiToken], actor: Actor, reason: s
         token.save(update_fields=["revoked_at"])
         audit_record(
             team=token.team_id,
-            type="api_token.revoked",
+            type=AuditEvent.Type.API_TOKEN_REVOKED,
             actor=actor,
             targets={"apiTokenId": token.public_id},
             fields={"name": token.name, **({"reason": reason} if reason else {})},

@@ -35,6 +35,7 @@ from connect.models import (
     Membership,
     Project,
     ProjectLink,
+    ProxyCall,
     Role,
     Team,
     TeamApiToken,
@@ -69,6 +70,7 @@ TEAM_PATH: dict[type[models.Model], str] = {
     AuditEvent: "team",
     AuthorizationRequest: "connector__team",
     TeamApiToken: "team",
+    ProxyCall: "team",
 }
 #: Admins only owners see at all (team API tokens).
 OWNERS_ONLY = {TeamApiToken}
@@ -182,6 +184,18 @@ def make_world(
         audit = audit_record(team=team, type=f"{tag}.happened", actor="test")
         api_token = TeamApiToken(team=team, name=f"{tag} token", role="viewer")
         api_token_create(token=api_token, created_by=None, actor="test")
+        proxied = ProxyCall.objects.create(
+            team=team,
+            connector=connector,
+            grant=grant,
+            project=project,
+            environment="production",
+            method="GET",
+            path=f"/{tag}/conversations.list",
+            outcome="answered",
+            status=200,
+            latency_ms=12,
+        )
         return {
             Team: team,
             Project: project,
@@ -200,6 +214,7 @@ def make_world(
             TrustedIssuer: issuer,
             AuditEvent: audit,
             TeamApiToken: api_token,
+            ProxyCall: proxied,
         }
 
     return make

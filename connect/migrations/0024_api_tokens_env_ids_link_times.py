@@ -19,7 +19,7 @@ def give_environments_ids(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connect', '0015_registry_connector_type_choices'),
+        ('connect', '0022_proxy_calls'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
