@@ -1,3 +1,4 @@
+from connect.models.activity import ActivityCount
 from connect.models.audit import AuditEvent
 from connect.models.authorizations import AuthorizationRequest
 from connect.models.base import Role
@@ -14,6 +15,7 @@ from connect.models.teams import Membership, Team
 from connect.models.tokens import MintedToken, TokenIssue
 
 __all__ = [
+    "ActivityCount",
     "AuditEvent",
     "AuthorizationRequest",
     "Connector",

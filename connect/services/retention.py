@@ -9,7 +9,7 @@ backlog does not starve the others.
 
 Each kind of row is one ``Retained`` entry in ``RETAINED``: the setting that says how many days
 it is kept and how to delete one batch older than a moment. The per-hour counters get an entry
-of their own, kept ``CONNECT_RETAIN_COUNTERS_DAYS``, when they arrive.
+of their own, kept ``CONNECT_RETAIN_COUNTERS_DAYS``.
 """
 
 import time
@@ -22,7 +22,14 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from connect.models import AuditEvent, Delivery, DeliveryAttempt, InboundEvent, TokenIssue
+from connect.models import (
+    ActivityCount,
+    AuditEvent,
+    Delivery,
+    DeliveryAttempt,
+    InboundEvent,
+    TokenIssue,
+)
 from connect.models.deliveries import DeliveryStatus
 
 #: Deliveries still to be sent keep their event (and everything of it) however old it is.
@@ -97,6 +104,7 @@ RETAINED: tuple[Retained, ...] = (
     ),
     Retained("events", "CONNECT_RETAIN_EVENTS_DAYS", _events_batch),
     Retained("audit_events", "CONNECT_RETAIN_AUDIT_DAYS", _older_than(AuditEvent, "created_at")),
+    Retained("counters", "CONNECT_RETAIN_COUNTERS_DAYS", _older_than(ActivityCount, "hour")),
 )
 
 
