@@ -135,14 +135,40 @@ class ProjectLinkForm(forms.ModelForm):
         return list(dict.fromkeys(slugs))
 
 
-class ProjectLinkInline(TeamScopedInline, admin.TabularInline):
+class ChoicesReadOnce:
+    """Every row of an inline offers the same projects and environments: read them once per
+    page, not once per row (a connector with many destinations made a query per select)."""
+
+    shared_choices: tuple[str, ...] = ("project", "environment")
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if field is not None and db_field.name in self.shared_choices:
+            if db_field.name == "environment":
+                field.queryset = field.queryset.select_related("project")  # its name
+            # Rendering reads this list; validation still asks the queryset.
+            field.choices = list(field.choices)
+        return field
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Each row is titled by its project (and environment): loaded with the rows.
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.select_related(*self.row_relations)
+
+    row_relations: tuple[str, ...] = ("project",)
+
+
+class ProjectLinkInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
     model = ProjectLink
     form = ProjectLinkForm
     extra = 0
     verbose_name = "project link"
 
 
-class TriggerDestinationInline(TeamScopedInline, admin.TabularInline):
+class TriggerDestinationInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
+    row_relations = ("project", "environment__project")
     model = TriggerDestination
     fields = ["project", "environment", "path", "enabled", "has_signing_secret"]
     readonly_fields = ["has_signing_secret"]
