@@ -507,7 +507,8 @@ def _api_base(choice: tokens.GrantChoice) -> str:
     connector = choice.connector
     base = choice.provider.proxy_base_url(connector.config, choice.installation.metadata or {})
     if not base:
-        hint = ": set apiBaseUrl in its configuration" if connector.type == "oauth" else ""
+        configurable = any(f.key == "apiBaseUrl" for f in choice.provider.config_fields)
+        hint = ": set apiBaseUrl in its configuration" if configurable else ""
         raise errors.InvalidRequest(
             f"This {choice.provider.label} connector has no API base for the proxy{hint}."
         )
