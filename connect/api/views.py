@@ -9,13 +9,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connect import errors, health
+from connect.api import connectors as management_connectors
 from connect.api import serializers
-from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
+from connect.api.authentication import (
+    ManagementRateThrottle,
+    RuntimeCallerAuthentication,
+    TeamRateThrottle,
+    TeamTokenOrRuntimeAuthentication,
+)
 from connect.callers import Caller
 from connect.kinds import AuthorizationKind
 from connect.metrics import CountedTokenRequests
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, links, tokens
+from connect.services.api_tokens import TeamActor
 
 
 class RuntimeView(APIView):
@@ -54,10 +61,29 @@ class TokenImportView(RuntimeView):
         return Response(serializers.import_body(result))
 
 
-class ConnectorView(RuntimeView):
+class SharedView(RuntimeView):
+    """A path both deployments (runtime) and team API tokens (management) use."""
+
+    authentication_classes = [TeamTokenOrRuntimeAuthentication]
+    throttle_classes = [TeamRateThrottle, ManagementRateThrottle]
+
+    def team_actor(self, request: Request) -> TeamActor | None:
+        return request.auth if isinstance(request.auth, TeamActor) else None
+
+
+class ConnectorView(SharedView):
     def get(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is not None:
+            return management_connectors.management_get(request, actor, connector)
         found = links.linked_connector(caller=self.caller(request), connector_ref=connector)
         return Response(serializers.connector_body(found))
+
+    def delete(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is None:
+            raise errors.Forbidden("Deleting a connector takes a team API token.")
+        return management_connectors.management_delete(request, actor, connector)
 
 
 class ConnectorTokensView(RuntimeView):
@@ -98,8 +124,11 @@ class HealthView(APIView):
         return Response(report.as_wire(), status=200 if report.ok else 503)
 
 
-class TriggerDestinationsView(RuntimeView):
+class TriggerDestinationsView(SharedView):
     def patch(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is not None:
+            return management_connectors.management_destinations(request, actor, connector)
         body = serializers.DestinationsRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         caller = self.caller(request)
