@@ -14,6 +14,7 @@ from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.oauth2.provider import OAuth2Provider
 
 from connect.accounts import bound_app
+from connect.kinds import SubjectType
 
 
 @dataclass(frozen=True)
@@ -112,5 +113,5 @@ def preset_connector(preset_id: str, *, instance_url: str = "") -> PresetConnect
             "authorizationUrlParams": dict(preset.authorization_params),
             **({"instanceUrl": settings[preset.instance_setting]} if settings else {}),
         },
-        default_scopes={"user": scopes},
+        default_scopes={SubjectType.USER.value: scopes},
     )

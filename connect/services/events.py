@@ -125,7 +125,9 @@ def _tokens(
             link=("admin:connect_tokenissue_change", issue.pk),
             connector=grant.installation.connector,
             installation=grant.installation,
-            subject=f"{grant.subject_type}:{grant.subject_id}" if grant.subject_id else "app",
+            subject=f"{grant.subject_type}:{grant.subject_id}"
+            if grant.subject_id
+            else SubjectType.APP,
             correlation={"tokenId": issue.public_id},
         )
 
