@@ -14,10 +14,18 @@ from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
 from connect import errors, presets
+from connect.admin import config_inputs
+from connect.admin.config_inputs import LinesField
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
-from connect.models import Connector, Installation, ProjectLink, TriggerDestination
+from connect.models import (
+    Connector,
+    Environment,
+    Installation,
+    ProjectLink,
+    TriggerDestination,
+)
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.services import authorizations, configuration, connectors, destinations
 from connect.web_urls import web_url_or_empty
@@ -90,6 +98,15 @@ class ConnectorForm(WriteOnlySecretsForm):
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
 
+    allowed_return_origins = LinesField(
+        label="Allowed return origins",
+        help_text="One origin per line, e.g. https://app.example.com: where a finished install "
+        "or consent may send the browser back to.",
+    )
+
+    #: The type whose typed inputs this form class carries (``typed_connector_form``).
+    provider: Provider | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         kind = str(self.data.get("type") or self.initial.get("type") or self.instance.type)
@@ -99,9 +116,30 @@ class ConnectorForm(WriteOnlySecretsForm):
                 self.fields[name].label = secret_label(provider, name)
         if "config" in self.fields and provider is not None:
             self.fields["config"].help_text = config_help(provider)
+        if self.provider is not None:
+            # A preset hands its configuration over whole; the inputs show it key by key.
+            config = self.initial.get("config", self.instance.config)
+            self.initial.update(config_inputs.initial_inputs(self.provider, config))
+            scopes = self.initial.get("default_scopes", self.instance.default_scopes)
+            for subject in scope_subjects(self.provider):
+                if isinstance(scopes, dict) and scopes.get(subject):
+                    self.initial[f"scopes_{subject}"] = scopes[subject]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if self.provider is not None and "config" not in self.fields:
+            config, refused = config_inputs.config_from_inputs(
+                self.provider, cleaned, self.instance.config
+            )
+            for name, message in refused.items():
+                self.add_error(name, message)
+            self.instance.config = config
+            scopes = dict(self.instance.default_scopes or {})
+            for subject in scope_subjects(self.provider):
+                name = f"scopes_{subject}"
+                if name in self.fields:
+                    scopes[subject] = cleaned.get(name) or []
+            self.instance.default_scopes = {k: v for k, v in scopes.items() if v}
         issuer = cleaned.get("discovery_issuer")
         if issuer:
             try:
@@ -109,13 +147,36 @@ class ConnectorForm(WriteOnlySecretsForm):
             except errors.ConnectError as exc:
                 self.add_error("discovery_issuer", exc.message)
             else:
-                cleaned["config"] = {**(cleaned.get("config") or {}), **discovered}
+                if "config" in self.fields:
+                    cleaned["config"] = {**(cleaned.get("config") or {}), **discovered}
+                else:
+                    self.instance.config = {**self.instance.config, **discovered}
         return cleaned
 
 
+def scope_subjects(provider: Provider) -> list[str]:
+    """The subject types whose default scopes the form asks for."""
+    if not provider.browser_flow:
+        return []
+    return [s for s in ("app", "user") if s in provider.subject_types]
+
+
+def typed_connector_form(provider: Provider) -> type[ConnectorForm]:
+    """The connector form for one type: an input per declared configuration key and a scope
+    list per subject type, drawn from the registry."""
+    attrs: dict[str, Any] = {"provider": provider, **config_inputs.config_formfields(provider)}
+    for subject in scope_subjects(provider):
+        attrs[f"scopes_{subject}"] = LinesField(
+            label=f"Default scopes ({subject} tokens)",
+            help_text="One scope per line; asked for when nothing else is named.",
+        )
+    return type(f"{provider.__class__.__name__}ConnectorForm", (ConnectorForm,), attrs)
+
+
 class ProjectLinkForm(forms.ModelForm):
-    environments = forms.CharField(
-        help_text="Comma-separated environment slugs, e.g. production, preview"
+    environments = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The environments whose deployments may use this connector.",
     )
 
     class Meta:
@@ -124,13 +185,44 @@ class ProjectLinkForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The project's environments; for a new row (no project yet) those of every project
+        # the user may link, checked against the chosen project on save.
+        project_id = self.instance.project_id if self.instance.pk else None
+        projects = self.fields["project"].queryset  # type: ignore[attr-defined]
+        rows = Environment.objects.filter(
+            project__in=projects if project_id is None else [project_id]
+        ).order_by("slug", "project__name")
+        names: dict[str, list[str]] = {}
+        for slug, project_name in rows.values_list("slug", "project__name")[:200]:
+            names.setdefault(slug, []).append(project_name)
+        stored = list(self.instance.environments or []) if self.instance.pk else []
+        for slug in stored:
+            names.setdefault(slug, ["no longer in the project"])
+        self.fields["environments"].choices = [  # type: ignore[attr-defined]
+            (slug, slug if project_id else f"{slug} ({', '.join(owners)})")
+            for slug, owners in sorted(names.items())
+        ]
         if self.instance.pk:
-            self.initial["environments"] = ", ".join(self.instance.environments)
+            self.initial["environments"] = stored
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        project, slugs = self.cleaned_data.get("project"), self.cleaned_data.get("environments")
+        if project is not None and slugs:
+            known = set(project.environments.values_list("slug", flat=True))
+            kept = set(self.instance.environments or []) if self.instance.pk else set()
+            unknown = [s for s in slugs if s not in known and s not in kept]
+            if unknown:
+                self.add_error(
+                    "environments",
+                    f"{project.name} has no environment {', '.join(unknown)}.",
+                )
+        return cleaned
 
     def clean_environments(self) -> list[str]:
-        slugs = [s.strip() for s in self.cleaned_data["environments"].split(",") if s.strip()]
+        slugs = self.cleaned_data["environments"]
         if not slugs:
-            raise forms.ValidationError("Name at least one environment.")
+            raise forms.ValidationError("Tick at least one environment.")
         return list(dict.fromkeys(slugs))
 
 
@@ -236,15 +328,20 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         kind = self._kind(request, obj)
         if not kind:
-            return self.fieldsets
+            # The type decides every other input: it is chosen first (links above the form).
+            return [
+                (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
+                ("Branding", {"fields": ["icon_url", "background_color", "accent_color"]}),
+            ]
         provider = get_provider(kind)
         secrets = [s.sealed for s in provider.secrets if s.sealed != "trigger_signing_secret"]
         settings_fields = [
             *(["client_id"] if provider.client_id_data_name else []),
             *secrets,
-            "config",
             *(["discovery_issuer"] if provider.discovers_metadata else []),
-            *(["default_scopes", "allowed_return_origins"] if provider.browser_flow else []),
+            *config_inputs.config_formfields(provider),
+            *(f"scopes_{subject}" for subject in scope_subjects(provider)),
+            *(["allowed_return_origins"] if provider.browser_flow else []),
         ]
         sets: list[Any] = [
             (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
@@ -267,6 +364,14 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [*self.readonly_fields, "reconsent"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        kind = self._kind(request, obj)
+        if kind:
+            kwargs["form"] = typed_connector_form(get_provider(kind))
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)

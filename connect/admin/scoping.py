@@ -152,6 +152,17 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
             ordering.append("-pk")
         return ordering
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A user who can add to exactly one team finds it chosen already."""
+        initial = super().get_changeform_initial_data(request)
+        if "team" in initial or not any(f.name == "team" for f in self.model._meta.fields):
+            return initial
+        teams = scoped_choices(request, Team)
+        only = list(teams.values_list("pk", flat=True)[:2]) if teams is not None else []
+        if len(only) == 1:
+            initial["team"] = only[0]
+        return initial
+
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Any:
