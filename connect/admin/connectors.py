@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -6,9 +7,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
@@ -27,8 +28,9 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.providers import PROVIDERS, Provider, get_provider
-from connect.services import authorizations, configuration, connectors, destinations
-from connect.web_urls import web_url_or_empty
+from connect.services import authorizations, configuration, connectors, destinations, dry_runs
+from connect.services.authorizations import redirect_uri
+from connect.web_urls import is_web_url, web_url_or_empty
 
 SECRET_LABELS = {
     "client_secret": "Client secret",
@@ -270,6 +272,61 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
         return False
 
 
+@dataclass(frozen=True)
+class SetupItem:
+    label: str
+    value: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class SetupPanel:
+    """What to register at the provider for one connector (or type, before it is saved)."""
+
+    items: list[SetupItem]
+    links: list[tuple[str, str]]
+
+
+def setup_panel(provider: Provider, connector: Connector | None) -> SetupPanel:
+    """The "Set up at the provider" panel: the redirect URI, the trigger URL, the scopes to
+    grant the app, and where the app's settings are."""
+    items: list[SetupItem] = []
+    if provider.browser_flow:
+        items.append(
+            SetupItem(
+                "Redirect URI",
+                redirect_uri(),
+                "Register it as the app's redirect (callback) URL.",
+            )
+        )
+    if provider.webhook_key is not None:
+        if connector is not None and connector.public_id:
+            url = f"{settings.PUBLIC_URL}/connect/trigger/{connector.public_id}"
+            items.append(
+                SetupItem("Trigger URL", url, "Where the provider sends its webhooks (events).")
+            )
+        else:
+            items.append(SetupItem("Trigger URL", "", "Shown once the connector is saved."))
+    scopes: list[str] = []
+    if connector is not None:
+        for value in (connector.default_scopes or {}).values():
+            scopes.extend(value if isinstance(value, list) else [])
+        for f in provider.config_fields:
+            value = connector.config.get(f.key)
+            if f.kind == "list" and f.key.endswith("Scopes") and isinstance(value, list):
+                scopes.extend(value)
+    if scopes:
+        items.append(
+            SetupItem(
+                "Scopes",
+                " ".join(dict.fromkeys(str(s) for s in scopes)),
+                "Grant the app these scopes (the defaults asked for, and the app's own).",
+            )
+        )
+    links = [(label, url) for label, url in provider.setup_links.items() if is_web_url(url)]
+    return SetupPanel(items=items, links=links)
+
+
 @admin.register(Connector)
 class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     form = ConnectorForm
@@ -314,6 +371,13 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        connector = self.get_object(request, object_id) if object_id else None
+        kind = self._kind(request, connector)
+        extra_context = {
+            **(extra_context or {}),
+            "setup": setup_panel(get_provider(kind), connector) if kind else None,
+            "can_test": connector is not None and self.has_change_permission(request, connector),
+        }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
@@ -415,6 +479,11 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 name="connect_connector_install_link",
             ),
             path(
+                "<path:object_id>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="connect_connector_test",
+            ),
+            path(
                 "add-from-preset/",
                 self.admin_site.admin_view(self.preset_view),
                 name="connect_connector_preset",
@@ -449,6 +518,31 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 context["link"] = started.url
                 context["expires_at"] = started.request.expires_at
         return TemplateResponse(request, "admin/connect/connector/install_link.html", context)
+
+    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The "Test" button: a dry run at the provider, by a member, its result as messages."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        connector = self.get_object(request, object_id)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        checks = dry_runs.connector_dry_run(connector=connector)
+        failed = [c for c in checks if c.ok is False]
+        level = messages.ERROR if failed else messages.SUCCESS
+        summary = (
+            f"Test failed: {len(failed)} of the checks did not pass."
+            if failed
+            else "Test passed: the provider accepts these settings."
+        )
+        messages.add_message(request, level, summary)
+        for check in checks:
+            mark = {True: "✓", False: "✗", None: "-"}[check.ok]
+            messages.add_message(
+                request,
+                messages.ERROR if check.ok is False else messages.INFO,
+                f"{mark} {check.name}: {check.detail}",
+            )
+        return HttpResponseRedirect(reverse("admin:connect_connector_change", args=[connector.pk]))
 
     def preset_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
