@@ -551,8 +551,10 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Add a connector from a preset",
-            "presets": sorted(presets.PRESETS.values(), key=lambda p: p.name),
+            "query": request.GET.get("q", "").strip(),
+            "total": len(presets.all_presets()),
         }
+        context["presets"] = presets.search(context["query"])
         return TemplateResponse(request, "admin/connect/connector/preset.html", context)
 
     @admin.display(description="Installations", ordering="installation_count")
