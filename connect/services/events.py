@@ -22,15 +22,16 @@ from connect.models import (
 )
 from connect.models.authorizations import AuthorizationOutcome
 from connect.models.deliveries import DeliveryStatus
+from connect.models.installations import SubjectType
 
 #: Audit rows shown among the events (the rest are configuration: the audit log has them).
 AUDIT_TYPES = (
-    "installation.added",
-    "installation.removed",
-    "grant.needs_reauth",
-    "token.revoked",
-    "token.imported",
-    "trigger.rejected",
+    AuditEvent.Type.INSTALLATION_ADDED,
+    AuditEvent.Type.INSTALLATION_REMOVED,
+    AuditEvent.Type.GRANT_NEEDS_REAUTH,
+    AuditEvent.Type.TOKEN_REVOKED,
+    AuditEvent.Type.TOKEN_IMPORTED,
+    AuditEvent.Type.TRIGGER_REJECTED,
 )
 
 TOKEN_OUTCOMES = ("issued",)
@@ -63,7 +64,24 @@ class EventFilter:
     def subject_parts(self) -> tuple[str, str]:
         """``user:42`` is a type and an id; ``42`` is an id of any type."""
         kind, sep, rest = self.subject.partition(":")
-        return (kind, rest) if sep and kind in ("app", "user", "jwt_bearer") else ("", self.subject)
+        return (kind, rest) if sep and kind in SubjectType.values else ("", self.subject)
+
+    def narrow(
+        self, rows: QuerySet[Any], *, connector: str, installation: str, grant: str | None = None
+    ) -> QuerySet[Any]:
+        """``rows`` of the connector, installation and subject asked for, each named by its
+        path from the rows (``grant``: where the subject's type and id are, if they have one)."""
+        if self.connector_id:
+            rows = rows.filter(**{connector: self.connector_id})
+        if self.installation_public_id:
+            rows = rows.filter(**{installation: self.installation_public_id})
+        if grant is not None:
+            kind, subject_id = self.subject_parts()
+            if subject_id:
+                rows = rows.filter(**{f"{grant}subject_id": subject_id})
+            if kind:
+                rows = rows.filter(**{f"{grant}subject_type": kind})
+        return rows
 
 
 @dataclass(frozen=True)
@@ -89,16 +107,12 @@ def _tokens(
 ) -> Iterator[Event]:
     if f.outcome and f.outcome not in TOKEN_OUTCOMES:
         return
-    rows = base.filter(created_at__lt=before)
-    if f.connector_id:
-        rows = rows.filter(grant__installation__connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(grant__installation__public_id=f.installation_public_id)
-    kind, subject_id = f.subject_parts()
-    if subject_id:
-        rows = rows.filter(grant__subject_id=subject_id)
-    if kind:
-        rows = rows.filter(grant__subject_type=kind)
+    rows = f.narrow(
+        base.filter(created_at__lt=before),
+        connector="grant__installation__connector_id",
+        installation="grant__installation__public_id",
+        grant="grant__",
+    )
     for issue in rows.select_related("grant__installation__connector").order_by("-created_at")[
         :limit
     ]:
@@ -111,7 +125,9 @@ def _tokens(
             link=("admin:connect_tokenissue_change", issue.pk),
             connector=grant.installation.connector,
             installation=grant.installation,
-            subject=f"{grant.subject_type}:{grant.subject_id}" if grant.subject_id else "app",
+            subject=f"{grant.subject_type}:{grant.subject_id}"
+            if grant.subject_id
+            else SubjectType.APP,
             correlation={"tokenId": issue.public_id},
         )
 
@@ -124,15 +140,9 @@ def _authorizations(
     rows = base.filter(created_at__lt=before)
     if f.outcome:
         rows = rows.filter(outcome=f.outcome)
-    if f.connector_id:
-        rows = rows.filter(connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(installation__public_id=f.installation_public_id)
-    kind, subject_id = f.subject_parts()
-    if subject_id:
-        rows = rows.filter(subject_id=subject_id)
-    if kind:
-        rows = rows.filter(subject_type=kind)
+    rows = f.narrow(
+        rows, connector="connector_id", installation="installation__public_id", grant=""
+    )
     for request in rows.select_related("connector", "installation").order_by("-created_at")[:limit]:
         yield Event(
             at=request.created_at,
@@ -156,10 +166,7 @@ def _triggers(
     rows = base.filter(received_at__lt=before)
     if f.outcome:
         rows = rows.filter(verified=f.outcome == "verified")
-    if f.connector_id:
-        rows = rows.filter(connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(installation__public_id=f.installation_public_id)
+    rows = f.narrow(rows, connector="connector_id", installation="installation__public_id")
     for event in rows.select_related("connector", "installation").order_by("-received_at")[:limit]:
         yield Event(
             at=event.received_at,
@@ -181,10 +188,9 @@ def _deliveries(
     rows = base.filter(created_at__lt=before)
     if f.outcome:
         rows = rows.filter(status=f.outcome)
-    if f.connector_id:
-        rows = rows.filter(event__connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(event__installation__public_id=f.installation_public_id)
+    rows = f.narrow(
+        rows, connector="event__connector_id", installation="event__installation__public_id"
+    )
     chosen = rows.select_related("event__connector", "event__installation", "destination")
     for delivery in chosen.order_by("-created_at")[:limit]:
         attempts = f", {delivery.attempts} attempt(s)" if delivery.attempts else ""
