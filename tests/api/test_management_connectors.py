@@ -497,3 +497,18 @@ def test_member_role_matrix_uses_the_creators_current_role(
         403,
         "forbidden",
     )
+
+
+def test_a_page_of_connectors_costs_the_same_queries_whatever_its_size(
+    api_as: Callable[..., Api], django_assert_max_num_queries: Any
+) -> None:
+    api = api_as("viewer")
+    member = api_as("member")
+    create_oauth(member, uid="oauth/one")
+    with django_assert_max_num_queries(100) as one:
+        assert api.call("get", "/v2/connect/connectors").status_code == 200
+    for n in range(6):
+        create_oauth(member, uid=f"oauth/more{n}")
+    with django_assert_max_num_queries(100) as seven:
+        assert len(api.call("get", "/v2/connect/connectors").json()["connectors"]) == 7
+    assert len(seven.captured_queries) == len(one.captured_queries)
