@@ -547,3 +547,17 @@ def test_no_answer_carries_a_secret(api_as: Callable[..., Api], project: Project
         text = answer.content.decode()
         assert "s3cret-value-1" not in text
         assert "whsec_never_shown" not in text
+
+
+def test_create_without_uid_or_name_takes_them_from_the_project(
+    api_as: Callable[..., Api], project: Project
+) -> None:
+    api = api_as("member")
+    body = {"type": "oauth", "projectId": "shop", "data": OAUTH_DATA}
+    first = api.call("post", "/v1/connect/connectors", body)
+    second = api.call("post", "/v1/connect/connectors", body)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["name"] == project.name
+    assert [first.json()["uid"], second.json()["uid"]] == ["oauth/shop", "oauth/shop-2"]
+    link = ProjectLink.objects.get(connector__public_id=first.json()["id"])
+    assert link.environments == ["production", "preview"]  # the built-ins the project has
