@@ -178,54 +178,59 @@ def _expires_in(data: dict[str, Any]) -> timedelta | None:
     return None if value is None else timedelta(milliseconds=value)
 
 
-class AuthorizeView(RuntimeView):
+class FlowStartView(RuntimeView):
+    """Start a flow on a connector linked to the caller's project: a link to send the person
+    to, and a verifier to poll the result with."""
+
+    serializer: type[serializers.FlowRequestSerializer]
+    kind: AuthorizationKind
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        """What this kind of flow takes beyond what every flow does."""
+        raise NotImplementedError
+
+    @sensitive_variables()  # the result verifier
+    def post(self, request: Request, connector: str) -> Response:
+        body = self.serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        caller, data = self.caller(request), body.validated_data
+        found = links.linked_connector(caller=caller, connector_ref=connector)
+        scopes = data.get("scopes")
+        started = authorizations.authorization_start(
+            connector=found,
+            kind=self.kind,
+            scopes=None if scopes is None else tuple(scopes),
+            return_url=data.get("returnUrl") or "",
+            expires_in=_expires_in(data),
+            project_id=caller.project_id,
+            environment=caller.environment,
+            actor=caller.label,
+            **self.flow_arguments(caller, data),
+        )
+        return Response(serializers.flow_body(started))
+
+
+class AuthorizeView(FlowStartView):
     """Start a user's consent: a link to send them to, and a verifier to poll the result."""
 
-    @sensitive_variables()  # the result verifier
-    def post(self, request: Request, connector: str) -> Response:
-        body = serializers.AuthorizeRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        caller, data = self.caller(request), body.validated_data
-        found = links.linked_connector(caller=caller, connector_ref=connector)
-        scopes = data.get("scopes")
-        started = authorizations.authorization_start(
-            connector=found,
-            kind=AuthorizationKind.CONSENT,
-            subject=serializers.subject_from(data["subject"], caller),
-            scopes=None if scopes is None else tuple(scopes),
-            return_url=data.get("returnUrl") or "",
-            expires_in=_expires_in(data),
-            installation_ref=data.get("installationId") or None,
-            project_id=caller.project_id,
-            environment=caller.environment,
-            actor=caller.label,
-        )
-        return Response(serializers.flow_body(started))
+    serializer = serializers.AuthorizeRequestSerializer
+    kind = AuthorizationKind.CONSENT
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "subject": serializers.subject_from(data["subject"], caller),
+            "installation_ref": data.get("installationId") or None,
+        }
 
 
-class InstallView(RuntimeView):
+class InstallView(FlowStartView):
     """Start an installation into a tenant (a Slack workspace, a GitHub org, an Entra tenant)."""
 
-    @sensitive_variables()  # the result verifier
-    def post(self, request: Request, connector: str) -> Response:
-        body = serializers.InstallRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        caller, data = self.caller(request), body.validated_data
-        found = links.linked_connector(caller=caller, connector_ref=connector)
-        scopes = data.get("scopes")
-        started = authorizations.authorization_start(
-            connector=found,
-            kind=AuthorizationKind.INSTALL,
-            subject=None,
-            scopes=None if scopes is None else tuple(scopes),
-            return_url=data.get("returnUrl") or "",
-            expires_in=_expires_in(data),
-            tenant_hint=data.get("tenantId") or "",
-            project_id=caller.project_id,
-            environment=caller.environment,
-            actor=caller.label,
-        )
-        return Response(serializers.flow_body(started))
+    serializer = serializers.InstallRequestSerializer
+    kind = AuthorizationKind.INSTALL
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        return {"subject": None, "tenant_hint": data.get("tenantId") or ""}
 
 
 class ResultView(RuntimeView):
