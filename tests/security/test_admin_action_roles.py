@@ -96,6 +96,7 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("deliveryattempt", "delete_selected"): None,
     ("tokenissue", "delete_selected"): None,
     ("auditevent", "delete_selected"): None,
+    ("proxycall", "delete_selected"): None,
     ("authorizationrequest", "delete_selected"): None,
 }
 
@@ -116,6 +117,7 @@ PAGE_ROLES: dict[str, tuple[Role | None, Role | None]] = {
     "deliveryattempt": READ_ONLY,
     "tokenissue": READ_ONLY,
     "auditevent": READ_ONLY,
+    "proxycall": READ_ONLY,
     "authorizationrequest": READ_ONLY,
 }
 STANDARD_VIEWS = {"changelist", "add", "history", "delete", "change"}
