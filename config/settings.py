@@ -453,6 +453,8 @@ if PRODUCTION and (_refusals := production_refusals()):
 
 CONNECT_RATE_LIMIT_READS = env_int("CONNECT_RATE_LIMIT_READS", 200)
 CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
+#: Management API calls (team API tokens) per team per minute, in a bucket of their own.
+CONNECT_RATE_LIMIT_MANAGEMENT = env_int("CONNECT_RATE_LIMIT_MANAGEMENT", 300)
 CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")
 
 # The authenticated proxy (/v1/connect/proxy/…, connect/services/proxy.py). A call (reading the

@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from connect.admin.filters import TeamRelatedFilter
 from connect.admin.one_time import OneTimeSecret, OneTimeSecretsAdmin
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
-from connect.models import Delivery, DeliveryAttempt, InboundEvent, Role, TriggerDestination
+from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.permissions import Action
 from connect.services import deliveries, destinations, triggers
 
 EVENT_FIELDS = (
@@ -54,7 +55,7 @@ class ReplayPermission:
 
     def has_replay_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         assert isinstance(self, TeamScopedAdmin)
-        return self._role_allows(request, Role.MEMBER, obj)
+        return self._may(request, Action.CHANGE, obj)
 
 
 class DeliveryInline(TeamScopedInline, admin.TabularInline):

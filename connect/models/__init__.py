@@ -1,3 +1,4 @@
+from connect.models.api_tokens import TeamApiToken
 from connect.models.audit import AuditEvent
 from connect.models.authorizations import AuthorizationRequest
 from connect.models.base import Role
@@ -35,6 +36,7 @@ __all__ = [
     "Role",
     "SigningKey",
     "Team",
+    "TeamApiToken",
     "TokenIssue",
     "TriggerDestination",
     "TrustedIssuer",

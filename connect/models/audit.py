@@ -60,6 +60,9 @@ class AuditEventType(models.TextChoices):
     TOKEN_REVOKED = "token.revoked", "Token revoked"
     TRIGGER_REJECTED = "trigger.rejected", "Trigger rejected"
     TRIGGER_REPLAYED = "trigger.replayed", "Trigger replayed"
+    API_TOKEN_CREATED = "api_token.created", "Team API token created"
+    API_TOKEN_UPDATED = "api_token.updated", "Team API token renamed"
+    API_TOKEN_REVOKED = "api_token.revoked", "Team API token revoked"
 
 
 def audit_event_type_choices() -> list[tuple[str, str]]:
