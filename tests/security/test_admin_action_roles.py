@@ -96,7 +96,6 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("deliveryattempt", "delete_selected"): None,
     ("tokenissue", "delete_selected"): None,
     ("auditevent", "delete_selected"): None,
-    ("proxycall", "delete_selected"): None,
     ("authorizationrequest", "delete_selected"): None,
     ("proxycall", "delete_selected"): None,
     ("teamapitoken", "delete_selected"): None,  # revoked, never deleted
@@ -121,7 +120,6 @@ PAGE_ROLES: dict[str, tuple[Role | None, Role | None]] = {
     "tokenissue": READ_ONLY,
     "proxycall": READ_ONLY,
     "auditevent": READ_ONLY,
-    "proxycall": READ_ONLY,
     "authorizationrequest": READ_ONLY,
     "teamapitoken": (Role.OWNER, None),
 }
