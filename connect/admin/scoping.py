@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelChoiceField, ModelForm, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponseBase
 
+from connect.admin.filters import CappedPaginator
 from connect.models import Membership, Role, Team
 from connect.models.base import ROLE_RANK, TeamScopedQuerySet
 from connect.models.teams import role_allows
@@ -111,6 +112,10 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
     only says the user holds the role in *some* team; here each selected row is asked with its
     own team, and unless every row is allowed the whole action is refused, with a message.
     """
+
+    paginator = CappedPaginator
+    # The unfiltered total is a second count of the whole (team-scoped) table: not shown.
+    show_full_result_count = False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions: dict[str, Any] = dict(super().get_actions(request))
