@@ -27,7 +27,13 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from connect import http, oidc, signatures, tasks
-from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.models import (
+    Delivery,
+    DeliveryAttempt,
+    InboundEvent,
+    LifecycleEvent,
+    TriggerDestination,
+)
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
 from connect.services import destinations
@@ -89,7 +95,12 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
         claimed = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .claimable(now)
-            .select_related("event__connector__team", "destination__environment__project__team")
+            .select_related(
+                "event__connector__team",
+                "lifecycle_event",
+                "destination__connector",
+                "destination__environment__project__team",
+            )
             .order_by("next_attempt_at")[:limit]
         )
         disabled = [d for d in claimed if d.destination.disabled_at is not None]
@@ -117,16 +128,24 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
     return claimed
 
 
+def delivery_body(delivery: Delivery) -> bytes:
+    """What is sent: the inbound event's body as received, or the lifecycle event's JSON."""
+    event = delivery.event if delivery.event_id else delivery.lifecycle_event
+    assert event is not None  # a check constraint: one or the other
+    return bytes(event.body)
+
+
 def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str, str]:
     event, destination = delivery.event, delivery.destination
     project = destination.environment.project
+    connector_id = destination.connector.public_id
     parts = urlsplit(url)
     token = oidc.oidc_token_mint(
         project=project,
         environment=destination.environment.slug,
         ttl=DELIVERY_TOKEN_TTL,
         audience=f"{parts.scheme}://{parts.netloc}",
-        extra_claims={"connector_id": event.connector.public_id, "jti": delivery.webhook_id},
+        extra_claims={"connector_id": connector_id, "jti": delivery.webhook_id},
         now=now,
     )
     timestamp = int(now.timestamp())
@@ -134,8 +153,8 @@ def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str
     expires = destination.previous_secret_expires_at
     if destination.has_secret("previous_signing_secret") and expires and expires > now:
         secrets.append(destination.reveal("previous_signing_secret"))
-    return {
-        "Content-Type": event.content_type or "application/octet-stream",
+    headers = {
+        "Content-Type": "application/json",
         "Authorization": f"Bearer {token}",
         "webhook-id": delivery.webhook_id,
         "webhook-timestamp": str(timestamp),
@@ -143,15 +162,22 @@ def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str
             secrets=secrets,
             message_id=delivery.webhook_id,
             timestamp=timestamp,
-            body=bytes(event.body),
+            body=delivery_body(delivery),
         ),
-        "x-connect-trigger-id": event.public_id,
-        # The provider's own text: a header carries only visible Latin-1, so escape the rest.
-        "x-connect-event-type": quote(event.event_type, safe="._-:/@"),
     }
+    if event is None:
+        lifecycle = delivery.lifecycle_event
+        assert lifecycle is not None
+        headers["x-connect-event-type"] = lifecycle.type
+        return headers
+    headers["Content-Type"] = event.content_type or "application/octet-stream"
+    headers["x-connect-trigger-id"] = event.public_id
+    # The provider's own text: a header carries only visible Latin-1, so escape the rest.
+    headers["x-connect-event-type"] = quote(event.event_type, safe="._-:/@")
+    return headers
 
 
-def _retry_after(response: requests.Response, now: datetime) -> timedelta | None:
+def retry_after_of(response: requests.Response, now: datetime) -> timedelta | None:
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
@@ -189,7 +215,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
         with deadline:
             response = http.session().post(
                 url,
-                data=bytes(delivery.event.body),
+                data=delivery_body(delivery),
                 headers=headers,
                 timeout=(min(http.CONNECT_TIMEOUT, limit), limit),
                 stream=True,
@@ -199,7 +225,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
                 body = http.read_body(
                     response, deadline, limit=RESPONSE_READ_LIMIT, keep=RESPONSE_KEPT
                 )
-        retry_after = _retry_after(response, now)
+        retry_after = retry_after_of(response, now)
     except SoftTimeLimitExceeded:
         raise  # the task is out of time: the batch hands its rows back (``_send_batch``)
     except Exception as exc:
@@ -413,6 +439,22 @@ def event_replay(*, event: InboundEvent, actor: Actor, project_id: int | None = 
         type="trigger.replayed",
         actor=actor,
         correlation={"triggerRequestId": event.public_id},
+        fields={"deliveries": count},
+    )
+    transaction.on_commit(deliveries_ring, robust=True)
+    return count
+
+
+@transaction.atomic
+def lifecycle_event_replay(*, event: LifecycleEvent, actor: Actor) -> int:
+    """Send a lifecycle event again to its destinations, under the same webhook-id."""
+    now = timezone.now()
+    count = _reset(event.deliveries.exclude(status=DeliveryStatus.DELIVERING), now)
+    audit_record(
+        team=event.connector.team_id,
+        type="lifecycle_event.replayed",
+        actor=actor,
+        correlation={"lifecycleEventId": event.public_id},
         fields={"deliveries": count},
     )
     transaction.on_commit(deliveries_ring, robust=True)
