@@ -17,6 +17,7 @@ from connect import errors, presets
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
+from connect.kinds import AuthorizationKind
 from connect.models import (
     Connector,
     Installation,
@@ -408,7 +409,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
             try:
                 started = authorizations.authorization_start(
                     connector=connector,
-                    kind="install",
+                    kind=AuthorizationKind.INSTALL,
                     subject=None,
                     scopes=None,
                     tenant_hint=request.POST.get("tenant", "").strip(),
@@ -418,7 +419,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 messages.error(request, exc.message)
             else:
                 context["link"] = started.url
-                context["expires_at"] = started.request.expires_at
+                context["expires_at"] = started.flow.expires_at
         return TemplateResponse(request, "admin/connect/connector/install_link.html", context)
 
     def preset_view(self, request: HttpRequest) -> HttpResponse:

@@ -97,7 +97,7 @@ class ReconnectAdmin(TeamScopedAdmin):
             except errors.ConnectError as exc:
                 messages.error(request, exc.message)
             else:
-                extra = {"link": started.url, "expires_at": started.request.expires_at}
+                extra = {"link": started.url, "expires_at": started.flow.expires_at}
         context = {**self.admin_site.each_context(request), **self._context(obj, grant), **extra}
         return TemplateResponse(request, "admin/connect/grant/reconnect_link.html", context)
 

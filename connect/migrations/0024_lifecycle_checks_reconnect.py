@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connect", "0020_connector_events"),
+        ("connect", "0022_proxy_calls"),
     ]
 
     operations = [

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
+from connect.models.installations import GrantStatus, InstallationStatus
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.providers.base import GRANT_TOKENS, ProviderCredentials
 from connect.providers.schema import ConfigInvalid
@@ -54,11 +55,13 @@ class ConnectorQuerySet(TeamScopedQuerySet):
         return self.annotate(
             # Distinct: the join with grants repeats each installation once per grant.
             installation_count=models.Count(
-                "installations", filter=models.Q(installations__status="active"), distinct=True
+                "installations",
+                filter=models.Q(installations__status=InstallationStatus.ACTIVE),
+                distinct=True,
             ),
             unhealthy_grant_count=models.Count(
                 "installations__grants",
-                filter=~models.Q(installations__grants__status="active"),
+                filter=~models.Q(installations__grants__status=GrantStatus.ACTIVE),
             ),
         )
 

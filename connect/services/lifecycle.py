@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from connect import errors
 from connect.models import (
+    AuditEvent,
     Connector,
     Delivery,
     Environment,
@@ -147,7 +148,7 @@ def lifecycle_destination_set(
             current.save(update_fields=["enabled"])
             audit_record(
                 team=connector.team_id,
-                type="lifecycle_destination.removed",
+                type=AuditEvent.Type.LIFECYCLE_DESTINATION_REMOVED,
                 actor=actor,
                 targets={"connectorId": connector.public_id, "destinationId": current.public_id},
             )

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from connect import errors
-from connect.models import Connector, Delivery, InboundEvent, TriggerDestination
+from connect.models import AuditEvent, Connector, Delivery, InboundEvent, TriggerDestination
 from connect.models.destinations import DestinationKind
 from connect.providers.base import (
     InvalidWebhook,
@@ -71,6 +71,7 @@ def signature_headers(config: Mapping[str, Any]) -> frozenset[str]:
 
 
 def redacted(headers: Mapping[str, str], *, also: Iterable[str] = ()) -> dict[str, str]:
+    """Headers as stored: credentials and signatures (and ``also``) replaced by a marker."""
     hidden = REDACTED_HEADERS | SIGNATURE_HEADERS | {name.lower() for name in also}
     return {
         storable(k): ("[redacted]" if k.lower() in hidden else storable(v))
@@ -96,6 +97,9 @@ def trigger_receive(
     content_type: str,
     now: float | None = None,
 ) -> TriggerReply:
+    """A provider's webhook for a connector: verify it, answer the provider's own handshakes,
+    follow installs and uninstalls it announces, store the event once (retries and replays
+    within the window are duplicates) and queue its deliveries."""
     connector = (
         Connector.objects.filter(public_id=connector_id, triggers_enabled=True)
         .only(
@@ -125,7 +129,7 @@ def trigger_receive(
     except InvalidWebhook as exc:
         audit_record(
             team=connector.team_id,
-            type="trigger.rejected",
+            type=AuditEvent.Type.TRIGGER_REJECTED,
             targets={"connectorId": connector.public_id},
             fields={"reason": str(exc)},
         )
