@@ -7,13 +7,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
-from connect import errors, presets
+from connect import charts, errors, presets
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
@@ -27,7 +28,7 @@ from connect.models import (
 )
 from connect.models.destinations import DestinationKind
 from connect.providers import PROVIDERS, Provider, get_provider
-from connect.services import authorizations, configuration, connectors, destinations
+from connect.services import authorizations, configuration, connectors, destinations, health
 from connect.web_urls import web_url_or_empty
 
 SECRET_LABELS = {
@@ -175,14 +176,40 @@ class ProjectLinkForm(forms.ModelForm):
         return list(dict.fromkeys(slugs))
 
 
-class ProjectLinkInline(TeamScopedInline, admin.TabularInline):
+class ChoicesReadOnce:
+    """Every row of an inline offers the same projects and environments: read them once per
+    page, not once per row (a connector with many destinations made a query per select)."""
+
+    shared_choices: tuple[str, ...] = ("project", "environment")
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if field is not None and db_field.name in self.shared_choices:
+            if db_field.name == "environment":
+                field.queryset = field.queryset.select_related("project")  # its name
+            # Rendering reads this list; validation still asks the queryset.
+            field.choices = list(field.choices)
+        return field
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Each row is titled by its project (and environment): loaded with the rows.
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.select_related(*self.row_relations)
+
+    row_relations: tuple[str, ...] = ("project",)
+
+
+class ProjectLinkInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
     model = ProjectLink
     form = ProjectLinkForm
     extra = 0
     verbose_name = "project link"
 
 
-class TriggerDestinationInline(TeamScopedInline, admin.TabularInline):
+class TriggerDestinationInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
+    row_relations = ("project", "environment__project")
     model = TriggerDestination
     fields = ["project", "environment", "path", "enabled", "has_signing_secret"]
     readonly_fields = ["has_signing_secret"]
@@ -218,12 +245,29 @@ INSTALLATION_INLINE_FIELDS = (
 )
 
 
+#: The connector page lists this many installations, the newest; the rest are one link away.
+INSTALLATIONS_SHOWN = 50
+
+
+class NewestInstallations(BaseInlineFormSet):
+    """A connector with thousands of installations keeps a page of a few kilobytes."""
+
+    def get_queryset(self) -> QuerySet[Installation]:
+        if not hasattr(self, "_capped"):
+            self._capped = (
+                super().get_queryset().order_by("-created_at", "-pk")[:INSTALLATIONS_SHOWN]
+            )
+        return self._capped
+
+
 class InstallationInline(TeamScopedInline, admin.TabularInline):
     model = Installation
+    formset = NewestInstallations
     fields = INSTALLATION_INLINE_FIELDS
     readonly_fields = INSTALLATION_INLINE_FIELDS
     show_change_link = True
     extra = 0
+    verbose_name_plural = f"installations (the newest {INSTALLATIONS_SHOWN})"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -439,9 +483,35 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
 
     @admin.display(description="Health")
     def health(self, obj: Connector) -> str:
-        return connectors.connector_health(
-            connector=obj, unhealthy_grants=getattr(obj, "unhealthy_grant_count", 0)
-        )
+        # Worked out for the whole page at once (``get_changelist_instance``).
+        found = getattr(obj, "health", None)
+        if found is None:
+            found = health.connector_health(connector=obj)
+        return render_to_string("admin/connect/health_badge.html", {"health": found})
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        found = health.connectors_health(connectors=changelist.result_list)
+        for connector in changelist.result_list:
+            connector.health = found[connector.pk]
+        return changelist
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Connector | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context["connector_health"] = health.connector_health(connector=obj)
+            context["activity_panels"] = charts.activity_panels(
+                team_ids=[obj.team_id], connector_id=obj.pk
+            )
+            context["installations_shown"] = INSTALLATIONS_SHOWN
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Preview")
     def branding_preview(self, obj: Connector) -> str:

@@ -6,7 +6,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from connect.admin.filters import TeamRelatedFilter
+from connect.admin.filters import (
+    DestinationFilter,
+    ExactIdSearch,
+    StatusCodeFilter,
+    TeamRelatedFilter,
+)
 from connect.admin.one_time import OneTimeSecret, OneTimeSecretsAdmin
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import (
@@ -14,9 +19,9 @@ from connect.models import (
     DeliveryAttempt,
     InboundEvent,
     LifecycleEvent,
-    Role,
     TriggerDestination,
 )
+from connect.permissions import Action
 from connect.services import deliveries, destinations, triggers
 
 EVENT_FIELDS = (
@@ -62,7 +67,7 @@ class ReplayPermission:
 
     def has_replay_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         assert isinstance(self, TeamScopedAdmin)
-        return self._role_allows(request, Role.MEMBER, obj)
+        return self._may(request, Action.CHANGE, obj)
 
 
 class DeliveryInline(TeamScopedInline, admin.TabularInline):
@@ -95,7 +100,7 @@ class DeliveryAttemptInline(TeamScopedInline, admin.TabularInline):
 
 
 @admin.register(InboundEvent)
-class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
+class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = [
         "public_id",
         "connector",
@@ -107,7 +112,7 @@ class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
     ]
     list_filter = ["verified", "skipped", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
-    search_fields = ["=public_id", "=provider_event_id", "=body_sha256"]
+    exact_search = ("public_id", "provider_event_id", "body_sha256")
     fields = EVENT_FIELDS
     readonly_fields = EVENT_FIELDS
     inlines = [DeliveryInline]
@@ -142,7 +147,7 @@ class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
+class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = [
         "webhook_id",
         "event",
@@ -153,9 +158,11 @@ class DeliveryAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
         "last_status_code",
         "next_attempt_at",
     ]
-    list_filter = ["status", ("destination", TeamRelatedFilter)]
+    list_filter = ["status", ("destination", DestinationFilter)]
     list_select_related = ["event", "lifecycle_event", "destination__environment__project"]
-    search_fields = ["=webhook_id", "=event__public_id", "=lifecycle_event__public_id"]
+    # webhook-id as a receiver logged it, whole or its start; the event's trq_ id whole.
+    exact_search = ("event__public_id",)
+    prefix_search = ("webhook_id",)
     readonly_fields = DELIVERY_FIELDS
     fields = DELIVERY_FIELDS
     inlines = [DeliveryAttemptInline]
@@ -178,13 +185,13 @@ class LifecycleDeliveryInline(DeliveryInline):
 
 
 @admin.register(LifecycleEvent)
-class LifecycleEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
+class LifecycleEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     """What the app was told about its connections, and how each delivery went."""
 
     list_display = ["public_id", "type", "connector", "grant_public_id", "created_at"]
     list_filter = ["type", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
-    search_fields = ["=public_id", "=installation_public_id", "=grant_public_id"]
+    exact_search = ("public_id", "installation_public_id", "grant_public_id")
     fields = LIFECYCLE_FIELDS
     readonly_fields = LIFECYCLE_FIELDS
     inlines = [LifecycleDeliveryInline]
@@ -207,7 +214,7 @@ class LifecycleEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(ReadOnlyTeamScopedAdmin):
     list_display = ["delivery", "started_at", "status_code", "latency_ms", "error"]
-    list_filter = ["status_code"]
+    list_filter = [StatusCodeFilter]
     list_select_related = ["delivery"]
     show_full_result_count = False
 

@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from connect import errors
-from connect.admin.filters import TeamRelatedFilter
+from connect.admin.filters import ExactIdSearch, TeamRelatedFilter
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.kinds import Subject
 from connect.models import Grant, Installation, TokenIssue
@@ -130,11 +130,13 @@ class GrantInline(TeamScopedInline, admin.TabularInline):
 
 
 @admin.register(Installation)
-class InstallationAdmin(ReconnectAdmin):
+class InstallationAdmin(ExactIdSearch, ReconnectAdmin):
     list_display = ["__str__", "connector", "tenant_id", "status", "is_default", "created_at"]
     list_filter = ["status", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
-    search_fields = ["display_name", "tenant_id", "public_id"]
+    exact_search = ("tenant_id", "public_id")
+    # Newest first, by an index: 100,000 installations sorted by name spilled to disk.
+    ordering = ["-created_at", "-pk"]
     readonly_fields = [
         "public_id",
         "connector",
@@ -176,7 +178,7 @@ class InstallationAdmin(ReconnectAdmin):
 
 
 @admin.register(Grant)
-class GrantAdmin(ReconnectAdmin):
+class GrantAdmin(ExactIdSearch, ReconnectAdmin):
     list_display = [
         "subject_type",
         "subject_id",
@@ -187,7 +189,7 @@ class GrantAdmin(ReconnectAdmin):
     ]
     list_filter = ["status", "subject_type"]
     list_select_related = ["installation"]
-    search_fields = ["subject_id", "public_id", "installation__tenant_id"]
+    exact_search = ("subject_id", "public_id", "installation__tenant_id")
     fields = (*GRANT_FIELDS, "last_error", "next_check_at", "reconnect")
     readonly_fields = (
         *(f for f in GRANT_FIELDS if f != "status"),
@@ -208,8 +210,9 @@ class GrantAdmin(ReconnectAdmin):
 
 
 @admin.register(TokenIssue)
-class TokenIssueAdmin(ReadOnlyTeamScopedAdmin):
+class TokenIssueAdmin(ExactIdSearch, ReadOnlyTeamScopedAdmin):
     list_display = ["public_id", "grant", "project", "environment", "expires_at", "created_at"]
-    list_select_related = ["grant", "project"]
-    search_fields = ["public_id"]
+    # A grant's name is its subject on its installation.
+    list_select_related = ["grant__installation", "project"]
+    exact_search = ("public_id",)
     show_full_result_count = False

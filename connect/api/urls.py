@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from connect.api import proxy, views
+from connect.api import management, proxy, views
 
 
 class ConnectorRefConverter:
@@ -24,6 +24,7 @@ register_converter(ConnectorRefConverter, "connector")
 urlpatterns = [
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
+    path("v1/connect/whoami", management.WhoamiView.as_view()),
     path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
     # Everything under the prefix, newlines included: the view reads the raw target itself.
     re_path(r"^v1/connect/proxy/(?P<rest>(?s:.*))$", proxy.proxy_view),

@@ -65,6 +65,9 @@ class AuditEventType(models.TextChoices):
         "Lifecycle destination removed",
     )
     LIFECYCLE_EVENT_REPLAYED = "lifecycle_event.replayed", "Lifecycle event replayed"
+    API_TOKEN_CREATED = "api_token.created", "Team API token created"
+    API_TOKEN_UPDATED = "api_token.updated", "Team API token renamed"
+    API_TOKEN_REVOKED = "api_token.revoked", "Team API token revoked"
 
 
 def audit_event_type_choices() -> list[tuple[str, str]]:

@@ -114,16 +114,6 @@ def connector_assertion_key_create(*, connector: Connector) -> None:
     }
 
 
-def connector_health(*, connector: Connector, unhealthy_grants: int) -> str:
-    """The connector's health in a few words: a missing API key, grants needing
-    re-authorization, or OK."""
-    if connector.provider.static_token and not connector.has_secret("api_key"):
-        return "API key missing"
-    if unhealthy_grants:
-        return f"{unhealthy_grants} grant(s) need re-authorization"
-    return "OK"
-
-
 DISCOVERY_PATHS = (".well-known/oauth-authorization-server", ".well-known/openid-configuration")
 DISCOVERED_KEYS = {
     "authorization_endpoint": "authorizationEndpoint",

@@ -38,6 +38,7 @@ from connect.models import Connector, Grant
 from connect.models.deliveries import LifecycleEventType
 from connect.models.installations import GrantStatus, SubjectType
 from connect.providers import PROVIDERS
+from connect.providers.api_key import ApiKeyProvider
 from connect.providers.base import ProviderError
 from connect.services import deliveries, grants, lifecycle
 
@@ -74,7 +75,7 @@ def checkable_grants() -> QuerySet[Grant]:
 
 def checkable_connectors() -> QuerySet[Connector]:
     """API-key connectors that name a URL to check their key with."""
-    return Connector.objects.filter(type="api_key").exclude(config__verifyUrl=None)
+    return Connector.objects.filter(type=ApiKeyProvider.key).exclude(config__verifyUrl=None)
 
 
 def _spread(interval: int, now: datetime) -> datetime:

@@ -35,9 +35,10 @@ from connect.models import (
     LifecycleEvent,
     TriggerDestination,
 )
+from connect.models.activity import ActivityKind
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
-from connect.services import destinations
+from connect.services import activity, destinations
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -336,6 +337,14 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
             updated_at=finished,
         )
         _destination_learns(delivery, outcome, started=now, finished=finished)
+    activity.activity_count(
+        connector=delivery.destination.connector,
+        kind=ActivityKind.DELIVERY,
+        label={DeliveryStatus.SUCCEEDED: "succeeded", DeliveryStatus.PENDING: "retrying"}.get(
+            status, "failed"
+        ),
+        at=now,
+    )
     return outcome
 
 

@@ -159,6 +159,8 @@ def delivered(
     by_path = {d.path: d for d in destinations}
     got: dict[str, list[dict[str, Any]]] = {path: [] for path in by_path}
     for received in world.receiver.received():
+        if received.path not in by_path:
+            continue  # not a destination (an API key's verifyUrl)
         got[received.path].append(
             verified(received, by_path[received.path], world.receiver.url.rstrip("/"))
         )
