@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -6,21 +7,24 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
 from connect import charts, errors, presets
+from connect.admin import config_inputs
+from connect.admin.config_inputs import LinesField
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.kinds import AuthorizationKind
 from connect.models import (
     Connector,
+    Environment,
     Installation,
     LifecycleDestination,
     ProjectLink,
@@ -28,8 +32,16 @@ from connect.models import (
 )
 from connect.models.destinations import DestinationKind
 from connect.providers import PROVIDERS, Provider, get_provider
-from connect.services import authorizations, configuration, connectors, destinations, health
-from connect.web_urls import web_url_or_empty
+from connect.services import (
+    authorizations,
+    configuration,
+    connectors,
+    destinations,
+    dry_runs,
+    health,
+)
+from connect.services.authorizations import redirect_uri
+from connect.web_urls import is_web_url, web_url_or_empty
 
 SECRET_LABELS = {
     "client_secret": "Client secret",
@@ -100,6 +112,15 @@ class ConnectorForm(WriteOnlySecretsForm):
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
 
+    allowed_return_origins = LinesField(
+        label="Allowed return origins",
+        help_text="One origin per line, e.g. https://app.example.com: where a finished install "
+        "or consent may send the browser back to.",
+    )
+
+    #: The type whose typed inputs this form class carries (``typed_connector_form``).
+    provider: Provider | None = None
+
     events_known = forms.MultipleChoiceField(
         required=False,
         label="Forward these events",
@@ -136,9 +157,30 @@ class ConnectorForm(WriteOnlySecretsForm):
         if "events_other" in self.fields:
             others = [str(e) for e in selected if e not in known]
             self.initial.setdefault("events_other", ", ".join(others))
+        if self.provider is not None:
+            # A preset hands its configuration over whole; the inputs show it key by key.
+            config = self.initial.get("config", self.instance.config)
+            self.initial.update(config_inputs.initial_inputs(self.provider, config))
+            scopes = self.initial.get("default_scopes", self.instance.default_scopes)
+            for subject in scope_subjects(self.provider):
+                if isinstance(scopes, dict) and scopes.get(subject):
+                    self.initial[f"scopes_{subject}"] = scopes[subject]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if self.provider is not None and "config" not in self.fields:
+            config, refused = config_inputs.config_from_inputs(
+                self.provider, cleaned, self.instance.config
+            )
+            for name, message in refused.items():
+                self.add_error(name, message)
+            self.instance.config = config
+            scopes = dict(self.instance.default_scopes or {})
+            for subject in scope_subjects(self.provider):
+                name = f"scopes_{subject}"
+                if name in self.fields:
+                    scopes[subject] = cleaned.get(name) or []
+            self.instance.default_scopes = {k: v for k, v in scopes.items() if v}
         if self.events_shown:
             # Checked by the model's rules (after this), with the message on the form.
             others = [e.strip() for e in (cleaned.get("events_other") or "").split(",")]
@@ -151,13 +193,36 @@ class ConnectorForm(WriteOnlySecretsForm):
             except errors.ConnectError as exc:
                 self.add_error("discovery_issuer", exc.message)
             else:
-                cleaned["config"] = {**(cleaned.get("config") or {}), **discovered}
+                if "config" in self.fields:
+                    cleaned["config"] = {**(cleaned.get("config") or {}), **discovered}
+                else:
+                    self.instance.config = {**self.instance.config, **discovered}
         return cleaned
 
 
+def scope_subjects(provider: Provider) -> list[str]:
+    """The subject types whose default scopes the form asks for."""
+    if not provider.browser_flow:
+        return []
+    return [s for s in ("app", "user") if s in provider.subject_types]
+
+
+def typed_connector_form(provider: Provider) -> type[ConnectorForm]:
+    """The connector form for one type: an input per declared configuration key and a scope
+    list per subject type, drawn from the registry."""
+    attrs: dict[str, Any] = {"provider": provider, **config_inputs.config_formfields(provider)}
+    for subject in scope_subjects(provider):
+        attrs[f"scopes_{subject}"] = LinesField(
+            label=f"Default scopes ({subject} tokens)",
+            help_text="One scope per line; asked for when nothing else is named.",
+        )
+    return type(f"{provider.__class__.__name__}ConnectorForm", (ConnectorForm,), attrs)
+
+
 class ProjectLinkForm(forms.ModelForm):
-    environments = forms.CharField(
-        help_text="Comma-separated environment slugs, e.g. production, preview"
+    environments = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The environments whose deployments may use this connector.",
     )
 
     class Meta:
@@ -166,13 +231,44 @@ class ProjectLinkForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The project's environments; for a new row (no project yet) those of every project
+        # the user may link, checked against the chosen project on save.
+        project_id = self.instance.project_id if self.instance.pk else None
+        projects = self.fields["project"].queryset  # type: ignore[attr-defined]
+        rows = Environment.objects.filter(
+            project__in=projects if project_id is None else [project_id]
+        ).order_by("slug", "project__name")
+        names: dict[str, list[str]] = {}
+        for slug, project_name in rows.values_list("slug", "project__name")[:200]:
+            names.setdefault(slug, []).append(project_name)
+        stored = list(self.instance.environments or []) if self.instance.pk else []
+        for slug in stored:
+            names.setdefault(slug, ["no longer in the project"])
+        self.fields["environments"].choices = [  # type: ignore[attr-defined]
+            (slug, slug if project_id else f"{slug} ({', '.join(owners)})")
+            for slug, owners in sorted(names.items())
+        ]
         if self.instance.pk:
-            self.initial["environments"] = ", ".join(self.instance.environments)
+            self.initial["environments"] = stored
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        project, slugs = self.cleaned_data.get("project"), self.cleaned_data.get("environments")
+        if project is not None and slugs:
+            known = set(project.environments.values_list("slug", flat=True))
+            kept = set(self.instance.environments or []) if self.instance.pk else set()
+            unknown = [s for s in slugs if s not in known and s not in kept]
+            if unknown:
+                self.add_error(
+                    "environments",
+                    f"{project.name} has no environment {', '.join(unknown)}.",
+                )
+        return cleaned
 
     def clean_environments(self) -> list[str]:
-        slugs = [s.strip() for s in self.cleaned_data["environments"].split(",") if s.strip()]
+        slugs = self.cleaned_data["environments"]
         if not slugs:
-            raise forms.ValidationError("Name at least one environment.")
+            raise forms.ValidationError("Tick at least one environment.")
         return list(dict.fromkeys(slugs))
 
 
@@ -279,6 +375,61 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
         return False
 
 
+@dataclass(frozen=True)
+class SetupItem:
+    label: str
+    value: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class SetupPanel:
+    """What to register at the provider for one connector (or type, before it is saved)."""
+
+    items: list[SetupItem]
+    links: list[tuple[str, str]]
+
+
+def setup_panel(provider: Provider, connector: Connector | None) -> SetupPanel:
+    """The "Set up at the provider" panel: the redirect URI, the trigger URL, the scopes to
+    grant the app, and where the app's settings are."""
+    items: list[SetupItem] = []
+    if provider.browser_flow:
+        items.append(
+            SetupItem(
+                "Redirect URI",
+                redirect_uri(),
+                "Register it as the app's redirect (callback) URL.",
+            )
+        )
+    if provider.webhook_key is not None:
+        if connector is not None and connector.public_id:
+            url = f"{settings.PUBLIC_URL}/connect/trigger/{connector.public_id}"
+            items.append(
+                SetupItem("Trigger URL", url, "Where the provider sends its webhooks (events).")
+            )
+        else:
+            items.append(SetupItem("Trigger URL", "", "Shown once the connector is saved."))
+    scopes: list[str] = []
+    if connector is not None:
+        for value in (connector.default_scopes or {}).values():
+            scopes.extend(value if isinstance(value, list) else [])
+        for f in provider.config_fields:
+            value = connector.config.get(f.key)
+            if f.kind == "list" and f.key.endswith("Scopes") and isinstance(value, list):
+                scopes.extend(value)
+    if scopes:
+        items.append(
+            SetupItem(
+                "Scopes",
+                " ".join(dict.fromkeys(str(s) for s in scopes)),
+                "Grant the app these scopes (the defaults asked for, and the app's own).",
+            )
+        )
+    links = [(label, url) for label, url in provider.setup_links.items() if is_web_url(url)]
+    return SetupPanel(items=items, links=links)
+
+
 @admin.register(Connector)
 class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     form = ConnectorForm
@@ -328,6 +479,13 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        connector = self.get_object(request, object_id) if object_id else None
+        kind = self._kind(request, connector)
+        extra_context = {
+            **(extra_context or {}),
+            "setup": setup_panel(get_provider(kind), connector) if kind else None,
+            "can_test": connector is not None and self.has_change_permission(request, connector),
+        }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
@@ -342,15 +500,20 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         kind = self._kind(request, obj)
         if not kind:
-            return self.fieldsets
+            # The type decides every other input: it is chosen first (links above the form).
+            return [
+                (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
+                ("Branding", {"fields": ["icon_url", "background_color", "accent_color"]}),
+            ]
         provider = get_provider(kind)
         secrets = [s.sealed for s in provider.secrets if s.sealed != "trigger_signing_secret"]
         settings_fields = [
             *(["client_id"] if provider.client_id_data_name else []),
             *secrets,
-            "config",
             *(["discovery_issuer"] if provider.discovers_metadata else []),
-            *(["default_scopes", "allowed_return_origins"] if provider.browser_flow else []),
+            *config_inputs.config_formfields(provider),
+            *(f"scopes_{subject}" for subject in scope_subjects(provider)),
+            *(["allowed_return_origins"] if provider.browser_flow else []),
         ]
         sets: list[Any] = [
             (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
@@ -388,6 +551,14 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 f"{obj.last_check_error or 'refused'}"
             )
         return f"Working; next check {obj.next_check_at:%Y-%m-%d %H:%M} UTC."
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        kind = self._kind(request, obj)
+        if kind:
+            kwargs["form"] = typed_connector_form(get_provider(kind))
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)
@@ -431,6 +602,11 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 name="connect_connector_install_link",
             ),
             path(
+                "<path:object_id>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="connect_connector_test",
+            ),
+            path(
                 "add-from-preset/",
                 self.admin_site.admin_view(self.preset_view),
                 name="connect_connector_preset",
@@ -466,6 +642,31 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 context["expires_at"] = started.flow.expires_at
         return TemplateResponse(request, "admin/connect/connector/install_link.html", context)
 
+    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The "Test" button: a dry run at the provider, by a member, its result as messages."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        connector = self.get_object(request, object_id)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        checks = dry_runs.connector_dry_run(connector=connector)
+        failed = [c for c in checks if c.ok is False]
+        level = messages.ERROR if failed else messages.SUCCESS
+        summary = (
+            f"Test failed: {len(failed)} of the checks did not pass."
+            if failed
+            else "Test passed: the provider accepts these settings."
+        )
+        messages.add_message(request, level, summary)
+        for check in checks:
+            mark = {True: "✓", False: "✗", None: "-"}[check.ok]
+            messages.add_message(
+                request,
+                messages.ERROR if check.ok is False else messages.INFO,
+                f"{mark} {check.name}: {check.detail}",
+            )
+        return HttpResponseRedirect(reverse("admin:connect_connector_change", args=[connector.pk]))
+
     def preset_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -473,8 +674,10 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Add a connector from a preset",
-            "presets": sorted(presets.PRESETS.values(), key=lambda p: p.name),
+            "query": request.GET.get("q", "").strip(),
+            "total": len(presets.all_presets()),
         }
+        context["presets"] = presets.search(context["query"])
         return TemplateResponse(request, "admin/connect/connector/preset.html", context)
 
     @admin.display(description="Installations", ordering="installation_count")
