@@ -328,6 +328,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "connect.tasks.grants_refresh_due",
         "schedule": float(CONNECT_REFRESH_SWEEP_SECONDS),
     },
+    "credentials-check": {
+        "task": "connect.tasks.credentials_check",
+        "schedule": float(env_int("CONNECT_CHECK_EVERY", 60)),
+        "options": {"expires": float(env_int("CONNECT_CHECK_EVERY", 60))},
+    },
     "retention-prune": {
         "task": "connect.tasks.retention_prune",
         "schedule": float(env_int("CONNECT_RETENTION_EVERY", 60)),
@@ -527,3 +532,15 @@ CELERY_TASK_ANNOTATIONS["connect.tasks.retention_prune"] = {
     "soft_time_limit": CONNECT_RETENTION_BUDGET + 15,
     "time_limit": CONNECT_RETENTION_BUDGET + 20,
 }
+
+# Credential checks (connect/services/credential_checks.py): each beat run schedules unscheduled
+# grants and connectors over their connector's period (default daily), then claims at most
+# CONNECT_CHECK_BATCH due ones under a lease and checks them within CONNECT_CHECK_BUDGET seconds.
+# A refresh token unused for CONNECT_KEEPALIVE_AFTER seconds is refreshed to keep it alive; a
+# provider that is down, slow or rate-limiting puts a check off by CONNECT_CHECK_BACKOFF seconds
+# (or its Retry-After) without marking anything.
+CONNECT_CHECK_BATCH = env_int("CONNECT_CHECK_BATCH", 50)
+CONNECT_CHECK_BUDGET = env_float("CONNECT_CHECK_BUDGET", 30.0)
+CONNECT_CHECK_LEASE_SECONDS = env_int("CONNECT_CHECK_LEASE", 120)
+CONNECT_CHECK_BACKOFF_SECONDS = env_int("CONNECT_CHECK_BACKOFF", 900)
+CONNECT_KEEPALIVE_AFTER_SECONDS = env_int("CONNECT_KEEPALIVE_AFTER", 7 * 86400)
