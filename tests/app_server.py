@@ -87,6 +87,8 @@ def serving(
         "CONNECT_RATE_LIMIT_READS": "100000",
         "CONNECT_RATE_LIMIT_PREFIX": f"test-rl-{uuid.uuid4().hex[:8]}",
         "CONNECT_CACHE_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+        # Tests count issue records as soon as the answers are in (tests/perf buffer them).
+        "CONNECT_ISSUE_WRITER": "sync",
         **(env or {}),
     }
     process = subprocess.Popen(
