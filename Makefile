@@ -33,6 +33,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/inprocess.py
 	$(BIN)/python benchmarks/forwarding.py
 
 clean:

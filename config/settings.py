@@ -467,6 +467,8 @@ CONNECT_GENERATIONS_LISTENER = env_bool("CONNECT_GENERATIONS_LISTENER", True)
 CONNECT_ISSUE_WRITER = os.environ.get("CONNECT_ISSUE_WRITER", "buffered")
 CONNECT_ISSUE_BATCH = env_int("CONNECT_ISSUE_BATCH", 500)
 CONNECT_ISSUE_FLUSH_MS = env_int("CONNECT_ISSUE_FLUSH_MS", 100)
+# Ingest's doorbell: "batched" (one ring for the events of 10 ms, off the request) or "sync".
+CONNECT_DOORBELL = os.environ.get("CONNECT_DOORBELL", "batched")
 
 # Forwarding: attempt delays in seconds (attempt 1 at the first, …); then the delivery fails.
 CONNECT_DELIVERY_SCHEDULE = [

@@ -4,7 +4,8 @@
 ``tokenId``) to a bounded in-process buffer; a background thread writes what is pending with
 one multi-row INSERT every ``CONNECT_ISSUE_FLUSH_MS`` milliseconds, or as soon as
 ``CONNECT_ISSUE_BATCH`` rows wait. At most one batch is ever pending: a request that finds
-``CONNECT_ISSUE_BATCH`` rows not yet committed writes its own row itself, so a crash
+``CONNECT_ISSUE_BATCH`` rows not yet committed waits for the writer (up to a second, then
+writes its own row itself), so a crash
 (SIGKILL, power loss) loses at most one batch of issue records, and never a grant or a secret
 (those are written on the request, as before). ``flush`` (gunicorn's ``worker_exit``, and at
 interpreter exit) writes what is left on a clean shutdown.
@@ -34,6 +35,7 @@ class _Writer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
+        self.room = threading.Condition(self.lock)
         self.pending: list[TokenIssue] = []
         self.in_flight = 0  # rows taken by the thread and not yet committed
         self.pid = 0
@@ -43,6 +45,8 @@ class _Writer:
 
 
 _writer = _Writer()
+#: How long a request waits for room in the buffer before it writes its record itself.
+BACKPRESSURE_SECONDS = 1.0
 
 
 def buffered() -> bool:
@@ -57,13 +61,22 @@ def record(issue: TokenIssue) -> TokenIssue:
     writer = _writer
     if writer.pid != os.getpid():
         _start()
+    batch = settings.CONNECT_ISSUE_BATCH
+    deadline = time.monotonic() + BACKPRESSURE_SECONDS
     with writer.lock:
-        if len(writer.pending) + writer.in_flight < settings.CONNECT_ISSUE_BATCH:
+        while len(writer.pending) + writer.in_flight >= batch:
+            # A whole batch is at risk already: wait for the writer to commit it.
+            writer.wake.notify()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            writer.room.wait(left)
+        else:
             writer.pending.append(issue)
-            if len(writer.pending) >= settings.CONNECT_ISSUE_BATCH:
+            if len(writer.pending) >= batch:
                 writer.wake.notify()
             return issue
-    return TokenIssue.objects.record(issue)  # back-pressure: never more than a batch at risk
+    return TokenIssue.objects.record(issue)  # the writer is stuck: write it here
 
 
 def _start() -> None:
@@ -94,6 +107,7 @@ def _run() -> None:
                 writer.wake.wait(deadline - time.monotonic())
             batch, writer.pending = writer.pending, []
             writer.in_flight = len(batch)
+            writer.room.notify_all()
         if batch:
             try:
                 _write(batch)
@@ -102,6 +116,7 @@ def _run() -> None:
             finally:
                 with writer.lock:
                     writer.in_flight = 0
+                    writer.room.notify_all()
                 connection.close()
 
 

@@ -83,6 +83,7 @@ def _token_path_uncached(settings: Any) -> None:
     written on the request. Tests of the caches and the writer turn them on (tests/perf)."""
     settings.CONNECT_LOCAL_CACHES = False
     settings.CONNECT_ISSUE_WRITER = "sync"
+    settings.CONNECT_DOORBELL = "sync"
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ register_converter(ConnectorRefConverter, "connector")
 urlpatterns = [
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
-    path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
+    path("v1/connect/token/<connector:connector>", views.token),
     path("v1/connect/authorize/<connector:connector>", views.AuthorizeView.as_view()),
     path("v1/connect/install/<connector:connector>", views.InstallView.as_view()),
     path("v1/connect/result/<str:verifier>", views.ResultView.as_view()),
