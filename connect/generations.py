@@ -1,6 +1,6 @@
 """What this process knows of the generations (``connect.models.Generation``), kept current.
 
-Database triggers bump a generation on every change that can narrow access (migration 0021
+Database triggers bump a generation on every change that can narrow access (migration 0023
 lists them). Each process learns of a bump by one channel, on a background thread started
 after the worker forks (``start_listener``: gunicorn's ``post_worker_init``, else the first
 token request; never ``AppConfig.ready``, which also runs in ``manage.py`` and Celery's
@@ -21,6 +21,7 @@ Caches stamp each entry with ``epoch()`` before they read the database and keep 
 generation they depend on moved since (``still``).
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "connect_generations"
 #: The fallback's bound: without a listener, generations are read at most this often.
 CHECK_INTERVAL = 1.0
-#: Tables whose writes can bump a generation (the triggers of migration 0021).
+#: Tables whose writes can bump a generation (the triggers of migration 0023).
 WATCHED_TABLES = (
     "connect_deploymentcredential",
     "connect_environment",
@@ -216,14 +217,25 @@ def _check_on(conn: Any) -> None:
     _apply(rows)
 
 
-def _check_own(state: _State) -> None:
-    """A read on a connection of the listener's own, outside Django's pool."""
-    if connection.vendor == "postgresql":
-        with _own_postgresql_connection() as conn:
-            _check_on(conn)
-    else:
-        check_now()
-        connection.close()
+class _OwnReader:
+    """The listener's reads, on a connection of its own outside Django's pool, kept open."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+
+    def check(self) -> None:
+        if connection.vendor != "postgresql":
+            check_now()
+            connection.close()
+            return
+        if self.conn is None or self.conn.closed:
+            self.conn = _own_postgresql_connection()
+        _check_on(self.conn)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def _listen_postgresql(stop: threading.Event) -> None:
@@ -250,6 +262,7 @@ def _listen_redis(stop: threading.Event) -> None:
 
     state = _state
     while not stop.is_set():
+        reader = _OwnReader()
         try:
             client = redis.Redis.from_url(
                 settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2
@@ -257,7 +270,7 @@ def _listen_redis(stop: threading.Event) -> None:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(_redis_channel())
             pubsub.get_message(timeout=1)  # the subscription's confirmation
-            _check_own(state)
+            reader.check()  # what was missed before (or while) subscribing
             state.healthy = True
             while not stop.is_set():
                 message = pubsub.get_message(timeout=0.5)
@@ -265,10 +278,12 @@ def _listen_redis(stop: threading.Event) -> None:
                     continue
                 while pubsub.get_message(timeout=0) is not None:
                     pass  # one read answers every message already here
-                _check_own(state)
+                reader.check()
         except Exception:
             logger.warning("generations listener lost Redis; polling until it is back")
         state.healthy = False
+        with contextlib.suppress(Exception):
+            reader.close()
         stop.wait(0.5)
 
 

@@ -22,6 +22,7 @@ from connect.api.authentication import (
 )
 from connect.api.envelope import exception_handler
 from connect.callers import Caller, caller_from_authorization
+from connect.kinds import AuthorizationKind
 from connect.metrics import CountedTokenRequests, counted, token_request_outcome
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, links, tokens
@@ -225,7 +226,7 @@ class AuthorizeView(RuntimeView):
         scopes = data.get("scopes")
         started = authorizations.authorization_start(
             connector=found,
-            kind="consent",
+            kind=AuthorizationKind.CONSENT,
             subject=serializers.subject_from(data["subject"], caller),
             scopes=None if scopes is None else tuple(scopes),
             return_url=data.get("returnUrl") or "",
@@ -250,7 +251,7 @@ class InstallView(RuntimeView):
         scopes = data.get("scopes")
         started = authorizations.authorization_start(
             connector=found,
-            kind="install",
+            kind=AuthorizationKind.INSTALL,
             subject=None,
             scopes=None if scopes is None else tuple(scopes),
             return_url=data.get("returnUrl") or "",
@@ -268,7 +269,7 @@ class ResultView(RuntimeView):
 
     @sensitive_variables()  # the result verifier
     def get(self, request: Request, verifier: str) -> Response:
-        found = authorizations.authorization_result(
+        flow = authorizations.authorization_result(
             team_id=self.caller(request).team_id, verifier=verifier
         )
-        return Response(serializers.result_body(found))
+        return Response(serializers.result_body(flow))

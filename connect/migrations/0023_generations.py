@@ -149,7 +149,7 @@ def _run(forward: bool):  # type: ignore[no-untyped-def]
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connect", "0015_registry_connector_type_choices"),
+        ("connect", "0022_proxy_calls"),
     ]
 
     operations = [
