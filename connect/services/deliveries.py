@@ -11,7 +11,9 @@ batch at most one deadline and holds at most one worker; see ``_send_batch``.
 
 import itertools
 import logging
+import os
 import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -498,6 +500,43 @@ def destination_replay_failed(*, destination: TriggerDestination, actor: Actor) 
         actor=actor,
         targets={"destinationId": destination.public_id},
     )
+
+
+class _Doorbell:
+    def __init__(self) -> None:
+        self.due = threading.Event()
+        self.pid = 0
+        self.lock = threading.Lock()
+
+
+_doorbell = _Doorbell()
+#: How long the doorbell thread gathers commits before it rings once for all of them.
+DOORBELL_GATHER_SECONDS = 0.01
+
+
+def deliveries_ring_soon() -> None:
+    """One doorbell for every event committed within ``DOORBELL_GATHER_SECONDS``, rung by a
+    thread of this process, so an ingest makes no broker round trip. A ring lost to a crash
+    costs only time: the events and deliveries are committed, and the sweeper rings for them.
+    ``CONNECT_DOORBELL=sync`` rings on the request (tests)."""
+    if settings.CONNECT_DOORBELL == "sync":
+        deliveries_ring()
+        return
+    bell = _doorbell
+    if bell.pid != os.getpid():
+        with bell.lock:
+            if bell.pid != os.getpid():
+                bell.pid, bell.due = os.getpid(), threading.Event()
+                threading.Thread(target=_ring_when_due, args=(bell.due,), daemon=True).start()
+    bell.due.set()
+
+
+def _ring_when_due(due: threading.Event) -> None:
+    while True:
+        due.wait()
+        time.sleep(DOORBELL_GATHER_SECONDS)
+        due.clear()
+        deliveries_ring()
 
 
 def deliveries_ring() -> None:
