@@ -2,8 +2,9 @@
 
 Read from the tables that already record each thing — token issues (``tokenId``), install and
 consent flows (``authorizationId``), provider webhooks (``triggerRequestId``) and their
-deliveries, and the audit rows about installations and grants — one indexed query per source
-(the newest ``limit`` before a cursor), merged in memory. Nothing is written for this page.
+deliveries, calls through the proxy (``proxyCallId``), and the audit rows about installations
+and grants — one indexed query per source (the newest ``limit`` before a cursor), merged in
+memory. Nothing is written for this page.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,7 @@ from connect.models import (
     AuthorizationRequest,
     Delivery,
     InboundEvent,
+    ProxyCall,
     TokenIssue,
 )
 from connect.models.authorizations import AuthorizationOutcome
@@ -37,6 +39,7 @@ AUDIT_TYPES = (
 TOKEN_OUTCOMES = ("issued",)
 TRIGGER_OUTCOMES = ("verified", "unverified")
 AUDIT_OUTCOMES = ("recorded",)
+PROXY_OUTCOMES: tuple[str, ...] = tuple(ProxyCall.Outcome.values)
 #: Every outcome the page filters on: fixed choices, never a DISTINCT over a log.
 OUTCOMES: tuple[str, ...] = tuple(
     dict.fromkeys(
@@ -46,6 +49,7 @@ OUTCOMES: tuple[str, ...] = tuple(
             *TRIGGER_OUTCOMES,
             *DeliveryStatus.values,
             *AUDIT_OUTCOMES,
+            *PROXY_OUTCOMES,
         )
     )
 )
@@ -185,7 +189,8 @@ def _deliveries(
 ) -> Iterator[Event]:
     if (f.outcome and f.outcome not in DeliveryStatus.values) or f.subject:
         return
-    rows = base.filter(created_at__lt=before)
+    # Trigger deliveries; a lifecycle event's are in its own log (LifecycleEvent's admin).
+    rows = base.filter(created_at__lt=before, event__isnull=False)
     if f.outcome:
         rows = rows.filter(status=f.outcome)
     rows = f.narrow(
@@ -193,6 +198,7 @@ def _deliveries(
     )
     chosen = rows.select_related("event__connector", "event__installation", "destination")
     for delivery in chosen.order_by("-created_at")[:limit]:
+        assert delivery.event is not None  # filtered above
         attempts = f", {delivery.attempts} attempt(s)" if delivery.attempts else ""
         yield Event(
             at=delivery.created_at,
@@ -234,6 +240,43 @@ def _audits(
         )
 
 
+def _proxy_calls(
+    base: QuerySet[ProxyCall], f: EventFilter, before: datetime, limit: int
+) -> Iterator[Event]:
+    if f.outcome and f.outcome not in PROXY_OUTCOMES:
+        return
+    rows = base.filter(created_at__lt=before)
+    if f.outcome:
+        rows = rows.filter(outcome=f.outcome)
+    if f.connector_id:
+        rows = rows.filter(connector_id=f.connector_id)
+    if f.installation_public_id:
+        rows = rows.filter(grant__installation__public_id=f.installation_public_id)
+    kind, subject_id = f.subject_parts()
+    if subject_id:
+        rows = rows.filter(grant__subject_id=subject_id)
+    if kind:
+        rows = rows.filter(grant__subject_type=kind)
+    chosen = rows.select_related("connector", "grant__installation")
+    for call in chosen.order_by("-created_at")[:limit]:
+        grant = call.grant
+        subject = ""
+        if grant is not None:
+            subject = f"{grant.subject_type}:{grant.subject_id}" if grant.subject_id else "app"
+        yield Event(
+            at=call.created_at,
+            kind="proxy",
+            what=f"Proxied {call.method} {call.path} → {call.status} in {call.latency_ms} ms"
+            + (f" ({call.error_code})" if call.error_code else ""),
+            outcome=call.outcome,
+            link=("admin:connect_proxycall_change", call.pk),
+            connector=call.connector,
+            installation=grant.installation if grant is not None else None,
+            subject=subject,
+            correlation={"proxyCallId": call.public_id},
+        )
+
+
 def events_list(
     *,
     team_ids: Sequence[int],
@@ -255,6 +298,9 @@ def events_list(
         ),
         lambda: _triggers(InboundEvent.objects.for_team_ids(teams), event_filter, before, limit),
         lambda: _deliveries(Delivery.objects.for_team_ids(teams), event_filter, before, limit),
+        lambda: _proxy_calls(
+            ProxyCall.objects.filter(team_id__in=teams), event_filter, before, limit
+        ),
         lambda: _audits(
             AuditEvent.objects.filter(team_id__in=teams),
             event_filter,
