@@ -328,6 +328,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "connect.tasks.grants_refresh_due",
         "schedule": float(CONNECT_REFRESH_SWEEP_SECONDS),
     },
+    "credentials-check": {
+        "task": "connect.tasks.credentials_check",
+        "schedule": float(env_int("CONNECT_CHECK_EVERY", 60)),
+        "options": {"expires": float(env_int("CONNECT_CHECK_EVERY", 60))},
+    },
     "retention-prune": {
         "task": "connect.tasks.retention_prune",
         "schedule": float(env_int("CONNECT_RETENTION_EVERY", 60)),
@@ -453,6 +458,8 @@ if PRODUCTION and (_refusals := production_refusals()):
 
 CONNECT_RATE_LIMIT_READS = env_int("CONNECT_RATE_LIMIT_READS", 200)
 CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
+#: Management API calls (team API tokens) per team per minute, in a bucket of their own.
+CONNECT_RATE_LIMIT_MANAGEMENT = env_int("CONNECT_RATE_LIMIT_MANAGEMENT", 300)
 CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")
 
 # The authenticated proxy (/v1/connect/proxy/…, connect/services/proxy.py). A call (reading the
@@ -513,6 +520,10 @@ CONNECT_RETAIN_AUDIT_DAYS = env_int("CONNECT_RETAIN_AUDIT_DAYS", 365)
 CONNECT_RETAIN_PROXY_CALLS_DAYS = env_int("CONNECT_RETAIN_PROXY_CALLS_DAYS", 7)
 # The per-hour counters (the admin's charts) outlive the rows they summarise.
 CONNECT_RETAIN_COUNTERS_DAYS = env_int("CONNECT_RETAIN_COUNTERS_DAYS", 400)
+# The admin's hourly activity counters are counted in each process's memory and written every
+# CONNECT_ACTIVITY_FLUSH seconds by a background thread (connect/services/activity.py); 0 turns
+# the thread off (the tests flush by hand).
+CONNECT_ACTIVITY_FLUSH_SECONDS = env_float("CONNECT_ACTIVITY_FLUSH", 5.0)
 CONNECT_RETENTION_BATCH = env_int("CONNECT_RETENTION_BATCH", 1000)
 CONNECT_RETENTION_BUDGET = env_float("CONNECT_RETENTION_BUDGET", 20.0)
 # A run starts no batch after its budget; the batch in progress (a few short statements) ends
@@ -521,3 +532,15 @@ CELERY_TASK_ANNOTATIONS["connect.tasks.retention_prune"] = {
     "soft_time_limit": CONNECT_RETENTION_BUDGET + 15,
     "time_limit": CONNECT_RETENTION_BUDGET + 20,
 }
+
+# Credential checks (connect/services/credential_checks.py): each beat run schedules unscheduled
+# grants and connectors over their connector's period (default daily), then claims at most
+# CONNECT_CHECK_BATCH due ones under a lease and checks them within CONNECT_CHECK_BUDGET seconds.
+# A refresh token unused for CONNECT_KEEPALIVE_AFTER seconds is refreshed to keep it alive; a
+# provider that is down, slow or rate-limiting puts a check off by CONNECT_CHECK_BACKOFF seconds
+# (or its Retry-After) without marking anything.
+CONNECT_CHECK_BATCH = env_int("CONNECT_CHECK_BATCH", 50)
+CONNECT_CHECK_BUDGET = env_float("CONNECT_CHECK_BUDGET", 30.0)
+CONNECT_CHECK_LEASE_SECONDS = env_int("CONNECT_CHECK_LEASE", 120)
+CONNECT_CHECK_BACKOFF_SECONDS = env_int("CONNECT_CHECK_BACKOFF", 900)
+CONNECT_KEEPALIVE_AFTER_SECONDS = env_int("CONNECT_KEEPALIVE_AFTER", 7 * 86400)

@@ -48,6 +48,8 @@ MethodNotAllowed = _error("method_not_allowed", 405)
 UnsupportedMediaType = _error("unsupported_media_type", 415)
 PayloadTooLarge = _error("payload_too_large", 413)
 InternalError = _error("internal_error", 500)
+#: The uid (or another unique name) is taken in the team.
+Conflict = _error("conflict", 409)
 #: The proxy: the provider did not finish answering within the proxy's time limit.
 ProviderTimeout = _error("provider_timeout", 504)
 #: The proxy: a body sent without a length, by a server that cannot tell where it ends.
@@ -59,6 +61,7 @@ CODE_FOR_STATUS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     411: "length_required",
     415: "unsupported_media_type",

@@ -1,6 +1,7 @@
 """The team-scoped admin. Importing this package registers every model admin on the site."""
 
 from connect.admin import (  # noqa: F401
+    api_tokens,
     audit,
     connectors,
     credentials,

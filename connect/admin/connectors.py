@@ -8,13 +8,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
-from connect import errors, presets
+from connect import charts, errors, presets
 from connect.admin import config_inputs
 from connect.admin.config_inputs import LinesField
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
@@ -25,11 +26,20 @@ from connect.models import (
     Connector,
     Environment,
     Installation,
+    LifecycleDestination,
     ProjectLink,
     TriggerDestination,
 )
+from connect.models.destinations import DestinationKind
 from connect.providers import PROVIDERS, Provider, get_provider
-from connect.services import authorizations, configuration, connectors, destinations, dry_runs
+from connect.services import (
+    authorizations,
+    configuration,
+    connectors,
+    destinations,
+    dry_runs,
+    health,
+)
 from connect.services.authorizations import redirect_uri
 from connect.web_urls import is_web_url, web_url_or_empty
 
@@ -95,6 +105,7 @@ class ConnectorForm(WriteOnlySecretsForm):
             "default_scopes",
             "allowed_return_origins",
             "triggers_enabled",
+            "check_interval_seconds",
         ]
         widgets = {
             "background_color": forms.TextInput(attrs={"type": "color"}),
@@ -261,26 +272,68 @@ class ProjectLinkForm(forms.ModelForm):
         return list(dict.fromkeys(slugs))
 
 
-class ProjectLinkInline(TeamScopedInline, admin.TabularInline):
+class ChoicesReadOnce:
+    """Every row of an inline offers the same projects and environments: read them once per
+    page, not once per row (a connector with many destinations made a query per select)."""
+
+    shared_choices: tuple[str, ...] = ("project", "environment")
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if field is not None and db_field.name in self.shared_choices:
+            if db_field.name == "environment":
+                field.queryset = field.queryset.select_related("project")  # its name
+            # Rendering reads this list; validation still asks the queryset.
+            field.choices = list(field.choices)
+        return field
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Each row is titled by its project (and environment): loaded with the rows.
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.select_related(*self.row_relations)
+
+    row_relations: tuple[str, ...] = ("project",)
+
+
+class ProjectLinkInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
     model = ProjectLink
     form = ProjectLinkForm
     extra = 0
     verbose_name = "project link"
 
 
-class TriggerDestinationInline(TeamScopedInline, admin.TabularInline):
+class TriggerDestinationInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
+    row_relations = ("project", "environment__project")
     model = TriggerDestination
     fields = ["project", "environment", "path", "enabled", "has_signing_secret"]
     readonly_fields = ["has_signing_secret"]
     extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TriggerDestination]:
+        return super().get_queryset(request).filter(kind=DestinationKind.TRIGGER)
 
     @admin.display(boolean=True, description="Signing secret set")
     def has_signing_secret(self, obj: TriggerDestination) -> bool:
         return obj.pk is not None and obj.has_secret("signing_secret")
 
 
+class LifecycleDestinationInline(TriggerDestinationInline):
+    """Where the app hears of installations and grants made, broken, recovered or removed:
+    one path per project link and environment."""
+
+    model = LifecycleDestination
+    verbose_name = "lifecycle destination"
+    verbose_name_plural = "lifecycle destinations (installation and grant events)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TriggerDestination]:
+        rows = super(TriggerDestinationInline, self).get_queryset(request)
+        return rows.filter(kind=DestinationKind.LIFECYCLE)
+
+
 INSTALLATION_INLINE_FIELDS = (
-    "display_name",
+    "shown_name",
     "tenant_id",
     "status",
     "is_default",
@@ -288,12 +341,36 @@ INSTALLATION_INLINE_FIELDS = (
 )
 
 
+#: The connector page lists this many installations, the newest; the rest are one link away.
+INSTALLATIONS_SHOWN = 50
+
+
+class NewestInstallations(BaseInlineFormSet):
+    """A connector with thousands of installations keeps a page of a few kilobytes."""
+
+    def get_queryset(self) -> QuerySet[Installation]:
+        if not hasattr(self, "_capped"):
+            self._capped = (
+                super().get_queryset().order_by("-created_at", "-pk")[:INSTALLATIONS_SHOWN]
+            )
+        return self._capped
+
+
 class InstallationInline(TeamScopedInline, admin.TabularInline):
     model = Installation
+    formset = NewestInstallations
     fields = INSTALLATION_INLINE_FIELDS
     readonly_fields = INSTALLATION_INLINE_FIELDS
     show_change_link = True
     extra = 0
+    verbose_name_plural = f"installations (the newest {INSTALLATIONS_SHOWN})"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Installation]:
+        return super().get_queryset(request).select_related("connector")
+
+    @admin.display(description="Name")
+    def shown_name(self, obj: Installation) -> str:
+        return installation_name(obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -303,6 +380,20 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def installation_name(installation: Installation) -> str:
+    """An installation's name, and for a client-credentials type's own installation what it
+    is: the connector is its own tenant, so the app made it when the connector was saved."""
+    connector = installation.connector
+    if connector.provider.single_account and installation.tenant_id == connector.public_id:
+        return format_html(
+            '<strong>Automatic installation</strong><div class="help">{}</div>',
+            f"{connector.provider.label} connectors authenticate as the app itself (client "
+            "credentials or a key): the connector is its own tenant, so this installation was "
+            "made when it was saved and nobody installs it.",
+        )
+    return installation.display_name or "—"
 
 
 @dataclass(frozen=True)
@@ -368,7 +459,12 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     list_select_related = ["team"]
     search_fields = ["name", "uid", "public_id"]
     readonly_fields = ["public_id", "branding_preview", "created_at", "updated_at"]
-    inlines = [ProjectLinkInline, TriggerDestinationInline, InstallationInline]
+    inlines = [
+        ProjectLinkInline,
+        TriggerDestinationInline,
+        LifecycleDestinationInline,
+        InstallationInline,
+    ]
     fieldsets = [
         (None, {"fields": ["team", "type", "uid", "service", "name", "description", "public_id"]}),
         (
@@ -456,6 +552,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         elif provider.webhook_key:
             # Signed with the provider's own key (Discord's publicKey in the config): no secret.
             sets.append(("Triggers", {"fields": ["triggers_enabled", *events]}))
+        sets.append(("Credential checks", {"fields": ["check_interval_seconds", "secret_health"]}))
         if obj is not None:
             sets.append(
                 ("Status", {"fields": ["public_id", "reconsent", "created_at", "updated_at"]})
@@ -463,7 +560,18 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         return sets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [*self.readonly_fields, "reconsent"]
+        return [*self.readonly_fields, "reconsent", "secret_health"]
+
+    @admin.display(description="Its own secret")
+    def secret_health(self, obj: Connector) -> str:
+        if obj.pk is None or (obj.next_check_at is None and obj.secret_failed_at is None):
+            return "Not checked yet."
+        if obj.secret_failed_at is not None:
+            return (
+                f"Failing since {obj.secret_failed_at:%Y-%m-%d %H:%M} UTC: "
+                f"{obj.last_check_error or 'refused'}"
+            )
+        return f"Working; next check {obj.next_check_at:%Y-%m-%d %H:%M} UTC."
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -599,9 +707,35 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
 
     @admin.display(description="Health")
     def health(self, obj: Connector) -> str:
-        return connectors.connector_health(
-            connector=obj, unhealthy_grants=getattr(obj, "unhealthy_grant_count", 0)
-        )
+        # Worked out for the whole page at once (``get_changelist_instance``).
+        found = getattr(obj, "health", None)
+        if found is None:
+            found = health.connector_health(connector=obj)
+        return render_to_string("admin/connect/health_badge.html", {"health": found})
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        found = health.connectors_health(connectors=changelist.result_list)
+        for connector in changelist.result_list:
+            connector.health = found[connector.pk]
+        return changelist
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Connector | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context["connector_health"] = health.connector_health(connector=obj)
+            context["activity_panels"] = charts.activity_panels(
+                team_ids=[obj.team_id], connector_id=obj.pk
+            )
+            context["installations_shown"] = INSTALLATIONS_SHOWN
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Preview")
     def branding_preview(self, obj: Connector) -> str:
@@ -645,7 +779,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     def save_formset(
         self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool
     ) -> None:
-        if formset.model is not TriggerDestination:
+        if formset.model not in (TriggerDestination, LifecycleDestination):
             super().save_formset(request, form, formset, change)
             return
         for destination in formset.save(commit=False):

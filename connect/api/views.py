@@ -9,13 +9,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connect import errors, health
+from connect.api import connectors as management_connectors
 from connect.api import serializers
-from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
+from connect.api.authentication import (
+    ManagementRateThrottle,
+    RuntimeCallerAuthentication,
+    TeamRateThrottle,
+    TeamTokenOrRuntimeAuthentication,
+)
 from connect.callers import Caller
 from connect.kinds import AuthorizationKind
 from connect.metrics import CountedTokenRequests
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, links, tokens
+from connect.services.api_tokens import TeamActor
 
 
 class RuntimeView(APIView):
@@ -54,10 +61,29 @@ class TokenImportView(RuntimeView):
         return Response(serializers.import_body(result))
 
 
-class ConnectorView(RuntimeView):
+class SharedView(RuntimeView):
+    """A path both deployments (runtime) and team API tokens (management) use."""
+
+    authentication_classes = [TeamTokenOrRuntimeAuthentication]
+    throttle_classes = [TeamRateThrottle, ManagementRateThrottle]
+
+    def team_actor(self, request: Request) -> TeamActor | None:
+        return request.auth if isinstance(request.auth, TeamActor) else None
+
+
+class ConnectorView(SharedView):
     def get(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is not None:
+            return management_connectors.management_get(request, actor, connector)
         found = links.linked_connector(caller=self.caller(request), connector_ref=connector)
         return Response(serializers.connector_body(found))
+
+    def delete(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is None:
+            raise errors.Forbidden("Deleting a connector takes a team API token.")
+        return management_connectors.management_delete(request, actor, connector)
 
 
 class ConnectorTokensView(RuntimeView):
@@ -98,8 +124,11 @@ class HealthView(APIView):
         return Response(report.as_wire(), status=200 if report.ok else 503)
 
 
-class TriggerDestinationsView(RuntimeView):
+class TriggerDestinationsView(SharedView):
     def patch(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is not None:
+            return management_connectors.management_destinations(request, actor, connector)
         body = serializers.DestinationsRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         caller = self.caller(request)
@@ -149,54 +178,59 @@ def _expires_in(data: dict[str, Any]) -> timedelta | None:
     return None if value is None else timedelta(milliseconds=value)
 
 
-class AuthorizeView(RuntimeView):
+class FlowStartView(RuntimeView):
+    """Start a flow on a connector linked to the caller's project: a link to send the person
+    to, and a verifier to poll the result with."""
+
+    serializer: type[serializers.FlowRequestSerializer]
+    kind: AuthorizationKind
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        """What this kind of flow takes beyond what every flow does."""
+        raise NotImplementedError
+
+    @sensitive_variables()  # the result verifier
+    def post(self, request: Request, connector: str) -> Response:
+        body = self.serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        caller, data = self.caller(request), body.validated_data
+        found = links.linked_connector(caller=caller, connector_ref=connector)
+        scopes = data.get("scopes")
+        started = authorizations.authorization_start(
+            connector=found,
+            kind=self.kind,
+            scopes=None if scopes is None else tuple(scopes),
+            return_url=data.get("returnUrl") or "",
+            expires_in=_expires_in(data),
+            project_id=caller.project_id,
+            environment=caller.environment,
+            actor=caller.label,
+            **self.flow_arguments(caller, data),
+        )
+        return Response(serializers.flow_body(started))
+
+
+class AuthorizeView(FlowStartView):
     """Start a user's consent: a link to send them to, and a verifier to poll the result."""
 
-    @sensitive_variables()  # the result verifier
-    def post(self, request: Request, connector: str) -> Response:
-        body = serializers.AuthorizeRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        caller, data = self.caller(request), body.validated_data
-        found = links.linked_connector(caller=caller, connector_ref=connector)
-        scopes = data.get("scopes")
-        started = authorizations.authorization_start(
-            connector=found,
-            kind=AuthorizationKind.CONSENT,
-            subject=serializers.subject_from(data["subject"], caller),
-            scopes=None if scopes is None else tuple(scopes),
-            return_url=data.get("returnUrl") or "",
-            expires_in=_expires_in(data),
-            installation_ref=data.get("installationId") or None,
-            project_id=caller.project_id,
-            environment=caller.environment,
-            actor=caller.label,
-        )
-        return Response(serializers.flow_body(started))
+    serializer = serializers.AuthorizeRequestSerializer
+    kind = AuthorizationKind.CONSENT
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "subject": serializers.subject_from(data["subject"], caller),
+            "installation_ref": data.get("installationId") or None,
+        }
 
 
-class InstallView(RuntimeView):
+class InstallView(FlowStartView):
     """Start an installation into a tenant (a Slack workspace, a GitHub org, an Entra tenant)."""
 
-    @sensitive_variables()  # the result verifier
-    def post(self, request: Request, connector: str) -> Response:
-        body = serializers.InstallRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        caller, data = self.caller(request), body.validated_data
-        found = links.linked_connector(caller=caller, connector_ref=connector)
-        scopes = data.get("scopes")
-        started = authorizations.authorization_start(
-            connector=found,
-            kind=AuthorizationKind.INSTALL,
-            subject=None,
-            scopes=None if scopes is None else tuple(scopes),
-            return_url=data.get("returnUrl") or "",
-            expires_in=_expires_in(data),
-            tenant_hint=data.get("tenantId") or "",
-            project_id=caller.project_id,
-            environment=caller.environment,
-            actor=caller.label,
-        )
-        return Response(serializers.flow_body(started))
+    serializer = serializers.InstallRequestSerializer
+    kind = AuthorizationKind.INSTALL
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        return {"subject": None, "tenant_hint": data.get("tenantId") or ""}
 
 
 class ResultView(RuntimeView):

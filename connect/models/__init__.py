@@ -1,10 +1,12 @@
+from connect.models.activity import ActivityCount
+from connect.models.api_tokens import TeamApiToken
 from connect.models.audit import AuditEvent
 from connect.models.authorizations import AuthorizationRequest
 from connect.models.base import Role
 from connect.models.connectors import Connector, ConnectorType
 from connect.models.credentials import DeploymentCredential, TrustedIssuer, TrustedIssuerRule
-from connect.models.deliveries import Delivery, DeliveryAttempt, InboundEvent
-from connect.models.destinations import TriggerDestination
+from connect.models.deliveries import Delivery, DeliveryAttempt, InboundEvent, LifecycleEvent
+from connect.models.destinations import LifecycleDestination, TriggerDestination
 from connect.models.heartbeats import Heartbeat
 from connect.models.installations import Grant, Installation
 from connect.models.links import ProjectLink
@@ -15,6 +17,7 @@ from connect.models.teams import Membership, Team
 from connect.models.tokens import MintedToken, TokenIssue
 
 __all__ = [
+    "ActivityCount",
     "AuditEvent",
     "AuthorizationRequest",
     "Connector",
@@ -27,6 +30,8 @@ __all__ = [
     "Heartbeat",
     "InboundEvent",
     "Installation",
+    "LifecycleDestination",
+    "LifecycleEvent",
     "Membership",
     "MintedToken",
     "Project",
@@ -35,6 +40,7 @@ __all__ = [
     "Role",
     "SigningKey",
     "Team",
+    "TeamApiToken",
     "TokenIssue",
     "TriggerDestination",
     "TrustedIssuer",

@@ -72,6 +72,11 @@ class AuthorizationRequest(SealedSecrets):
     installation = models.ForeignKey(
         "connect.Installation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    #: A reconnect: the grant this flow re-authorizes in place. The provider must prove the
+    #: same account the grant held (its external subject and tenant), else nothing changes.
+    reconnect_grant = models.ForeignKey(
+        "connect.Grant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = AuthorizationRequestQuerySet.as_manager()
@@ -87,6 +92,11 @@ class AuthorizationRequest(SealedSecrets):
                 condition=models.Q(outcome__in=AuthorizationOutcome.values),
                 name="connect_authorizationrequest_outcome_valid",
             ),
+        ]
+        indexes = [
+            # The admin list and the Activity page, newest first, per connector too.
+            models.Index(fields=["-created_at"], name="connect_authz_newest"),
+            models.Index(fields=["connector", "-created_at"], name="connect_authz_recent"),
         ]
 
     def __str__(self) -> str:

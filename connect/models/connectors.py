@@ -4,10 +4,11 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
-from connect.models.installations import GrantStatus, InstallationStatus
+from connect.models.installations import InstallationStatus
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.providers.base import GRANT_TOKENS, ProviderCredentials
 from connect.providers.schema import ConfigInvalid
@@ -52,17 +53,23 @@ ConnectorType = models.TextChoices(  # type: ignore[call-overload]
 
 class ConnectorQuerySet(TeamScopedQuerySet):
     def with_installation_counts(self) -> "ConnectorQuerySet":
+        """Each connector's active installations, counted by a subquery on the (connector,
+        status) index: no join that multiplies rows, no GROUP BY over the connectors."""
+        from connect.models.installations import Installation
+
+        active = (
+            Installation.objects.filter(
+                connector=models.OuterRef("pk"), status=InstallationStatus.ACTIVE
+            )
+            .order_by()
+            .values("connector")
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
         return self.annotate(
-            # Distinct: the join with grants repeats each installation once per grant.
-            installation_count=models.Count(
-                "installations",
-                filter=models.Q(installations__status=InstallationStatus.ACTIVE),
-                distinct=True,
-            ),
-            unhealthy_grant_count=models.Count(
-                "installations__grants",
-                filter=~models.Q(installations__grants__status=GrantStatus.ACTIVE),
-            ),
+            installation_count=Coalesce(
+                models.Subquery(active, output_field=models.IntegerField()), 0
+            )
         )
 
 
@@ -96,6 +103,15 @@ class Connector(SealedSecrets):
     #: Vercel's ``events``: the provider event types forwarded to destinations; empty, all of
     #: them. ``issues`` also selects ``issues.opened`` (see ``event_selected``).
     events = models.JSONField(default=list, blank=True)
+    #: Credential checks (``connect.services.credential_checks``): how often, when next, who
+    #: holds the check now, and whether the connector's own secret failed its last one.
+    check_interval_seconds = models.PositiveIntegerField(
+        default=86400, help_text="How often its credentials are checked ahead of users."
+    )
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    check_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    secret_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_error = models.CharField(max_length=500, blank=True, editable=False)
     client_secret_sealed = sealed_field()
     private_key_sealed = sealed_field()
     api_key_sealed = sealed_field()

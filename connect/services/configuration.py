@@ -28,6 +28,7 @@ from connect.models import (
     Project,
     ProjectLink,
     Team,
+    TeamApiToken,
     TriggerDestination,
     TrustedIssuer,
     TrustedIssuerRule,
@@ -139,6 +140,12 @@ AUDITED: dict[type[models.Model], Audited] = {
         },
         lambda issuer: {"trustedIssuerId": issuer.public_id},
         ("issuer", "jwks_url", "audience"),
+    ),
+    # Created by api_token_create, revoked by api_tokens_revoke; only the name changes.
+    TeamApiToken: Audited(
+        {"updated": AuditEvent.Type.API_TOKEN_UPDATED},
+        lambda token: {"apiTokenId": token.public_id},
+        ("name",),
     ),
     TrustedIssuerRule: Audited(
         {

@@ -27,10 +27,18 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from connect import http, oidc, signatures, tasks
-from connect.models import AuditEvent, Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.models import (
+    AuditEvent,
+    Delivery,
+    DeliveryAttempt,
+    InboundEvent,
+    LifecycleEvent,
+    TriggerDestination,
+)
+from connect.models.activity import ActivityKind
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
-from connect.services import destinations
+from connect.services import activity, destinations
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -90,7 +98,12 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
         claimed = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .claimable(now)
-            .select_related("event__connector__team", "destination__environment__project__team")
+            .select_related(
+                "event__connector__team",
+                "lifecycle_event",
+                "destination__connector",
+                "destination__environment__project__team",
+            )
             .order_by("next_attempt_at")[:limit]
         )
         disabled = [d for d in claimed if d.destination.disabled_at is not None]
@@ -118,18 +131,26 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
     return claimed
 
 
+def delivery_body(delivery: Delivery) -> bytes:
+    """What is sent: the inbound event's body as received, or the lifecycle event's JSON."""
+    event = delivery.event if delivery.event_id else delivery.lifecycle_event
+    assert event is not None  # a check constraint: one or the other
+    return bytes(event.body)
+
+
 def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str, str]:
     """A delivery's headers: a short-lived OIDC bearer for the destination's origin and the
     Standard Webhooks signature under the current secret (and the previous one while it lasts)."""
     event, destination = delivery.event, delivery.destination
     project = destination.environment.project
+    connector_id = destination.connector.public_id
     parts = urlsplit(url)
     token = oidc.oidc_token_mint(
         project=project,
         environment=destination.environment.slug,
         ttl=DELIVERY_TOKEN_TTL,
         audience=f"{parts.scheme}://{parts.netloc}",
-        extra_claims={"connector_id": event.connector.public_id, "jti": delivery.webhook_id},
+        extra_claims={"connector_id": connector_id, "jti": delivery.webhook_id},
         now=now,
     )
     timestamp = int(now.timestamp())
@@ -137,8 +158,8 @@ def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str
     expires = destination.previous_secret_expires_at
     if destination.has_secret("previous_signing_secret") and expires and expires > now:
         secrets.append(destination.reveal("previous_signing_secret"))
-    return {
-        "Content-Type": event.content_type or "application/octet-stream",
+    headers = {
+        "Content-Type": "application/json",
         "Authorization": f"Bearer {token}",
         "webhook-id": delivery.webhook_id,
         "webhook-timestamp": str(timestamp),
@@ -146,15 +167,22 @@ def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str
             secrets=secrets,
             message_id=delivery.webhook_id,
             timestamp=timestamp,
-            body=bytes(event.body),
+            body=delivery_body(delivery),
         ),
-        "x-connect-trigger-id": event.public_id,
-        # The provider's own text: a header carries only visible Latin-1, so escape the rest.
-        "x-connect-event-type": quote(event.event_type, safe="._-:/@"),
     }
+    if event is None:
+        lifecycle = delivery.lifecycle_event
+        assert lifecycle is not None
+        headers["x-connect-event-type"] = lifecycle.type
+        return headers
+    headers["Content-Type"] = event.content_type or "application/octet-stream"
+    headers["x-connect-trigger-id"] = event.public_id
+    # The provider's own text: a header carries only visible Latin-1, so escape the rest.
+    headers["x-connect-event-type"] = quote(event.event_type, safe="._-:/@")
+    return headers
 
 
-def _retry_after(response: requests.Response, now: datetime) -> timedelta | None:
+def retry_after_of(response: requests.Response, now: datetime) -> timedelta | None:
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
@@ -192,7 +220,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
         with deadline:
             response = http.session().post(
                 url,
-                data=bytes(delivery.event.body),
+                data=delivery_body(delivery),
                 headers=headers,
                 timeout=(min(http.CONNECT_TIMEOUT, limit), limit),
                 stream=True,
@@ -202,7 +230,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
                 body = http.read_body(
                     response, deadline, limit=RESPONSE_READ_LIMIT, keep=RESPONSE_KEPT
                 )
-        retry_after = _retry_after(response, now)
+        retry_after = retry_after_of(response, now)
     except SoftTimeLimitExceeded:
         raise  # the task is out of time: the batch hands its rows back (``_send_batch``)
     except Exception as exc:
@@ -309,6 +337,14 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
             updated_at=finished,
         )
         _destination_learns(delivery, outcome, started=now, finished=finished)
+    activity.activity_count(
+        connector=delivery.destination.connector,
+        kind=ActivityKind.DELIVERY,
+        label={DeliveryStatus.SUCCEEDED: "succeeded", DeliveryStatus.PENDING: "retrying"}.get(
+            status, "failed"
+        ),
+        at=now,
+    )
     return outcome
 
 
@@ -394,49 +430,74 @@ def deliveries_due(*, now: datetime | None = None) -> int:
     return Delivery.objects.claimable(now).count()
 
 
-def _reset(deliveries: QuerySet[Delivery], now: datetime) -> int:
-    return deliveries.update(
+def _replay(
+    deliveries: QuerySet[Delivery],
+    *,
+    team_id: int,
+    type: AuditEvent.Type,
+    actor: Actor,
+    targets: dict[str, str] | None = None,
+    correlation: dict[str, str] | None = None,
+) -> int:
+    """Queue these deliveries afresh (same webhook-ids), record it, wake a worker once the
+    transaction commits; how many."""
+    now = timezone.now()
+    count = deliveries.update(
         status=DeliveryStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
         lease_until=None,
         updated_at=now,
     )
+    audit_record(
+        team=team_id,
+        type=type,
+        actor=actor,
+        targets=targets,
+        correlation=correlation,
+        fields={"deliveries": count},
+    )
+    transaction.on_commit(deliveries_ring, robust=True)
+    return count
 
 
 @transaction.atomic
 def event_replay(*, event: InboundEvent, actor: Actor, project_id: int | None = None) -> int:
     """Send an event again to its destinations (same webhook-id), or only one project's."""
-    now = timezone.now()
     deliveries = event.deliveries.exclude(status=DeliveryStatus.DELIVERING)
     if project_id is not None:
         deliveries = deliveries.filter(destination__project_id=project_id)
-    count = _reset(deliveries, now)
-    audit_record(
-        team=event.connector.team_id,
+    return _replay(
+        deliveries,
+        team_id=event.connector.team_id,
         type=AuditEvent.Type.TRIGGER_REPLAYED,
         actor=actor,
         correlation={"triggerRequestId": event.public_id},
-        fields={"deliveries": count},
     )
-    transaction.on_commit(deliveries_ring, robust=True)
-    return count
+
+
+@transaction.atomic
+def lifecycle_event_replay(*, event: LifecycleEvent, actor: Actor) -> int:
+    """Send a lifecycle event again to its destinations, under the same webhook-id."""
+    return _replay(
+        event.deliveries.exclude(status=DeliveryStatus.DELIVERING),
+        team_id=event.connector.team_id,
+        type=AuditEvent.Type.LIFECYCLE_EVENT_REPLAYED,
+        actor=actor,
+        correlation={"lifecycleEventId": event.public_id},
+    )
 
 
 @transaction.atomic
 def destination_replay_failed(*, destination: TriggerDestination, actor: Actor) -> int:
     """Send a destination's failed deliveries again (same webhook-ids), recorded; how many."""
-    now = timezone.now()
-    count = _reset(destination.deliveries.filter(status=DeliveryStatus.FAILED), now)
-    audit_record(
-        team=destination.connector.team_id,
+    return _replay(
+        destination.deliveries.filter(status=DeliveryStatus.FAILED),
+        team_id=destination.connector.team_id,
         type=AuditEvent.Type.DESTINATION_REPLAYED,
         actor=actor,
         targets={"destinationId": destination.public_id},
-        fields={"deliveries": count},
     )
-    transaction.on_commit(deliveries_ring, robust=True)
-    return count
 
 
 def deliveries_ring() -> None:

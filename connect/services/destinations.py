@@ -9,8 +9,27 @@ from django.utils import timezone
 from connect import errors
 from connect.models import AuditEvent, Connector, Delivery, Environment, TriggerDestination
 from connect.models.deliveries import DeliveryStatus
-from connect.models.destinations import DisabledReason, new_signing_secret
+from connect.models.destinations import DestinationKind, DisabledReason, new_signing_secret
 from connect.services.audit import Actor, audit_record
+
+
+def _record(
+    destination: TriggerDestination,
+    type: AuditEvent.Type,
+    *,
+    actor: Actor,
+    fields: dict[str, Any] | None = None,
+) -> None:
+    audit_record(
+        team=destination.connector.team_id,
+        type=type,
+        actor=actor,
+        targets={
+            "connectorId": destination.connector.public_id,
+            "destinationId": destination.public_id,
+        },
+        fields=fields,
+    )
 
 
 @transaction.atomic
@@ -21,28 +40,16 @@ def destination_save(*, destination: TriggerDestination, actor: Actor) -> Trigge
         destination.seal("signing_secret", new_signing_secret())
     reenabled = destination.enabled and destination.disabled_at is not None
     if reenabled:
-        audit_record(
-            team=destination.connector.team_id,
-            type=AuditEvent.Type.DESTINATION_REENABLED,
+        _record(
+            destination,
+            AuditEvent.Type.DESTINATION_REENABLED,
             actor=actor,
-            targets={
-                "connectorId": destination.connector.public_id,
-                "destinationId": destination.public_id,
-            },
             fields={"wasDisabledFor": destination.disabled_reason},
         )
         destination.mark_enabled()
     destination.full_clean()
     destination.save()
-    audit_record(
-        team=destination.connector.team_id,
-        type=AuditEvent.Type.DESTINATION_SAVED,
-        actor=actor,
-        targets={
-            "connectorId": destination.connector.public_id,
-            "destinationId": destination.public_id,
-        },
-    )
+    _record(destination, AuditEvent.Type.DESTINATION_SAVED, actor=actor)
     return destination
 
 
@@ -97,11 +104,16 @@ def destinations_replace(
         if only_project_id is not None and environment.project_id != only_project_id:
             raise errors.Forbidden("A deployment may only manage its own project's destinations.")
         wanted[(environment.project_id, environment.pk, spec.path)] = spec
-    existing = TriggerDestination.objects.select_for_update().filter(connector=connector)
+    # Trigger destinations only: the lifecycle destination is set on its own.
+    existing = TriggerDestination.objects.select_for_update().filter(
+        connector=connector, kind=DestinationKind.TRIGGER
+    )
     if only_project_id is not None:
         # The limit is per connector: other projects' rows, which stay, count too.
         others = (
-            TriggerDestination.objects.filter(connector=connector, enabled=True)
+            TriggerDestination.objects.filter(
+                connector=connector, enabled=True, kind=DestinationKind.TRIGGER
+            )
             .exclude(project_id=only_project_id)
             .count()
         )
@@ -195,11 +207,10 @@ def destination_disable(
     abandoned = Delivery.objects.filter(
         destination_id=destination.pk, status=DeliveryStatus.PENDING
     ).update(status=DeliveryStatus.FAILED, updated_at=at)
-    connector = destination.connector
-    audit_record(
-        team=connector.team_id,
-        type=AuditEvent.Type.DESTINATION_DISABLED,
-        targets={"connectorId": connector.public_id, "destinationId": destination.public_id},
+    _record(
+        destination,
+        AuditEvent.Type.DESTINATION_DISABLED,
+        actor=None,
         fields={"reason": reason.value, "pendingFailed": abandoned, **(fields or {})},
     )
     return True

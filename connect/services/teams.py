@@ -10,7 +10,8 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 
-from connect.models import AuditEvent, Membership, Role, Team
+from connect.models import AuditEvent, Membership, Role, Team, TeamApiToken
+from connect.services.api_tokens import api_tokens_revoke
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -76,12 +77,19 @@ def membership_add(*, team: Team, email: str, role: Role, actor: Actor) -> Membe
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: Actor) -> None:
-    """Remove a member from their team, recorded."""
+    """Remove a member; the team API tokens they made in the team are revoked with them."""
     audit_record(
         team=membership.team_id,
         type=AuditEvent.Type.MEMBER_REMOVED,
         actor=actor,
         targets={"userId": str(membership.user_id)},
+    )
+    api_tokens_revoke(
+        tokens=TeamApiToken.objects.filter(
+            team_id=membership.team_id, created_by_id=membership.user_id
+        ),
+        actor=actor,
+        reason="creator removed from the team",
     )
     membership.delete()
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from connect import crypto, errors, metrics
@@ -22,6 +23,7 @@ from connect.models import (
     MintedToken,
     TokenIssue,
 )
+from connect.models.deliveries import LifecycleEventType
 from connect.models.installations import GrantStatus, SubjectType
 from connect.providers.base import (
     Provider,
@@ -31,7 +33,7 @@ from connect.providers.base import (
     TokenRequest,
     Unsupported,
 )
-from connect.services import grants, links, resolution
+from connect.services import grants, lifecycle, links, resolution
 from connect.services.resolution import Candidate, Resolution
 
 logger = logging.getLogger(__name__)
@@ -160,21 +162,34 @@ def _distinct_app_token(
     return tokens.access_token, tokens.expires_at
 
 
+def _grant_for(installation: Installation, **subject: Any) -> Grant:
+    """The grant a minted token is cached on; made (and announced) on first use."""
+    grant = Grant.objects.filter(installation=installation, **subject).first()
+    if grant is not None:
+        return grant
+    with transaction.atomic():
+        grant, created = Grant.objects.get_or_create(installation=installation, **subject)
+        if created:
+            lifecycle.lifecycle_emit(
+                LifecycleEventType.GRANT_CREATED,
+                connector=installation.connector,
+                installation=installation,
+                grant=grant,
+            )
+    return grant
+
+
 def _asserted_grant(installation: Installation, ask: TokenAsk) -> Grant:
-    grant, _ = Grant.objects.get_or_create(
-        installation=installation,
+    return _grant_for(
+        installation,
         subject_type=SubjectType.JWT_BEARER,
         subject_id=ask.subject.id,
         issuer=ask.subject.issuer,
     )
-    return grant
 
 
 def _app_grant(installation: Installation) -> Grant:
-    grant, _ = Grant.objects.get_or_create(
-        installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
-    )
-    return grant
+    return _grant_for(installation, subject_type=SubjectType.APP, subject_id="", issuer="")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 
 from connect import errors
 from connect.models import AuditEvent, Connector, Delivery, InboundEvent, TriggerDestination
+from connect.models.destinations import DestinationKind
 from connect.providers.base import (
     InvalidWebhook,
     MalformedWebhook,
@@ -176,7 +177,9 @@ def trigger_receive(
             if not skipped:
                 # No ordering: the default one joins seven tables to sort what is only inserted.
                 destinations = (
-                    TriggerDestination.objects.filter(connector_id=connector.pk, enabled=True)
+                    TriggerDestination.objects.filter(
+                        connector_id=connector.pk, enabled=True, kind=DestinationKind.TRIGGER
+                    )
                     .order_by()
                     .values_list("pk", flat=True)
                 )

@@ -118,9 +118,27 @@ def test_landing_page_lists_the_teams_connectors(
         [cell.inner_text().strip() for cell in row.locator("th, td").all()] for row in rows.all()
     ]
     assert cells == [
-        ["Maps\napi-key/maps", "API key", "Acme", "1", "API key missing"],
-        ["Weather\napi-key/weather", "API key", "Acme", "1", "OK"],
-        ["Acme Bot\nslack/acme-bot", "Slack", "Acme", "2", "1 grant(s) need re-authorization"],
+        [
+            "Maps\napi-key/maps",
+            "API key",
+            "Acme",
+            "1",
+            "Failing API key missing: no token can be handed out.",
+        ],
+        [
+            "Weather\napi-key/weather",
+            "API key",
+            "Acme",
+            "1",
+            "Healthy No token requests or deliveries in the last hour.",
+        ],
+        [
+            "Acme Bot\nslack/acme-bot",
+            "Slack",
+            "Acme",
+            "2",
+            "Degraded 1 grant needs re-authorization: the subject must connect again.",
+        ],
     ]
     assert "Globex" not in page.content()
 
