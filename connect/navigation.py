@@ -6,6 +6,8 @@ registers every model admin on the site, which would import the site itself.
 
 from typing import Any
 
+from django.urls import NoReverseMatch, reverse
+
 #: The navigation, by task: (group, the models in it, in this order). Models of other apps
 #: (users, allauth's) follow under their own names.
 NAV_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -17,7 +19,7 @@ NAV_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "Projects & credentials",
         "projects",
-        ("project", "deploymentcredential", "trustedissuer"),
+        ("project", "deploymentcredential", "trustedissuer", "teamapitoken"),
     ),
     (
         "Activity",
@@ -26,6 +28,7 @@ NAV_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "tokenissue",
             "proxycall",
             "inboundevent",
+            "lifecycleevent",
             "delivery",
             "deliveryattempt",
             "authorizationrequest",
@@ -49,6 +52,16 @@ def grouped(app_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
         placed.update(names)
         if models_in:
             groups.append({**connect, "name": label, "app_label": slug, "models": models_in})
+    activity = next((g for g in groups if g["app_label"] == "activity"), None)
+    if activity is not None:
+        try:
+            url = reverse("admin:connect_activity")
+        except NoReverseMatch:
+            pass
+        else:
+            # The Activity page (every event with its correlation ids) leads the group.
+            page = {"name": "Activity page", "object_name": "Activity", "admin_url": url}
+            activity["models"] = [{**page, "view_only": True, "perms": {}}, *activity["models"]]
     rest = [m for name, m in by_name.items() if name not in placed]
     if rest:
         groups.append({**connect, "name": "Other", "app_label": "other", "models": rest})
