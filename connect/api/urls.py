@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from connect.api import views
+from connect.api import docs, views
 
 
 class ConnectorRefConverter:
@@ -22,6 +22,7 @@ class ConnectorRefConverter:
 register_converter(ConnectorRefConverter, "connector")
 
 urlpatterns = [
+    *docs.urlpatterns,
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
