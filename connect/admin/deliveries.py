@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from connect.admin.filters import TeamRelatedFilter
 from connect.admin.one_time import OneTimeSecret, OneTimeSecretsAdmin
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
-from connect.models import Delivery, DeliveryAttempt, InboundEvent, Role, TriggerDestination
+from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.permissions import Action
 from connect.services import deliveries, destinations, triggers
 
 EVENT_FIELDS = (
@@ -19,6 +20,7 @@ EVENT_FIELDS = (
     "event_type",
     "tenant_id",
     "verified",
+    "skipped",
     "received_at",
     "content_type",
     "headers_shown",
@@ -53,7 +55,7 @@ class ReplayPermission:
 
     def has_replay_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         assert isinstance(self, TeamScopedAdmin)
-        return self._role_allows(request, Role.MEMBER, obj)
+        return self._may(request, Action.CHANGE, obj)
 
 
 class DeliveryInline(TeamScopedInline, admin.TabularInline):
@@ -87,8 +89,16 @@ class DeliveryAttemptInline(TeamScopedInline, admin.TabularInline):
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
-    list_display = ["public_id", "connector", "event_type", "tenant_id", "verified", "received_at"]
-    list_filter = ["verified", ("connector", TeamRelatedFilter)]
+    list_display = [
+        "public_id",
+        "connector",
+        "event_type",
+        "tenant_id",
+        "verified",
+        "forwarded",
+        "received_at",
+    ]
+    list_filter = ["verified", "skipped", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
     search_fields = ["=public_id", "=provider_event_id", "=body_sha256"]
     fields = EVENT_FIELDS
@@ -96,6 +106,11 @@ class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
     inlines = [DeliveryInline]
     actions = ["replay"]
     show_full_result_count = False
+
+    @admin.display(description="Forwarded", boolean=True)
+    def forwarded(self, obj: InboundEvent) -> bool:
+        """False: received and skipped, the connector's events do not select its type."""
+        return not obj.skipped
 
     @admin.display(description="Headers")
     def headers_shown(self, obj: InboundEvent) -> str:

@@ -29,8 +29,8 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_variables
 
 from connect import crypto
-from connect.admin.scoping import has_role
-from connect.models import Role
+from connect.admin.scoping import may
+from connect.permissions import Action
 
 #: The cache alias that holds them: shared by every web process (see ``CACHES`` in settings).
 CACHE_ALIAS = "one_time"
@@ -129,6 +129,9 @@ class OneTimeSecretsAdmin(admin.ModelAdmin):
     """A model admin some of whose requests make secrets: ``show_once`` answers such a request
     with a redirect to ``one-time/<reference>/``, the page that shows them once."""
 
+    #: Who may make this admin's secrets, and so open the page that shows them.
+    one_time_action = Action.ADD
+
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}_one_time"
         return [
@@ -167,7 +170,7 @@ class OneTimeSecretsAdmin(admin.ModelAdmin):
     @sensitive_variables("stash")
     def one_time_view(self, request: HttpRequest, reference: str) -> HttpResponse:
         # Only members make secrets; a viewer (or one who has become one meanwhile) sees none.
-        if not has_role(request, Role.MEMBER):
+        if not may(request, self.one_time_action):
             raise PermissionDenied
         stash = pop_secrets(reference=reference, user_id=_user_id(request))
         changelist = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")

@@ -14,6 +14,8 @@ from django.http import Http404, HttpRequest, HttpResponseBase
 from connect.models import Membership, Role, Team
 from connect.models.base import ROLE_RANK, TeamScopedQuerySet
 from connect.models.teams import role_allows
+from connect.permissions import Action
+from connect.permissions import role_allows as role_allows_action
 from connect.services import configuration
 
 
@@ -37,6 +39,20 @@ def has_role(request: HttpRequest, role: Role, team_id: int | None = None) -> bo
     if request.user.is_superuser:
         return True
     return any(ROLE_RANK[r] >= ROLE_RANK[role] for r in roles_of(request).values())
+
+
+def may(request: HttpRequest, action: Action, team_id: int | None = None) -> bool:
+    """Whether the user may do ``action`` in that team (or in some team, when None), by the
+    table the management API asks too (``connect.permissions``)."""
+    user = request.user
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    roles = roles_of(request)
+    if team_id is not None:
+        return role_allows_action(roles.get(team_id), action)
+    return any(role_allows_action(role, action) for role in roles.values())
 
 
 def scoped_choices(request: HttpRequest, model: type[models.Model]) -> models.QuerySet | None:
@@ -81,7 +97,7 @@ class TeamScopedMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
 
-Action = Callable[[Any, HttpRequest, QuerySet[Any]], HttpResponseBase | None]
+AdminAction = Callable[[Any, HttpRequest, QuerySet[Any]], HttpResponseBase | None]
 
 
 class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
@@ -103,7 +119,7 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
             for name, (func, _, description) in actions.items()
         }
 
-    def _checked_per_row(self, func: Action, description: str) -> Action:
+    def _checked_per_row(self, func: AdminAction, description: str) -> AdminAction:
         permissions = tuple(getattr(func, "allowed_permissions", ()))
 
         @functools.wraps(func)
@@ -155,20 +171,23 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
         team_id = None if obj is None else self.team_id_for(obj)
         return has_role(request, role, team_id)
 
+    def _may(self, request: HttpRequest, action: Action, obj: models.Model | None) -> bool:
+        return may(request, action, None if obj is None else self.team_id_for(obj))
+
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return has_role(request, Role.VIEWER)
+        return may(request, Action.VIEW)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._role_allows(request, Role.VIEWER, obj)
+        return self._may(request, Action.VIEW, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return has_role(request, Role.MEMBER)
+        return may(request, Action.ADD)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._role_allows(request, Role.MEMBER, obj)
+        return self._may(request, Action.CHANGE, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._role_allows(request, Role.OWNER, obj)
+        return self._may(request, Action.DELETE, obj)
 
     # Every change a page makes is audited (``services.configuration``); admins whose rows
     # have services of their own override these.
@@ -227,20 +246,23 @@ class ReadOnlyTeamScopedAdmin(TeamScopedAdmin):
 class TeamScopedInline(TeamScopedMixin):
     """Inline permissions follow the parent object's team."""
 
-    def _parent_allows(self, request: HttpRequest, role: Role, obj: models.Model | None) -> bool:
+    def _parent_allows(
+        self, request: HttpRequest, action: Action, obj: models.Model | None
+    ) -> bool:
         if obj is None:
-            return has_role(request, role)
+            return may(request, action)
         team_id = obj.pk if isinstance(obj, Team) else self.team_id_for(obj)
-        return has_role(request, role, team_id)
+        return may(request, action, team_id)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._parent_allows(request, Role.VIEWER, obj)
+        return self._parent_allows(request, Action.VIEW, obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._parent_allows(request, Role.MEMBER, obj)
+        return self._parent_allows(request, Action.ADD, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._parent_allows(request, Role.MEMBER, obj)
+        return self._parent_allows(request, Action.CHANGE, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._parent_allows(request, Role.MEMBER, obj)
+        # Removing a link or a destination changes the connector it hangs off.
+        return self._parent_allows(request, Action.CHANGE, obj)

@@ -5,8 +5,9 @@ from django.contrib import admin
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest
 
-from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline, has_role
+from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline, may
 from connect.models import Membership, Role, Team
+from connect.permissions import Action
 from connect.services import configuration, teams
 
 
@@ -34,7 +35,7 @@ class MembershipInline(TeamScopedInline, admin.TabularInline):
     extra = 0
 
     def _owner(self, request: HttpRequest, obj: Any) -> bool:
-        return has_role(request, Role.OWNER, None if obj is None else obj.pk)
+        return may(request, Action.MANAGE_MEMBERS, None if obj is None else obj.pk)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._owner(request, obj)
@@ -64,7 +65,7 @@ class TeamAdmin(TeamScopedAdmin):
         return request.user.is_superuser
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._role_allows(request, Role.OWNER, obj)
+        return self._may(request, Action.MANAGE_TEAM, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser

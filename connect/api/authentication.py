@@ -9,6 +9,18 @@ from rest_framework.throttling import BaseThrottle
 
 from connect import errors, ratelimits
 from connect.callers import Caller, caller_from_authorization
+from connect.models.api_tokens import API_TOKEN_PREFIX
+from connect.services.api_tokens import TeamActor, api_token_authenticate
+
+
+def _bearer(request: Request) -> str:
+    """The bearer token of the request, "" when there is none."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def is_team_token(token: str) -> bool:
+    return token.startswith(f"{API_TOKEN_PREFIX}_")
 
 
 class RuntimeCallerAuthentication(BaseAuthentication):
@@ -18,7 +30,48 @@ class RuntimeCallerAuthentication(BaseAuthentication):
         header = request.headers.get("Authorization", "")
         if not header:
             raise errors.Unauthorized("Send Authorization: Bearer <credential>.")
+        if is_team_token(_bearer(request)):
+            raise errors.Forbidden(
+                "Team API tokens manage a team; runtime calls (tokens, flows) take a "
+                "deployment credential or an OIDC token."
+            )
         return None, caller_from_authorization(header)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="connect"'
+
+
+class TeamTokenAuthentication(BaseAuthentication):
+    """A team API token (``cat_…``); ``request.auth`` becomes its TeamActor.
+
+    A deployment credential or an OIDC token that is valid is refused with 403 (they use the
+    runtime API only); anything else is 401.
+    """
+
+    def authenticate(self, request: Request) -> tuple[None, TeamActor]:
+        token = _bearer(request)
+        if not token:
+            raise errors.Unauthorized("Send Authorization: Bearer <team API token>.")
+        if is_team_token(token):
+            return None, api_token_authenticate(token=token)
+        caller_from_authorization(request.headers.get("Authorization", ""))  # 401 if invalid
+        raise errors.Forbidden(
+            "Deployment credentials and OIDC tokens use the runtime API only; the management "
+            "API takes a team API token (cat_…)."
+        )
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="connect"'
+
+
+class TeamTokenOrRuntimeAuthentication(BaseAuthentication):
+    """Where one path serves both (``GET /v1/connect/connectors/{c}``): a team API token
+    becomes a TeamActor, anything else a runtime Caller."""
+
+    def authenticate(self, request: Request) -> tuple[None, TeamActor | Caller]:
+        if is_team_token(_bearer(request)):
+            return TeamTokenAuthentication().authenticate(request)
+        return RuntimeCallerAuthentication().authenticate(request)
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="connect"'
@@ -46,6 +99,28 @@ class TeamRateThrottle(BaseThrottle):
         if not verdict.allowed:
             raise errors.RateLimited(
                 f"More than {limit} {kind}s a minute for this team.",
+                retry_after=verdict.retry_after,
+            )
+        return True
+
+
+class ManagementRateThrottle(BaseThrottle):
+    """Management calls counted per team in a bucket of their own: a script busy with the
+    management API never makes deployments' token requests 429, nor they its calls."""
+
+    timer: Callable[[], float] = time.time
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        actor = request.auth
+        if not isinstance(actor, TeamActor):
+            return True
+        limit = settings.CONNECT_RATE_LIMIT_MANAGEMENT
+        verdict = ratelimits.hit(
+            bucket=f"team:{actor.team_id}:management", limit=limit, now=self.timer()
+        )
+        if not verdict.allowed:
+            raise errors.RateLimited(
+                f"More than {limit} management calls a minute for this team.",
                 retry_after=verdict.retry_after,
             )
         return True

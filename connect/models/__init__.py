@@ -1,3 +1,4 @@
+from connect.models.api_tokens import TeamApiToken
 from connect.models.audit import AuditEvent
 from connect.models.authorizations import AuthorizationRequest
 from connect.models.base import Role
@@ -9,6 +10,7 @@ from connect.models.heartbeats import Heartbeat
 from connect.models.installations import Grant, Installation
 from connect.models.links import ProjectLink
 from connect.models.projects import Environment, Project
+from connect.models.proxy_calls import ProxyCall
 from connect.models.signing_keys import SigningKey
 from connect.models.teams import Membership, Team
 from connect.models.tokens import MintedToken, TokenIssue
@@ -30,9 +32,11 @@ __all__ = [
     "MintedToken",
     "Project",
     "ProjectLink",
+    "ProxyCall",
     "Role",
     "SigningKey",
     "Team",
+    "TeamApiToken",
     "TokenIssue",
     "TriggerDestination",
     "TrustedIssuer",

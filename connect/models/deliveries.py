@@ -16,7 +16,7 @@ class InboundEvent(models.Model):
 
     public_id = public_id_field("trq")
     connector = models.ForeignKey(
-        "connect.Connector", on_delete=models.CASCADE, related_name="events"
+        "connect.Connector", on_delete=models.CASCADE, related_name="inbound_events"
     )
     installation = models.ForeignKey(
         "connect.Installation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -33,6 +33,9 @@ class InboundEvent(models.Model):
     replay_slot_even = models.BigIntegerField(null=True, blank=True, editable=False)
     replay_slot_odd = models.BigIntegerField(null=True, blank=True, editable=False)
     verified = models.BooleanField(default=False)
+    #: Received and recorded, but not forwarded: the connector's ``events`` do not select its
+    #: type. It has no deliveries (a replay sends it nowhere).
+    skipped = models.BooleanField(default=False)
     received_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = InboundEventQuerySet.as_manager()

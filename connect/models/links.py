@@ -1,5 +1,8 @@
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from connect.models.base import TeamScopedQuerySet
 
@@ -20,6 +23,8 @@ class ProjectLink(models.Model):
     environments = models.JSONField(
         default=list, help_text="Environment slugs allowed to use the connector."
     )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = ProjectLinkQuerySet.as_manager()
 
@@ -33,6 +38,22 @@ class ProjectLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector.uid} → {self.project.slug}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A new link, or one whose environments changed, is updated now, whichever path saves
+        # it; saving it unchanged (``update_or_create`` with the same set) keeps its time.
+        if self._state.adding or self.environments != getattr(self, "_saved_environments", None):
+            self.updated_at = timezone.now()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "updated_at"}
+        super().save(*args, **kwargs)
+        self._saved_environments = list(self.environments or [])
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> "ProjectLink":
+        link = super().from_db(*args, **kwargs)
+        link._saved_environments = list(link.environments or [])
+        return link
 
     def clean(self) -> None:
         # On the add page the connector is not saved yet: the inline holds it unsaved.

@@ -36,6 +36,7 @@ class EnvironmentQuerySet(TeamScopedQuerySet):
 
 
 class Environment(models.Model):
+    public_id = public_id_field("env")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="environments")
     slug = models.SlugField(
         max_length=60, help_text="production, preview, development, or your own (qa, staging…)"

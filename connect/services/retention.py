@@ -22,7 +22,14 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from connect.models import AuditEvent, Delivery, DeliveryAttempt, InboundEvent, TokenIssue
+from connect.models import (
+    AuditEvent,
+    Delivery,
+    DeliveryAttempt,
+    InboundEvent,
+    ProxyCall,
+    TokenIssue,
+)
 from connect.models.deliveries import DeliveryStatus
 
 #: Deliveries still to be sent keep their event (and everything of it) however old it is.
@@ -97,6 +104,9 @@ RETAINED: tuple[Retained, ...] = (
     ),
     Retained("events", "CONNECT_RETAIN_EVENTS_DAYS", _events_batch),
     Retained("audit_events", "CONNECT_RETAIN_AUDIT_DAYS", _older_than(AuditEvent, "created_at")),
+    Retained(
+        "proxy_calls", "CONNECT_RETAIN_PROXY_CALLS_DAYS", _older_than(ProxyCall, "created_at")
+    ),
 )
 
 

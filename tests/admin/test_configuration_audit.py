@@ -34,6 +34,7 @@ from connect.models import (
     ProjectLink,
     Role,
     Team,
+    TeamApiToken,
     TriggerDestination,
     TrustedIssuer,
     TrustedIssuerRule,
@@ -91,6 +92,8 @@ WALK: dict[tuple[str, str, str], str] = {
     ("trustedissuer", "trustedissuerrule", "change"): "trusted_issuer_rule.updated",
     ("trustedissuer", "trustedissuerrule", "delete"): "trusted_issuer_rule.deleted",
     ("triggerdestination", "", "change"): "destination.saved",
+    ("teamapitoken", "", "add"): "api_token.created",
+    ("teamapitoken", "", "change"): "api_token.updated",
     ("triggerdestination", "", "delete"): "destination.deleted",
 }
 # Writes that record nothing, and why.
@@ -117,6 +120,7 @@ TARGETS: dict[type[models.Model], Callable[[Any], dict[str, str]]] = {
         "trustedIssuerId": o.trusted_issuer.public_id,
         "ruleId": o.public_id,
     },
+    TeamApiToken: lambda o: {"apiTokenId": o.public_id},
 }
 Walked = tuple[str, str, str]
 
@@ -251,6 +255,7 @@ def new_row(model: type[models.Model], world: World) -> dict[str, str]:
             "jwks_url": "https://new.issuer.test/jwks",
             "audience": "",
         },
+        TeamApiToken: {"team": str(team.pk), "name": "ci", "role": "viewer"},
         TrustedIssuerRule: {
             "required_claims": '{"repository": "alpha/new"}',
             "project": str(project.pk),
@@ -274,6 +279,7 @@ CHANGES: dict[type[models.Model], tuple[str, str | None]] = {
     DeploymentCredential: ("name", "renamed"),
     TrustedIssuer: ("jwks_url", "https://alpha.issuer.test/keys"),
     TrustedIssuerRule: ("required_claims", '{"repository": "alpha/renamed"}'),
+    TeamApiToken: ("name", "renamed"),
 }
 
 

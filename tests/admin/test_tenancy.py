@@ -35,13 +35,16 @@ from connect.models import (
     Membership,
     Project,
     ProjectLink,
+    ProxyCall,
     Role,
     Team,
+    TeamApiToken,
     TokenIssue,
     TriggerDestination,
     TrustedIssuer,
     TrustedIssuerRule,
 )
+from connect.services.api_tokens import api_token_create
 from connect.services.audit import audit_record
 from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
@@ -66,7 +69,11 @@ TEAM_PATH: dict[type[models.Model], str] = {
     DeliveryAttempt: "delivery__event__connector__team",
     AuditEvent: "team",
     AuthorizationRequest: "connector__team",
+    TeamApiToken: "team",
+    ProxyCall: "team",
 }
+#: Admins only owners see at all (team API tokens).
+OWNERS_ONLY = {TeamApiToken}
 CONNECT_ADMINS = sorted(
     (model for model in admin.site._registry if model._meta.app_label == "connect"),
     key=lambda model: model._meta.model_name,
@@ -175,6 +182,20 @@ def make_world(
             environment=environment,
         )
         audit = audit_record(team=team, type=f"{tag}.happened", actor="test")
+        api_token = TeamApiToken(team=team, name=f"{tag} token", role="viewer")
+        api_token_create(token=api_token, created_by=None, actor="test")
+        proxied = ProxyCall.objects.create(
+            team=team,
+            connector=connector,
+            grant=grant,
+            project=project,
+            environment="production",
+            method="GET",
+            path=f"/{tag}/conversations.list",
+            outcome="answered",
+            status=200,
+            latency_ms=12,
+        )
         return {
             Team: team,
             Project: project,
@@ -192,6 +213,8 @@ def make_world(
             DeploymentCredential: credential,
             TrustedIssuer: issuer,
             AuditEvent: audit,
+            TeamApiToken: api_token,
+            ProxyCall: proxied,
         }
 
     return make
@@ -288,7 +311,9 @@ def test_other_teams_object_urls_are_404(
     # The same URL for the user's own object answers (deleting a team is for superusers, and
     # logs and records the system writes are deleted by nobody).
     undeletable = isinstance(admin.site._registry[model], ReadOnlyTeamScopedAdmin)
-    own = 403 if view == "delete" and (model is Team or undeletable) else 200
+    # Team API tokens are revoked, never deleted: the audit log names them.
+    revoked_only = model is TeamApiToken
+    own = 403 if view == "delete" and (model is Team or undeletable or revoked_only) else 200
     assert client.get(url(model, view, world_a[model].pk)).status_code == own
 
 
@@ -608,6 +633,11 @@ def test_viewer_reads_but_every_write_is_refused(
     viewer = client_for(viewer_a)
     obj = world_a[model]
     name = model._meta.model_name
+    if model in OWNERS_ONLY:
+        assert viewer.get(url(model, "changelist")).status_code == 403
+        assert viewer.get(url(model, "add")).status_code == 403
+        assert viewer.get(url(model, "change", obj.pk)).status_code == 404  # not in their list
+        return
 
     assert viewer.get(url(model, "changelist")).status_code == 200
     page = viewer.get(url(model, "change", obj.pk))

@@ -72,3 +72,21 @@ def make_oauth_connector(
         return connector
 
     return make
+
+
+@pytest.fixture
+def make_api_token(db: None) -> Callable[..., str]:
+    """A team API token's secret; ``creator`` None makes an operator's token."""
+
+    def make(team: Team, role: str = "owner", creator: Any = None, **kw: Any) -> str:
+        from connect.models import TeamApiToken
+        from connect.services.api_tokens import api_token_create
+
+        token = TeamApiToken(team=team, name=kw.pop("name", f"{role} token"), role=role, **kw)
+        return api_token_create(token=token, created_by=creator, actor="test")
+
+    return make
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}

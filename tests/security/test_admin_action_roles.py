@@ -97,6 +97,8 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("tokenissue", "delete_selected"): None,
     ("auditevent", "delete_selected"): None,
     ("authorizationrequest", "delete_selected"): None,
+    ("teamapitoken", "delete_selected"): None,  # revoked, never deleted
+    ("teamapitoken", "revoke"): Role.OWNER,
 }
 
 # The least role to change and to delete each model's rows through their pages.
@@ -117,7 +119,10 @@ PAGE_ROLES: dict[str, tuple[Role | None, Role | None]] = {
     "tokenissue": READ_ONLY,
     "auditevent": READ_ONLY,
     "authorizationrequest": READ_ONLY,
+    "teamapitoken": (Role.OWNER, None),
 }
+# The least role to see each model's rows at all, where it is not the viewer's.
+VIEW_ROLES: dict[str, Role] = {"teamapitoken": Role.OWNER}
 STANDARD_VIEWS = {"changelist", "add", "history", "delete", "change"}
 # Custom admin views: (least role, whether the URL names a row).
 CUSTOM_VIEWS: dict[str, tuple[Role, bool]] = {
@@ -127,6 +132,7 @@ CUSTOM_VIEWS: dict[str, tuple[Role, bool]] = {
     "connect_connector_one_time": (Role.MEMBER, False),
     "connect_deploymentcredential_one_time": (Role.MEMBER, False),
     "connect_triggerdestination_one_time": (Role.MEMBER, False),
+    "connect_teamapitoken_one_time": (Role.OWNER, False),
 }
 
 USERS = {"viewer": (Role.VIEWER, None), "member": (Role.MEMBER, Role.VIEWER),
@@ -357,7 +363,8 @@ def test_change_and_delete_pages_check_the_role_in_the_rows_team(
     admin_client: Client,
 ) -> None:
     change_role, delete_role = PAGE_ROLES[model._meta.model_name]
-    required = (Role.VIEWER, change_role, delete_role)
+    view_role = VIEW_ROLES.get(model._meta.model_name, Role.VIEWER)
+    required = (view_role, change_role, delete_role)
     secrets = stored_secrets()
     for world_index, world in enumerate(worlds):
         obj = world[model]
