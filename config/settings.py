@@ -275,7 +275,7 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["connect.api.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
@@ -314,6 +314,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConnectorTypeEnum": "connect.api.shapes.CONNECTOR_TYPES",
         "SubjectTypeEnum": "connect.api.shapes.SUBJECT_TYPES",
+        "InstallationStatusEnum": "connect.api.shapes.INSTALLATION_STATUSES",
+        "GrantStatusEnum": "connect.api.shapes.GRANT_STATUSES",
+        "DeliveryStatusEnum": "connect.api.shapes.DELIVERY_STATUSES",
+        "AuthorizationOutcomeEnum": "connect.api.shapes.AUTHORIZATION_OUTCOMES",
     },
 }
 

@@ -89,18 +89,46 @@ class ConnectAutoSchema(AutoSchema):
         return [parts[1] if len(parts) > 1 else parts[0]]
 
 
+RUNTIME_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A deployment credential (`cdc_…`, from the admin or `manage.py "
+    "deployment_credential create`) or an OIDC token from a trusted issuer. Acts for one "
+    "project and environment.",
+}
+
+
 class RuntimeCallerScheme(OpenApiAuthenticationExtension):
     target_class = "connect.api.authentication.RuntimeCallerAuthentication"
     name = "deploymentCredential"
 
     def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A deployment credential (`dc_…`, from the admin or `manage.py "
-            "deployment_credential create`) or an OIDC token from a trusted issuer. Acts for "
-            "one project and environment.",
-        }
+        return RUNTIME_SCHEME
+
+
+TEAM_TOKEN_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A team API token (`cat_…`, from the admin or `manage.py api_token "
+    "create`). Acts as a member of one team with its role: viewer reads, member writes, "
+    "owner also manages tokens.",
+}
+
+
+class TeamTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "connect.api.authentication.TeamTokenAuthentication"
+    name = "teamToken"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return TEAM_TOKEN_SCHEME
+
+
+class TeamTokenOrRuntimeScheme(OpenApiAuthenticationExtension):
+    target_class = "connect.api.authentication.TeamTokenOrRuntimeAuthentication"
+    name = ["teamToken", "deploymentCredential"]
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
+        return [TEAM_TOKEN_SCHEME, RUNTIME_SCHEME]
 
 
 def _error_response(status: int) -> dict[str, Any]:
@@ -193,6 +221,7 @@ def _plain_endpoints() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/connect/proxy/{rest}": _proxy(),
         "/connect/trigger/{connector_id}": {
             "post": {
                 "operationId": "trigger_receive",
@@ -227,6 +256,51 @@ def _plain_endpoints() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def _proxy() -> dict[str, Any]:
+    """The proxy forwards any of these methods; the answer is the provider's, untouched."""
+    operation = {
+        "tags": ["runtime"],
+        "security": [{"deploymentCredential": []}],
+        "parameters": [
+            {
+                "name": "rest",
+                "in": "path",
+                "required": True,
+                "description": "`{connector}/{provider path}`: the connector's `scl_` id or "
+                "uid, then the path on the provider's API, sent as is.",
+                "schema": {"type": "string"},
+            }
+        ],
+        "responses": {
+            "default": {
+                "description": "The provider's answer, status, headers and body as it sent "
+                "them; Connect's own errors are in the envelope with `Connect-Error: 1`.",
+                "content": {"*/*": {"schema": {}}},
+            }
+        },
+    }
+    described = {
+        "get": "Call the provider's API with the connector's token (GET)",
+        "post": "Call the provider's API (POST; the body is forwarded as is)",
+        "put": "Call the provider's API (PUT)",
+        "patch": "Call the provider's API (PATCH)",
+        "delete": "Call the provider's API (DELETE)",
+    }
+    return {
+        method: {
+            **operation,
+            "operationId": f"proxy_{method}",
+            "summary": summary,
+            **(
+                {"requestBody": {"required": False, "content": {"*/*": {"schema": {}}}}}
+                if method in ("post", "put", "patch")
+                else {}
+            ),
+        }
+        for method, summary in described.items()
     }
 
 

@@ -12,11 +12,17 @@ from rest_framework import serializers
 
 from connect.kinds import SubjectType
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome
+from connect.models.deliveries import DeliveryStatus
+from connect.models.installations import GrantStatus, InstallationStatus
 from connect.providers import PROVIDERS
 
 #: The closed enums of the wire, named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].
 CONNECTOR_TYPES = sorted(p.wire_name for p in PROVIDERS.values())
 SUBJECT_TYPES = [t.value for t in SubjectType]
+INSTALLATION_STATUSES = InstallationStatus.values
+GRANT_STATUSES = GrantStatus.values
+DELIVERY_STATUSES = DeliveryStatus.values
+AUTHORIZATION_OUTCOMES = AuthorizationOutcome.values
 
 
 class Error(serializers.Serializer):

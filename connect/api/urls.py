@@ -1,4 +1,4 @@
-from django.urls import path, re_path, register_converter
+from django.urls import include, path, re_path, register_converter
 
 from connect.api import docs, management, proxy, views
 
@@ -23,6 +23,7 @@ register_converter(ConnectorRefConverter, "connector")
 
 urlpatterns = [
     *docs.urlpatterns,
+    path("", include("connect.api.resources.urls")),
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/whoami", management.WhoamiView.as_view()),
