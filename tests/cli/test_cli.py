@@ -56,6 +56,15 @@ def test_round_trip_create_attach_token_remove(live: Live) -> None:
     updated = parsed(live.run("update", "acme/key", "--name", "Acme 2", "--format", "json"))
     assert updated["connector"]["name"] == "Acme 2"  # type: ignore[index]
 
+    revoked = parsed(
+        live.run("revoke-tokens", "acme/key", "--credential", live.credential, "--yes",
+                 "--format", "json")
+    )  # fmt: skip
+    assert set(revoked) >= {"tokensFound", "deleted"}  # type: ignore[arg-type]
+
+    admin = parsed(live.run("open", "acme/key", "--format", "json"))
+    assert admin["url"] == f"{live.url}/admin/connect/connector/?q={made['id']}"  # type: ignore[index]
+
     # Off a terminal a destructive verb wants --yes, and changes nothing without it.
     refused = live.run("remove", "acme/key")
     assert refused.exit_code == 2
