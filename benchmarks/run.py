@@ -3,7 +3,8 @@
 Usage: ``make bench`` (needs PostgreSQL and Redis; ``wrk`` from your package manager).
 Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/connect_bench,
 created and migrated here), BENCH_REDIS_URL (default redis://127.0.0.1:6379/2),
-BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 16), BENCH_WORKERS (default 2).
+BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 16), BENCH_WORKERS (default 2),
+BENCH_REVOCATIONS (default 30).
 Prints requests per second, the ratio to the floor, and p50/p99 latency for each scenario.
 """
 
@@ -32,6 +33,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+REVOCATIONS = int(os.environ.get("BENCH_REVOCATIONS", "30"))
 
 
 def free_port() -> int:
@@ -160,8 +162,10 @@ def main() -> int:
             for name, (url, script) in scenarios.items():
                 wrk(url, script, 2)  # warm up: connections, caches, the first last-used write
                 results[name] = wrk(url, script, SECONDS)
+                print(f"  {name}: {results[name]}", flush=True)
             if label == "warm":
                 revocations = revocation_latencies(f"{base}{token_url}", credential, token_body)
+                print(f"  revocation latencies (s): {revocations}", flush=True)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -227,7 +231,9 @@ def _status(url: str, token: str, body: str) -> int:
         return int(exc.code)
 
 
-def revocation_latencies(url: str, credential: str, body: str, rounds: int = 30) -> list[float]:
+def revocation_latencies(
+    url: str, credential: str, body: str, rounds: int = REVOCATIONS
+) -> list[float]:
     """Revoke the credential (a committed UPDATE, as the admin's revoke is) with both workers'
     caches warm, and time until the last request either worker answered with a token; then
     restore it and warm again. Each request is a new connection, so both workers take part."""

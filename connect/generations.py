@@ -1,6 +1,6 @@
 """What this process knows of the generations (``connect.models.Generation``), kept current.
 
-Database triggers bump a generation on every change that can narrow access (migration 0023
+Database triggers bump a generation on every change that can narrow access (migration 0026
 lists them). Each process learns of a bump by one channel, on a background thread started
 after the worker forks (``start_listener``: gunicorn's ``post_worker_init``, else the first
 token request; never ``AppConfig.ready``, which also runs in ``manage.py`` and Celery's
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "connect_generations"
 #: The fallback's bound: without a listener, generations are read at most this often.
 CHECK_INTERVAL = 1.0
-#: Tables whose writes can bump a generation (the triggers of migration 0023).
+#: Tables whose writes can bump a generation (the triggers of migration 0026).
 WATCHED_TABLES = (
     "connect_deploymentcredential",
     "connect_environment",

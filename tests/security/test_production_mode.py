@@ -148,6 +148,8 @@ NOT_SECRET = {
     ("TriggerReply", "body"),
     ("Counted", "token_requests"),  # Prometheus counters of token requests
     ("Counted", "token_request_seconds"),
+    ("TeamActor", "token_id"),  # a team API token's row id and public id, not its secret
+    ("TeamActor", "token_public_id"),
 }
 
 
