@@ -17,6 +17,7 @@ from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.oauth2.provider import OAuth2Provider
 
 from connect.accounts import bound_app
+from connect.kinds import SubjectType
 
 
 @dataclass(frozen=True)
@@ -224,5 +225,5 @@ def preset_connector(
             "authorizationUrlParams": dict(preset.authorization_params),
             **({"instanceUrl": settings[preset.instance_setting]} if settings else {}),
         },
-        default_scopes={"user": scopes},
+        default_scopes={SubjectType.USER.value: scopes},
     )

@@ -4,6 +4,7 @@ and trigger destinations, with the paths, bodies, statuses and shapes ``@vercel/
 """
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -16,8 +17,16 @@ from connect import errors
 from connect.api.management import ManagementView, check_team_scope, require
 from connect.api.pagination import Ordering, keyset_page, paginated
 from connect.api.serializers import millis
-from connect.models import Connector, Environment, Installation, Project, ProjectLink
+from connect.models import (
+    Connector,
+    Environment,
+    Installation,
+    Project,
+    ProjectLink,
+    TriggerDestination,
+)
 from connect.models.connectors import COLOR_PATTERN, UID_PATTERN
+from connect.models.destinations import DestinationKind
 from connect.models.projects import STANDARD_ENVIRONMENTS
 from connect.permissions import Action
 from connect.providers import PROVIDERS, UnknownConnectorType, provider_for_wire
@@ -68,22 +77,45 @@ def _environment_ref(environment: Environment) -> dict[str, str]:
     return {"customEnvironmentId": environment.public_id}
 
 
-def connector_view(connector: Connector) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ConnectorExtras:
+    """What the view shows beyond the row: read for a page of connectors in two queries."""
+
+    default_installation: dict[int, str]
+    destinations: dict[int, list[dict[str, str]]]
+
+    @classmethod
+    def of(cls, connectors: list[Connector]) -> "ConnectorExtras":
+        ids = [c.pk for c in connectors]
+        defaults = dict(
+            Installation.objects.filter(
+                connector_id__in=ids, status=Installation.Status.ACTIVE, is_default=True
+            ).values_list("connector_id", "public_id")
+        )
+        destinations_out: dict[int, list[dict[str, str]]] = {pk: [] for pk in ids}
+        for d in (
+            TriggerDestination.objects.filter(
+                connector_id__in=ids, enabled=True, kind=DestinationKind.TRIGGER
+            )
+            .select_related("project", "environment")
+            .order_by("created_at", "pk")
+        ):
+            destinations_out[d.connector_id].append(
+                {
+                    "projectId": d.project.public_id,
+                    **_environment_ref(d.environment),
+                    "path": d.path,
+                }
+            )
+        return cls(default_installation=defaults, destinations=destinations_out)
+
+
+def connector_view(connector: Connector, extras: ConnectorExtras | None = None) -> dict[str, Any]:
     """The management view of a connector (Vercel's ``ConnectConnector``): never a secret."""
     provider = connector.provider
-    default = (
-        Installation.objects.filter(
-            connector=connector, status=Installation.Status.ACTIVE, is_default=True
-        )
-        .values_list("public_id", flat=True)
-        .first()
-    )
-    destinations_out = [
-        {"projectId": d.project.public_id, **_environment_ref(d.environment), "path": d.path}
-        for d in connector.destinations.filter(enabled=True, kind="trigger")
-        .select_related("project", "environment")
-        .order_by("created_at", "pk")
-    ]
+    extras = extras or ConnectorExtras.of([connector])
+    default = extras.default_installation.get(connector.pk)
+    destinations_out = extras.destinations.get(connector.pk, [])
     icon = web_url_or_empty(connector.icon_url)
     return {
         "id": connector.public_id,
@@ -409,7 +441,9 @@ class ConnectorListView(ManagementView):
         rows, next_cursor = keyset_page(
             queryset, request, ordering=CONNECTOR_ORDERINGS[sort], default_limit=20
         )
-        return Response(paginated("connectors", [connector_view(c) for c in rows], next_cursor))
+        extras = ConnectorExtras.of(list(rows))
+        views = [connector_view(c, extras) for c in rows]
+        return Response(paginated("connectors", views, next_cursor))
 
 
 class ConnectorUpdateView(ManagementView):

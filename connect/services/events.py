@@ -2,8 +2,9 @@
 
 Read from the tables that already record each thing — token issues (``tokenId``), install and
 consent flows (``authorizationId``), provider webhooks (``triggerRequestId``) and their
-deliveries, and the audit rows about installations and grants — one indexed query per source
-(the newest ``limit`` before a cursor), merged in memory. Nothing is written for this page.
+deliveries, calls through the proxy (``proxyCallId``), and the audit rows about installations
+and grants — one indexed query per source (the newest ``limit`` before a cursor), merged in
+memory. Nothing is written for this page.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -18,24 +19,27 @@ from connect.models import (
     AuthorizationRequest,
     Delivery,
     InboundEvent,
+    ProxyCall,
     TokenIssue,
 )
 from connect.models.authorizations import AuthorizationOutcome
 from connect.models.deliveries import DeliveryStatus
+from connect.models.installations import SubjectType
 
 #: Audit rows shown among the events (the rest are configuration: the audit log has them).
 AUDIT_TYPES = (
-    "installation.added",
-    "installation.removed",
-    "grant.needs_reauth",
-    "token.revoked",
-    "token.imported",
-    "trigger.rejected",
+    AuditEvent.Type.INSTALLATION_ADDED,
+    AuditEvent.Type.INSTALLATION_REMOVED,
+    AuditEvent.Type.GRANT_NEEDS_REAUTH,
+    AuditEvent.Type.TOKEN_REVOKED,
+    AuditEvent.Type.TOKEN_IMPORTED,
+    AuditEvent.Type.TRIGGER_REJECTED,
 )
 
 TOKEN_OUTCOMES = ("issued",)
 TRIGGER_OUTCOMES = ("verified", "unverified")
 AUDIT_OUTCOMES = ("recorded",)
+PROXY_OUTCOMES: tuple[str, ...] = tuple(ProxyCall.Outcome.values)
 #: Every outcome the page filters on: fixed choices, never a DISTINCT over a log.
 OUTCOMES: tuple[str, ...] = tuple(
     dict.fromkeys(
@@ -45,6 +49,7 @@ OUTCOMES: tuple[str, ...] = tuple(
             *TRIGGER_OUTCOMES,
             *DeliveryStatus.values,
             *AUDIT_OUTCOMES,
+            *PROXY_OUTCOMES,
         )
     )
 )
@@ -63,7 +68,24 @@ class EventFilter:
     def subject_parts(self) -> tuple[str, str]:
         """``user:42`` is a type and an id; ``42`` is an id of any type."""
         kind, sep, rest = self.subject.partition(":")
-        return (kind, rest) if sep and kind in ("app", "user", "jwt_bearer") else ("", self.subject)
+        return (kind, rest) if sep and kind in SubjectType.values else ("", self.subject)
+
+    def narrow(
+        self, rows: QuerySet[Any], *, connector: str, installation: str, grant: str | None = None
+    ) -> QuerySet[Any]:
+        """``rows`` of the connector, installation and subject asked for, each named by its
+        path from the rows (``grant``: where the subject's type and id are, if they have one)."""
+        if self.connector_id:
+            rows = rows.filter(**{connector: self.connector_id})
+        if self.installation_public_id:
+            rows = rows.filter(**{installation: self.installation_public_id})
+        if grant is not None:
+            kind, subject_id = self.subject_parts()
+            if subject_id:
+                rows = rows.filter(**{f"{grant}subject_id": subject_id})
+            if kind:
+                rows = rows.filter(**{f"{grant}subject_type": kind})
+        return rows
 
 
 @dataclass(frozen=True)
@@ -89,16 +111,12 @@ def _tokens(
 ) -> Iterator[Event]:
     if f.outcome and f.outcome not in TOKEN_OUTCOMES:
         return
-    rows = base.filter(created_at__lt=before)
-    if f.connector_id:
-        rows = rows.filter(grant__installation__connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(grant__installation__public_id=f.installation_public_id)
-    kind, subject_id = f.subject_parts()
-    if subject_id:
-        rows = rows.filter(grant__subject_id=subject_id)
-    if kind:
-        rows = rows.filter(grant__subject_type=kind)
+    rows = f.narrow(
+        base.filter(created_at__lt=before),
+        connector="grant__installation__connector_id",
+        installation="grant__installation__public_id",
+        grant="grant__",
+    )
     for issue in rows.select_related("grant__installation__connector").order_by("-created_at")[
         :limit
     ]:
@@ -111,7 +129,9 @@ def _tokens(
             link=("admin:connect_tokenissue_change", issue.pk),
             connector=grant.installation.connector,
             installation=grant.installation,
-            subject=f"{grant.subject_type}:{grant.subject_id}" if grant.subject_id else "app",
+            subject=f"{grant.subject_type}:{grant.subject_id}"
+            if grant.subject_id
+            else SubjectType.APP,
             correlation={"tokenId": issue.public_id},
         )
 
@@ -124,15 +144,9 @@ def _authorizations(
     rows = base.filter(created_at__lt=before)
     if f.outcome:
         rows = rows.filter(outcome=f.outcome)
-    if f.connector_id:
-        rows = rows.filter(connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(installation__public_id=f.installation_public_id)
-    kind, subject_id = f.subject_parts()
-    if subject_id:
-        rows = rows.filter(subject_id=subject_id)
-    if kind:
-        rows = rows.filter(subject_type=kind)
+    rows = f.narrow(
+        rows, connector="connector_id", installation="installation__public_id", grant=""
+    )
     for request in rows.select_related("connector", "installation").order_by("-created_at")[:limit]:
         yield Event(
             at=request.created_at,
@@ -156,10 +170,7 @@ def _triggers(
     rows = base.filter(received_at__lt=before)
     if f.outcome:
         rows = rows.filter(verified=f.outcome == "verified")
-    if f.connector_id:
-        rows = rows.filter(connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(installation__public_id=f.installation_public_id)
+    rows = f.narrow(rows, connector="connector_id", installation="installation__public_id")
     for event in rows.select_related("connector", "installation").order_by("-received_at")[:limit]:
         yield Event(
             at=event.received_at,
@@ -182,10 +193,9 @@ def _deliveries(
     rows = base.filter(created_at__lt=before, event__isnull=False)
     if f.outcome:
         rows = rows.filter(status=f.outcome)
-    if f.connector_id:
-        rows = rows.filter(event__connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(event__installation__public_id=f.installation_public_id)
+    rows = f.narrow(
+        rows, connector="event__connector_id", installation="event__installation__public_id"
+    )
     chosen = rows.select_related("event__connector", "event__installation", "destination")
     for delivery in chosen.order_by("-created_at")[:limit]:
         assert delivery.event is not None  # filtered above
@@ -230,6 +240,43 @@ def _audits(
         )
 
 
+def _proxy_calls(
+    base: QuerySet[ProxyCall], f: EventFilter, before: datetime, limit: int
+) -> Iterator[Event]:
+    if f.outcome and f.outcome not in PROXY_OUTCOMES:
+        return
+    rows = base.filter(created_at__lt=before)
+    if f.outcome:
+        rows = rows.filter(outcome=f.outcome)
+    if f.connector_id:
+        rows = rows.filter(connector_id=f.connector_id)
+    if f.installation_public_id:
+        rows = rows.filter(grant__installation__public_id=f.installation_public_id)
+    kind, subject_id = f.subject_parts()
+    if subject_id:
+        rows = rows.filter(grant__subject_id=subject_id)
+    if kind:
+        rows = rows.filter(grant__subject_type=kind)
+    chosen = rows.select_related("connector", "grant__installation")
+    for call in chosen.order_by("-created_at")[:limit]:
+        grant = call.grant
+        subject = ""
+        if grant is not None:
+            subject = f"{grant.subject_type}:{grant.subject_id}" if grant.subject_id else "app"
+        yield Event(
+            at=call.created_at,
+            kind="proxy",
+            what=f"Proxied {call.method} {call.path} → {call.status} in {call.latency_ms} ms"
+            + (f" ({call.error_code})" if call.error_code else ""),
+            outcome=call.outcome,
+            link=("admin:connect_proxycall_change", call.pk),
+            connector=call.connector,
+            installation=grant.installation if grant is not None else None,
+            subject=subject,
+            correlation={"proxyCallId": call.public_id},
+        )
+
+
 def events_list(
     *,
     team_ids: Sequence[int],
@@ -251,6 +298,9 @@ def events_list(
         ),
         lambda: _triggers(InboundEvent.objects.for_team_ids(teams), event_filter, before, limit),
         lambda: _deliveries(Delivery.objects.for_team_ids(teams), event_filter, before, limit),
+        lambda: _proxy_calls(
+            ProxyCall.objects.filter(team_id__in=teams), event_filter, before, limit
+        ),
         lambda: _audits(
             AuditEvent.objects.filter(team_id__in=teams),
             event_filter,

@@ -120,7 +120,8 @@ class ProxyTarget:
     connector_ref: str
     #: The provider path as it arrived (percent escapes kept), checked: starts with "/".
     path: str
-    query: str = ""
+    #: The query as it arrived: it may carry an API key, so no repr shows it.
+    query: str = field(default="", repr=False)
 
 
 def _refuse(reason: str) -> errors.ConnectError:

@@ -371,3 +371,23 @@ def test_another_teams_connector_is_no_filter_choice(
     assert "Select a valid choice" in html
     assert logged["other_issue"].public_id not in html
     assert "Globex Key" not in html
+
+
+def test_the_subject_filter_names_every_subject_type_as_the_api_does(
+    client: Client,
+    acme: dict[str, Any],
+    logged: dict[str, Any],
+    make_grant: Callable[..., Grant],
+) -> None:
+    asserted = make_grant(logged["second"], Grant.SubjectType.JWT_BEARER, "svc-1")
+    issue = TokenIssue.objects.create(
+        grant=asserted, project=acme["project"], environment="production"
+    )
+    viewer = signed_in(client, acme["viewer"])
+
+    listed = rows(viewer, "?subject=jwt-bearer:svc-1")
+
+    assert len(listed) == 1
+    assert f"tokenId={issue.public_id}" in listed[0]
+    # The type narrows: the same id under another type is another subject.
+    assert rows(viewer, "?subject=user:svc-1") == []

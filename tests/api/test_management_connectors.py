@@ -497,3 +497,81 @@ def test_member_role_matrix_uses_the_creators_current_role(
         403,
         "forbidden",
     )
+
+
+def test_a_page_of_connectors_costs_the_same_queries_whatever_its_size(
+    api_as: Callable[..., Api], django_assert_max_num_queries: Any
+) -> None:
+    api = api_as("viewer")
+    member = api_as("member")
+    create_oauth(member, uid="oauth/one")
+    with django_assert_max_num_queries(100) as one:
+        assert api.call("get", "/v2/connect/connectors").status_code == 200
+    for n in range(6):
+        create_oauth(member, uid=f"oauth/more{n}")
+    with django_assert_max_num_queries(100) as seven:
+        assert len(api.call("get", "/v2/connect/connectors").json()["connectors"]) == 7
+    assert len(seven.captured_queries) == len(one.captured_queries)
+
+
+def test_team_scope_of_another_team_is_refused_on_every_path(
+    api_as: Callable[..., Api], make_team: Callable[..., Team], project: Project
+) -> None:
+    api = api_as("owner")
+    create_oauth(api)
+    other = make_team()
+    for method, path in [
+        ("get", "/v1/connect/connectors/oauth%2Facme"),
+        ("delete", "/v1/connect/connectors/oauth%2Facme"),
+        ("get", "/v2/connect/connectors"),
+        ("patch", "/v2/connect/connectors/oauth%2Facme"),
+    ]:
+        body = {"name": "x"} if method == "patch" else None
+        response = api.call(method, f"{path}?teamId={other.public_id}", body)
+        assert error(response)[:2] == (403, "forbidden"), path
+    assert Connector.objects.get(uid="oauth/acme").name == "Acme"
+
+
+def test_no_answer_carries_a_secret(api_as: Callable[..., Api], project: Project) -> None:
+    api = api_as("owner")
+    secret_data = {**OAUTH_DATA, "webhookSecret": "whsec_never_shown"}
+    answers = [create_oauth(api, data=secret_data, projectId="shop")]
+    answers += [
+        api.call("get", "/v1/connect/connectors/oauth%2Facme"),
+        api.call("get", "/v2/connect/connectors"),
+        api.call("patch", "/v2/connect/connectors/oauth%2Facme", {"name": "B"}),
+        api.call("get", "/v2/connect/connectors/oauth%2Facme/projects"),
+    ]
+    for answer in answers:
+        assert answer.status_code in (200, 201)
+        text = answer.content.decode()
+        assert "s3cret-value-1" not in text
+        assert "whsec_never_shown" not in text
+
+
+def test_create_without_uid_or_name_takes_them_from_the_project(
+    api_as: Callable[..., Api], project: Project
+) -> None:
+    api = api_as("member")
+    body = {"type": "oauth", "projectId": "shop", "data": OAUTH_DATA}
+    first = api.call("post", "/v1/connect/connectors", body)
+    second = api.call("post", "/v1/connect/connectors", body)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["name"] == project.name
+    assert [first.json()["uid"], second.json()["uid"]] == ["oauth/shop", "oauth/shop-2"]
+    link = ProjectLink.objects.get(connector__public_id=first.json()["id"])
+    assert link.environments == ["production", "preview"]  # the built-ins the project has
+
+
+def test_events_are_checked_by_the_models_rule(api_as: Callable[..., Api]) -> None:
+    api = api_as("member")
+    create_oauth(api)
+    path = "/v2/connect/connectors/oauth%2Facme"
+    status, code, message = error(api.call("patch", path, {"events": ["not an event."]}))
+    assert (status, code) == (400, "invalid_request")
+    assert message.startswith("events:")
+    assert api.call("patch", path, {"events": ["issues"]}).json()["connector"]["events"] == [
+        "issues"
+    ]
+    assert Connector.objects.get(uid="oauth/acme").event_selected("issues.opened")
+    assert not Connector.objects.get(uid="oauth/acme").event_selected("push")

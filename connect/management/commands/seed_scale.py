@@ -155,7 +155,12 @@ class Command(BaseCommand):
         insert_series(
             Grant,
             installs,
-            Grant(installation_id=inst0, subject_type="app", created_at=now, updated_at=now),
+            Grant(
+                installation_id=inst0,
+                subject_type=Grant.SubjectType.APP,
+                created_at=now,
+                updated_at=now,
+            ),
             {
                 "public_id": "'sgr_seed' || lpad(i::text, 9, '0')",
                 "installation_id": f"{inst0} - 1 + i",
@@ -225,14 +230,17 @@ class Command(BaseCommand):
         insert_series(
             AuditEvent,
             installs,
-            AuditEvent(team=team, type="installation.added", actor="system"),
+            AuditEvent(team=team, type=AuditEvent.Type.INSTALLATION_ADDED, actor="system"),
             {"created_at": _ago(now, 6)},
         )
         insert_series(
             AuthorizationRequest,
             installs,
             AuthorizationRequest(
-                connector=connectors[0], kind="consent", expires_at=now, outcome="completed"
+                connector=connectors[0],
+                kind=AuthorizationRequest.Kind.CONSENT,
+                expires_at=now,
+                outcome=AuthorizationRequest.Outcome.COMPLETED,
             ),
             {
                 "public_id": "'sca_seed' || lpad(i::text, 9, '0')",
