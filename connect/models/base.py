@@ -95,7 +95,9 @@ class SealedSecrets(models.Model):
 
     @classmethod
     def binding_for(cls, public_id: str, name: str) -> str:
-        return f"{cls._meta.label_lower}:{public_id}:{name}"
+        # The concrete model's: a proxy (the lifecycle kind of destination) is the same row.
+        concrete = cls._meta.concrete_model or cls
+        return f"{concrete._meta.label_lower}:{public_id}:{name}"
 
     def secret_binding(self, name: str) -> str:
         return self.binding_for(self.public_id, name)
