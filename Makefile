@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 

@@ -333,7 +333,7 @@ class LifecycleDestinationInline(TriggerDestinationInline):
 
 
 INSTALLATION_INLINE_FIELDS = (
-    "display_name",
+    "shown_name",
     "tenant_id",
     "status",
     "is_default",
@@ -365,6 +365,13 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
     extra = 0
     verbose_name_plural = f"installations (the newest {INSTALLATIONS_SHOWN})"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Installation]:
+        return super().get_queryset(request).select_related("connector")
+
+    @admin.display(description="Name")
+    def shown_name(self, obj: Installation) -> str:
+        return installation_name(obj)
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -373,6 +380,20 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def installation_name(installation: Installation) -> str:
+    """An installation's name, and for a client-credentials type's own installation what it
+    is: the connector is its own tenant, so the app made it when the connector was saved."""
+    connector = installation.connector
+    if connector.provider.single_account and installation.tenant_id == connector.public_id:
+        return format_html(
+            '<strong>Automatic installation</strong><div class="help">{}</div>',
+            f"{connector.provider.label} connectors authenticate as the app itself (client "
+            "credentials or a key): the connector is its own tenant, so this installation was "
+            "made when it was saved and nobody installs it.",
+        )
+    return installation.display_name or "—"
 
 
 @dataclass(frozen=True)

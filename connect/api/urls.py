@@ -1,8 +1,8 @@
 import re
 
-from django.urls import path, re_path, register_converter
+from django.urls import include, path, re_path, register_converter
 
-from connect.api import connectors, management, proxy, views
+from connect.api import connectors, docs, management, proxy, views
 
 
 class ConnectorRefConverter:
@@ -26,6 +26,8 @@ class ConnectorRefConverter:
 register_converter(ConnectorRefConverter, "connector")
 
 urlpatterns = [
+    *docs.urlpatterns,
+    path("", include("connect.api.resources.urls")),
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/whoami", management.WhoamiView.as_view()),

@@ -9,12 +9,15 @@ Celery time limits and its lease (``connect.checks`` holds the chain). A slow re
 batch at most one deadline and holds at most one worker; see ``_send_batch``.
 """
 
+import hashlib
 import itertools
+import json
 import logging
 import os
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -28,7 +31,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from connect import http, oidc, signatures, tasks
+from connect import errors, http, oidc, signatures, tasks
 from connect.models import (
     AuditEvent,
     Delivery,
@@ -545,3 +548,47 @@ def deliveries_ring() -> None:
         tasks.deliveries_send.delay()
     except (KombuError, OSError):
         logger.warning("could not enqueue deliveries; the sweeper will pick them up", exc_info=True)
+
+
+#: The event type of the test event a member sends to one destination.
+TEST_EVENT_TYPE = "connect.test"
+
+
+@transaction.atomic
+def destination_test_event(*, destination: TriggerDestination, actor: Actor) -> Delivery:
+    """Send a synthetic ``connect.test`` event to this one destination, signed and retried
+    like any other, so a team sees its endpoint verify our signature before a real one."""
+    if not destination.enabled:
+        raise errors.InvalidRequest("This destination is turned off; turn it on first.")
+    now = timezone.now()
+    event_id = f"test_{uuid.uuid4().hex}"
+    body = json.dumps(
+        {
+            "type": TEST_EVENT_TYPE,
+            "id": event_id,
+            "destinationId": destination.public_id,
+            "connectorId": destination.connector.public_id,
+            "sentAt": int(now.timestamp() * 1000),
+        }
+    ).encode()
+    event = InboundEvent.objects.create(
+        connector=destination.connector,
+        provider_event_id=event_id,
+        event_type=TEST_EVENT_TYPE,
+        headers={},
+        content_type="application/json",
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        verified=True,
+        received_at=now,
+    )
+    delivery = Delivery.objects.create(event=event, destination=destination)
+    audit_record(
+        team=destination.connector.team_id,
+        type=AuditEvent.Type.DESTINATION_TESTED,
+        actor=actor,
+        targets={"destinationId": destination.public_id},
+        correlation={"triggerRequestId": event.public_id},
+    )
+    transaction.on_commit(deliveries_ring, robust=True)
+    return delivery
