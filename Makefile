@@ -28,11 +28,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/inprocess.py
 	$(BIN)/python benchmarks/forwarding.py
 
 # Admin lists at 100k installations / 1M events (seeds its own database once: minutes).

@@ -130,6 +130,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -273,11 +275,50 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["connect.api.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "connect.api.envelope.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "connect.api.schema.ConnectAutoSchema",
+}
+
+# The OpenAPI document at /v1/openapi.json and its page at /v1/docs (connect.api.schema.py).
+# Swagger UI's files come from drf-spectacular-sidecar, served by us: no CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Connect API",
+    "DESCRIPTION": (
+        "The runtime API that deployments call for tokens (wire-compatible with Vercel Connect) "
+        "and the management API that team tokens call. Every error is "
+        '`{"error": {"code", "message", "vendor"?}}`; pick the error from `code`.'
+    ),
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "tryItOutEnabled": False},
+    "PATH_CONVERTER_OVERRIDES": {
+        "connector": {
+            "type": "string",
+            "description": "The connector's `scl_` id, or its uid `service/name` (send the `/` "
+            "as `%2F`).",
+            "pattern": r"^(scl_[A-Za-z0-9]+|[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*)$",
+        }
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "connect.api.schema.error_responses_everywhere",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "ConnectorTypeEnum": "connect.api.shapes.CONNECTOR_TYPES",
+        "SubjectTypeEnum": "connect.api.shapes.SUBJECT_TYPES",
+        "InstallationStatusEnum": "connect.api.shapes.INSTALLATION_STATUSES",
+        "GrantStatusEnum": "connect.api.shapes.GRANT_STATUSES",
+        "DeliveryStatusEnum": "connect.api.shapes.DELIVERY_STATUSES",
+        "AuthorizationOutcomeEnum": "connect.api.shapes.AUTHORIZATION_OUTCOMES",
+    },
 }
 
 # Celery: Redis when configured, else kombu's filesystem transport under var/ (one machine only).
@@ -462,6 +503,20 @@ CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
 CONNECT_RATE_LIMIT_MANAGEMENT = env_int("CONNECT_RATE_LIMIT_MANAGEMENT", 300)
 CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")
 
+# The token path's process-local caches (issue 13; README "Benchmarks"): the verified caller of
+# a credential or OIDC token, and a request's resolution with its opened token. Off, every
+# request reads the database. Entries are kept while no generation they depend on moved.
+CONNECT_CACHE_PREFIX = os.environ.get("CONNECT_CACHE_PREFIX", "connect")
+CONNECT_LOCAL_CACHES = env_bool("CONNECT_LOCAL_CACHES", True)
+CONNECT_LOCAL_CACHE_ENTRIES = env_int("CONNECT_LOCAL_CACHE_ENTRIES", 10_000)
+# The listener thread that learns of generation changes (off: the once-a-second fallback only).
+CONNECT_GENERATIONS_LISTENER = env_bool("CONNECT_GENERATIONS_LISTENER", True)
+# Token issue records: "buffered" (written in batches by a background thread) or "sync".
+CONNECT_ISSUE_WRITER = os.environ.get("CONNECT_ISSUE_WRITER", "buffered")
+CONNECT_ISSUE_BATCH = env_int("CONNECT_ISSUE_BATCH", 500)
+CONNECT_ISSUE_FLUSH_MS = env_int("CONNECT_ISSUE_FLUSH_MS", 100)
+# Ingest's doorbell: "batched" (one ring for the events of 10 ms, off the request) or "sync".
+CONNECT_DOORBELL = os.environ.get("CONNECT_DOORBELL", "batched")
 # The authenticated proxy (/v1/connect/proxy/…, connect/services/proxy.py). A call (reading the
 # upload, the provider's answer, streaming it back) ends after CONNECT_PROXY_TIMEOUT seconds,
 # which must stay under gunicorn's --timeout (config/Procfile) less a refresh's wait.

@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -19,7 +19,7 @@ from connect.request_ids import REQUEST_ID_HEADER, request_id_for
 
 logger = logging.getLogger(__name__)
 
-API_PREFIXES = ("/v1/", "/.well-known/", "/connect/trigger/")
+API_PREFIXES = ("/v1/", "/.well-known/", "/connect/trigger/", "/connect/connectors/")
 PROXY_PREFIX = "/v1/connect/proxy/"
 
 
@@ -114,6 +114,8 @@ class ApiEnvelopeMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith(API_PREFIXES):
             return None
+        if isinstance(exception, Http404 | PermissionDenied):
+            return None  # Django answers 404/403, and __call__ puts that in the envelope
         logger.exception("unexpected error on %s", request.path)
         response = JsonResponse(error_body("internal_error", "Something went wrong."), status=500)
         if request.path.startswith(PROXY_PREFIX):

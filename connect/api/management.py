@@ -2,13 +2,15 @@
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connect import errors
 from connect.api.authentication import ManagementRateThrottle, TeamTokenAuthentication
-from connect.models import Team
+from connect.models import Role, Team
 from connect.permissions import Action, least_role, role_allows
 from connect.services.api_tokens import TeamActor
 
@@ -61,6 +63,43 @@ class ManagementView(APIView):
 class WhoamiView(ManagementView):
     """The token's team and the role it acts with now."""
 
+    @extend_schema(
+        operation_id="whoami",
+        summary="The token's team and role",
+        responses={
+            200: inline_serializer(
+                name="Whoami",
+                fields={
+                    "team": inline_serializer(
+                        name="WhoamiTeam",
+                        fields={
+                            "id": serializers.CharField(),
+                            "slug": serializers.CharField(),
+                            "name": serializers.CharField(),
+                        },
+                    ),
+                    "token": inline_serializer(
+                        name="WhoamiToken",
+                        fields={
+                            "id": serializers.CharField(),
+                            "name": serializers.CharField(),
+                            "role": serializers.ChoiceField(choices=Role.values),
+                        },
+                    ),
+                },
+            )
+        },
+        examples=[
+            OpenApiExample(
+                "Whoami",
+                value={
+                    "team": {"id": "team_2kW9xQ4pL7mN3vR8", "slug": "acme", "name": "Acme"},
+                    "token": {"id": "tok_4kW9xQ2pL7mN3vR8", "name": "terraform", "role": "member"},
+                },
+                response_only=True,
+            )
+        ],
+    )
     def get(self, request: Request) -> Response:
         actor = self.actor(request)
         team = Team.objects.get(pk=actor.team_id)

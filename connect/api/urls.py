@@ -1,8 +1,8 @@
 import re
 
-from django.urls import path, re_path, register_converter
+from django.urls import include, path, re_path, register_converter
 
-from connect.api import connectors, management, proxy, views
+from connect.api import connectors, docs, management, proxy, views
 
 
 class ConnectorRefConverter:
@@ -26,6 +26,8 @@ class ConnectorRefConverter:
 register_converter(ConnectorRefConverter, "connector")
 
 urlpatterns = [
+    *docs.urlpatterns,
+    path("", include("connect.api.resources.urls")),
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/whoami", management.WhoamiView.as_view()),
@@ -47,7 +49,7 @@ urlpatterns = [
         "/environments/<str:environment>",
         connectors.ConnectorLinkEnvironmentView.as_view(),
     ),
-    path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
+    path("v1/connect/token/<connector:connector>", views.token),
     # Everything under the prefix, newlines included: the view reads the raw target itself.
     re_path(r"^v1/connect/proxy/(?P<rest>(?s:.*))$", proxy.proxy_view),
     path("v1/connect/authorize/<connector:connector>", views.AuthorizeView.as_view()),

@@ -7,6 +7,7 @@ from connect.models.connectors import Connector, ConnectorType
 from connect.models.credentials import DeploymentCredential, TrustedIssuer, TrustedIssuerRule
 from connect.models.deliveries import Delivery, DeliveryAttempt, InboundEvent, LifecycleEvent
 from connect.models.destinations import LifecycleDestination, TriggerDestination
+from connect.models.generations import Generation
 from connect.models.heartbeats import Heartbeat
 from connect.models.installations import Grant, Installation
 from connect.models.links import ProjectLink
@@ -26,6 +27,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeploymentCredential",
     "Environment",
+    "Generation",
     "Grant",
     "Heartbeat",
     "InboundEvent",

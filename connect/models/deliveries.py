@@ -215,6 +215,13 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return self.webhook_id
 
+    @property
+    def payload_public_id(self) -> str:
+        """The public id of what this delivery carries: an inbound event or a lifecycle event."""
+        payload = self.event if self.event_id is not None else self.lifecycle_event
+        assert payload is not None  # a check constraint: exactly one of the two
+        return payload.public_id
+
 
 class DeliveryAttemptQuerySet(TeamScopedQuerySet):
     team_path = "delivery__destination__connector__team"

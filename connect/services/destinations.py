@@ -214,3 +214,28 @@ def destination_disable(
         fields={"reason": reason.value, "pendingFailed": abandoned, **(fields or {})},
     )
     return True
+
+
+@transaction.atomic
+def destination_create(
+    *, connector: Connector, environment: Environment, path: str, actor: Actor
+) -> tuple[TriggerDestination, str]:
+    """A new destination of the connector; returns it with its ``whsec_`` signing secret, the
+    one time the secret leaves the database. The per-connector limit holds."""
+    if not path.startswith("/"):
+        raise errors.InvalidRequest("path: A destination path starts with '/'.")
+    enabled = (
+        TriggerDestination.objects.select_for_update()
+        .filter(connector=connector, enabled=True)
+        .count()
+    )
+    if enabled >= settings.CONNECT_MAX_DESTINATIONS:
+        raise errors.InvalidRequest(
+            f"At most {settings.CONNECT_MAX_DESTINATIONS} destinations per connector."
+        )
+    secret = new_signing_secret()
+    destination = TriggerDestination(
+        connector=connector, project=environment.project, environment=environment, path=path
+    )
+    destination.seal("signing_secret", secret)
+    return destination_save(destination=destination, actor=actor), secret

@@ -171,6 +171,8 @@ class Importer:
     own_issuer: str = ""
     #: The member importing, whose role is checked in the connector's team.
     user: Any = None
+    #: A team API token importing (its role checked by the API): a member, without a user.
+    by_token: bool = False
 
     @classmethod
     def deployment(cls, caller: Caller) -> "Importer":
@@ -194,12 +196,26 @@ class Importer:
             user=user,
         )
 
+    @classmethod
+    def team_token(cls, *, team_id: int, label: str, project: Project | None = None) -> "Importer":
+        """A team API token importing for the team, or for one of its projects' users; the
+        API has checked its role (the member role, as for a user)."""
+        if project is not None and project.team_id != team_id:
+            raise errors.NotFound("No such project in this team.")
+        return cls(
+            team_id=team_id,
+            label=label,
+            project_id=None if project is None else project.pk,
+            own_issuer="" if project is None else project.public_id,
+            by_token=True,
+        )
+
     def subject(self, raw: dict[str, Any]) -> Subject:
         """The subject an item names, if this importer may write it."""
         type_ = str(raw.get("type", "") or "")
         id_ = str(raw.get("id") or raw.get("sub") or "")
         issuer = str(raw.get("issuer") or raw.get("iss") or "")
-        if self.user is None:
+        if self.user is None and not self.by_token:
             if type_ != SubjectType.USER:
                 raise errors.Forbidden(
                     f"A deployment imports only user grants; {type_ or 'this'} grants serve "

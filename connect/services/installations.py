@@ -182,3 +182,27 @@ def installations_refresh(*, connector_type: str, tenant_id: str) -> int:
             row.save(update_fields=["display_name", "metadata", "updated_at"])
         updated += 1
     return updated
+
+
+def grant_revoke(*, grant: Grant, actor: Actor) -> bool:
+    """Revoke one grant: its tokens revoked at the provider where they may go, then cleared;
+    the row stays, revoked (a user re-consents to get a new one). Returns whether the provider
+    confirmed."""
+    installation = grant.installation
+    connector = installation.connector
+    confirmed = _revoke_upstream(connector, [grant])
+    with transaction.atomic():
+        grant.clear_tokens(now=timezone.now(), status=GrantStatus.REVOKED)
+        grant.save()
+        audit_record(
+            team=connector.team_id,
+            type=AuditEvent.Type.GRANT_REVOKED,
+            actor=actor,
+            targets={
+                "connectorId": connector.public_id,
+                "installationId": installation.public_id,
+                "grantId": grant.public_id,
+            },
+            fields={"subject": grant.subject_type, "providerRevoked": confirmed},
+        )
+    return bool(confirmed)

@@ -1,7 +1,11 @@
+from collections.abc import Sequence
+
 from django.db import transaction
 
+from connect import errors
 from connect.models import AuditEvent, Environment, Project, ProjectLink
 from connect.services.audit import Actor, audit_record
+from connect.services.configuration import configuration_save
 
 
 @transaction.atomic
@@ -34,3 +38,30 @@ def project_delete(*, project: Project, actor: Actor) -> None:
         targets={"projectId": project.public_id},
     )
     project.delete()
+
+
+@transaction.atomic
+def project_create(
+    *, team_id: int, name: str, slug: str, environments: Sequence[str], actor: Actor
+) -> Project:
+    """A project and its environments, each recorded as the admin records them. A slug taken
+    in the team is a conflict."""
+    if Project.objects.filter(team_id=team_id, slug=slug).exists():
+        raise errors.Conflict(f"The slug {slug} is taken in this team.")
+    project = Project(team_id=team_id, name=name, slug=slug)
+    project.full_clean()
+    configuration_save(obj=project, actor=actor)
+    for environment_slug in dict.fromkeys(environments):
+        environment_add(project=project, slug=environment_slug, base_url="", actor=actor)
+    return project
+
+
+def environment_add(*, project: Project, slug: str, base_url: str, actor: Actor) -> Environment:
+    """A new environment of ``project``; its base URL checked as the admin checks it (an
+    absolute https:// URL, outside production http:// too). A slug taken is a conflict."""
+    if project.environments.filter(slug=slug).exists():
+        raise errors.Conflict(f"The project already has an environment {slug}.")
+    environment = Environment(project=project, slug=slug, base_url=base_url)
+    environment.full_clean()
+    configuration_save(obj=environment, actor=actor)
+    return environment

@@ -1,0 +1,141 @@
+"""``/v1/connect/installations``: where a connector is installed (a Slack workspace, a GitHub
+org, an Entra tenant), and uninstalling."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from connect import errors
+from connect.api.management import ManagementView
+from connect.api.resources import base
+from connect.models import Connector, Installation
+from connect.models.installations import InstallationStatus
+from connect.permissions import Action
+from connect.services import installations
+
+
+class InstallationOut(serializers.Serializer):
+    id = serializers.CharField(help_text="`sci_…`")
+    connectorId = serializers.CharField()
+    tenantId = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=InstallationStatus.values)
+    isDefault = serializers.BooleanField()
+    metadata = serializers.DictField()
+    createdAt = serializers.IntegerField()
+    updatedAt = serializers.IntegerField()
+
+
+def installation_body(installation: Installation) -> dict[str, Any]:
+    return {
+        "id": installation.public_id,
+        "connectorId": installation.connector.public_id,
+        "tenantId": installation.tenant_id,
+        "name": installation.display_name,
+        "status": installation.status,
+        "isDefault": installation.is_default,
+        "metadata": dict(installation.metadata or {}),
+        "createdAt": base.millis(installation.created_at),
+        "updatedAt": base.millis(installation.updated_at),
+    }
+
+
+def connector_in_team(team_id: int, ref: str) -> Connector:
+    """By ``scl_`` id or uid."""
+    lookup = {"public_id": ref} if ref.startswith("scl_") else {"uid": ref}
+    found = Connector.objects.for_team(team_id).filter(**lookup).first()
+    if found is None:
+        raise errors.NotFound("No such connector in this team.")
+    return found
+
+
+EXAMPLE = {
+    "id": "sci_4fJ8kQ2mN7pL1xZ9",
+    "connectorId": "scl_7Hq2mV4kP9xR3tW8",
+    "tenantId": "812345",
+    "name": "acme-corp",
+    "status": "active",
+    "isDefault": True,
+    "metadata": {"accountType": "Organization"},
+    "createdAt": 1764662400000,
+    "updatedAt": 1764662400000,
+}
+
+
+class InstallationsView(ManagementView):
+    @extend_schema(
+        operation_id="installations_list",
+        summary="List installations",
+        parameters=[
+            *base.PAGE_PARAMETERS,
+            *base.filters(
+                ("connector", "Only this connector's (`scl_…` or uid)."),
+                ("status", "Only these.", InstallationStatus.values),
+                ("tenantId", "Only this tenant's."),
+            ),
+            *base.TEAM_PARAMETERS,
+        ],
+        responses={200: base.page_of("InstallationPage", "installations", InstallationOut)},
+        examples=[
+            OpenApiExample(
+                "Page",
+                value={"installations": [EXAMPLE], "pagination": {"next": None}},
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        actor = self.actor(request, Action.VIEW)
+        queryset = Installation.objects.for_team(actor.team_id).select_related("connector")
+        params = request.query_params
+        if connector := params.get("connector"):
+            queryset = queryset.filter(connector=connector_in_team(actor.team_id, connector))
+        if (status := params.get("status")) in InstallationStatus.values:
+            queryset = queryset.filter(status=status)
+        if tenant := params.get("tenantId"):
+            queryset = queryset.filter(tenant_id=tenant)
+        return Response(
+            base.page(request, queryset, key="installations", render=installation_body)
+        )
+
+
+class InstallationView(ManagementView):
+    @extend_schema(
+        operation_id="installations_get",
+        summary="An installation",
+        parameters=base.TEAM_PARAMETERS,
+        responses={200: InstallationOut},
+        examples=[OpenApiExample("Installation", value=EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, installation: str) -> Response:
+        actor = self.actor(request, Action.VIEW)
+        found = base.in_team(
+            Installation.objects.select_related("connector"),
+            actor.team_id,
+            installation,
+            "installation",
+        )
+        return Response(installation_body(found))
+
+    @extend_schema(
+        operation_id="installations_uninstall",
+        summary="Uninstall",
+        description="Its grants' tokens are revoked at the provider where it can, then "
+        "cleared; the installation stays, `revoked`, for the record.",
+        parameters=base.TEAM_PARAMETERS,
+        responses={204: None},
+    )
+    def delete(self, request: Request, installation: str) -> Response:
+        actor = self.actor(request, Action.DELETE)
+        found = base.in_team(
+            Installation.objects.select_related("connector"),
+            actor.team_id,
+            installation,
+            "installation",
+        )
+        if found.status != InstallationStatus.REVOKED:
+            installations.installation_remove(installation=found, actor=actor.label, delete=False)
+        return Response(status=204)

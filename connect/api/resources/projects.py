@@ -1,0 +1,235 @@
+"""``/v1/connect/projects``: projects and their environments."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from connect import errors
+from connect.api.management import ManagementView
+from connect.api.resources import base
+from connect.api.schema import error_responses
+from connect.models import Environment, Project
+from connect.models.projects import STANDARD_ENVIRONMENTS
+from connect.permissions import Action
+from connect.services import projects
+
+
+class EnvironmentOut(serializers.Serializer):
+    id = serializers.CharField(help_text="`env_…`")
+    slug = serializers.CharField()
+    baseUrl = serializers.CharField(allow_blank=True)
+
+
+class ProjectOut(serializers.Serializer):
+    id = serializers.CharField(help_text="`prj_…`")
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    createdAt = serializers.IntegerField()
+    environments = EnvironmentOut(many=True)
+
+
+class ProjectIn(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    slug = serializers.SlugField(max_length=60)
+    environments = serializers.ListField(
+        child=serializers.SlugField(max_length=60),
+        max_length=20,
+        default=list(STANDARD_ENVIRONMENTS),
+        help_text="Default: production, preview, development.",
+    )
+
+
+class EnvironmentIn(serializers.Serializer):
+    slug = serializers.SlugField(max_length=60)
+    baseUrl = serializers.CharField(
+        max_length=200,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Where forwarded triggers for this environment go: an absolute https:// URL.",
+    )
+
+
+def environment_body(environment: Environment) -> dict[str, Any]:
+    return {"id": environment.public_id, "slug": environment.slug, "baseUrl": environment.base_url}
+
+
+def project_body(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.public_id,
+        "name": project.name,
+        "slug": project.slug,
+        "createdAt": base.millis(project.created_at),
+        "environments": [environment_body(e) for e in project.environments.all()],
+    }
+
+
+def project_in_team(team_id: int, ref: str) -> Project:
+    """By ``prj_`` id or by slug."""
+    found = (
+        Project.objects.for_team(team_id)
+        .filter(**({"public_id": ref} if ref.startswith("prj_") else {"slug": ref}))
+        .first()
+    )
+    if found is None:
+        raise errors.NotFound("No such project in this team.")
+    return found
+
+
+def environment_of(project: Project, ref: str) -> Environment:
+    """By ``env_`` id or by slug."""
+    lookup = {"public_id": ref} if ref.startswith("env_") else {"slug": ref}
+    found = project.environments.filter(**lookup).first()
+    if found is None:
+        raise errors.NotFound("No such environment in this project.")
+    return found
+
+
+EXAMPLE = {
+    "id": "prj_3kD9wQ1xV8mZ2pL5",
+    "name": "Web",
+    "slug": "web",
+    "createdAt": 1764662400000,
+    "environments": [
+        {"id": "env_7pQ2xW9kL4mN8vR3", "slug": "production", "baseUrl": "https://acme.test"}
+    ],
+}
+
+
+class ProjectsView(ManagementView):
+    @extend_schema(
+        operation_id="projects_list",
+        summary="List projects",
+        parameters=[*base.PAGE_PARAMETERS, *base.TEAM_PARAMETERS],
+        responses={200: base.page_of("ProjectPage", "projects", ProjectOut)},
+        examples=[
+            OpenApiExample(
+                "Page",
+                value={"projects": [EXAMPLE], "pagination": {"next": None}},
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        actor = self.actor(request, Action.VIEW)
+        queryset = Project.objects.for_team(actor.team_id).prefetch_related("environments")
+        return Response(base.page(request, queryset, key="projects", render=project_body))
+
+    @extend_schema(
+        operation_id="projects_create",
+        summary="Create a project with its environments",
+        parameters=base.TEAM_PARAMETERS,
+        request=ProjectIn,
+        responses={201: ProjectOut, **error_responses(409)},
+        examples=[
+            OpenApiExample(
+                "Create",
+                value={"name": "Web", "slug": "web", "environments": ["production"]},
+                request_only=True,
+            ),
+            OpenApiExample("Created", value=EXAMPLE, response_only=True, status_codes=[201]),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        actor = self.actor(request, Action.ADD)
+        data = base.parsed(ProjectIn, request.data)
+        try:
+            project = projects.project_create(
+                team_id=actor.team_id,
+                name=data["name"],
+                slug=data["slug"],
+                environments=data["environments"],
+                actor=actor.label,
+            )
+        except ValidationError as exc:
+            raise base.model_errors(exc) from exc
+        return Response(project_body(project), status=201)
+
+
+class ProjectView(ManagementView):
+    @extend_schema(
+        operation_id="projects_get",
+        summary="A project",
+        parameters=base.TEAM_PARAMETERS,
+        responses={200: ProjectOut},
+        examples=[OpenApiExample("Project", value=EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, project: str) -> Response:
+        actor = self.actor(request, Action.VIEW)
+        return Response(project_body(project_in_team(actor.team_id, project)))
+
+    @extend_schema(
+        operation_id="projects_delete",
+        summary="Delete a project",
+        description="Its environments, links, destinations and credentials go with it.",
+        parameters=base.TEAM_PARAMETERS,
+        responses={204: None},
+    )
+    def delete(self, request: Request, project: str) -> Response:
+        actor = self.actor(request, Action.DELETE)
+        projects.project_delete(project=project_in_team(actor.team_id, project), actor=actor.label)
+        return Response(status=204)
+
+
+class EnvironmentsView(ManagementView):
+    @extend_schema(
+        operation_id="environments_list",
+        summary="A project's environments",
+        parameters=base.TEAM_PARAMETERS,
+        responses={
+            200: inline_serializer(
+                name="EnvironmentList", fields={"environments": EnvironmentOut(many=True)}
+            )
+        },
+    )
+    def get(self, request: Request, project: str) -> Response:
+        actor = self.actor(request, Action.VIEW)
+        found = project_in_team(actor.team_id, project)
+        return Response(
+            {"environments": [environment_body(e) for e in found.environments.all()]}
+        )
+
+    @extend_schema(
+        operation_id="environments_create",
+        summary="Add an environment",
+        parameters=base.TEAM_PARAMETERS,
+        request=EnvironmentIn,
+        responses={201: EnvironmentOut, **error_responses(409)},
+        examples=[
+            OpenApiExample(
+                "Staging",
+                value={"slug": "staging", "baseUrl": "https://staging.acme.test"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, project: str) -> Response:
+        actor = self.actor(request, Action.CHANGE)
+        found = project_in_team(actor.team_id, project)
+        data = base.parsed(EnvironmentIn, request.data)
+        try:
+            environment = projects.environment_add(
+                project=found, slug=data["slug"], base_url=data["baseUrl"], actor=actor.label
+            )
+        except ValidationError as exc:
+            raise base.model_errors(exc) from exc
+        return Response(environment_body(environment), status=201)
+
+
+class EnvironmentView(ManagementView):
+    @extend_schema(
+        operation_id="environments_delete",
+        summary="Remove an environment",
+        description="Links lose it; a link left with none is removed (as in the admin).",
+        parameters=base.TEAM_PARAMETERS,
+        responses={204: None},
+    )
+    def delete(self, request: Request, project: str, environment: str) -> Response:
+        actor = self.actor(request, Action.CHANGE)
+        found = environment_of(project_in_team(actor.team_id, project), environment)
+        projects.environment_delete(environment=found, actor=actor.label)
+        return Response(status=204)
