@@ -7,7 +7,7 @@ PORT ?= 8000
 PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 export PORT PUBLIC_URL
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-admin lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/forwarding.py
+
+# Admin lists at 100k installations / 1M events (seeds its own database once: minutes).
+bench-admin: $(STAMP)
+	$(BIN)/python benchmarks/admin_lists.py
 
 clean:
 	rm -rf $(VENV) var

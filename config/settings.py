@@ -556,6 +556,10 @@ CONNECT_RETAIN_AUDIT_DAYS = env_int("CONNECT_RETAIN_AUDIT_DAYS", 365)
 CONNECT_RETAIN_PROXY_CALLS_DAYS = env_int("CONNECT_RETAIN_PROXY_CALLS_DAYS", 7)
 # The per-hour counters (the admin's charts) outlive the rows they summarise.
 CONNECT_RETAIN_COUNTERS_DAYS = env_int("CONNECT_RETAIN_COUNTERS_DAYS", 400)
+# The admin's hourly activity counters are counted in each process's memory and written every
+# CONNECT_ACTIVITY_FLUSH seconds by a background thread (connect/services/activity.py); 0 turns
+# the thread off (the tests flush by hand).
+CONNECT_ACTIVITY_FLUSH_SECONDS = env_float("CONNECT_ACTIVITY_FLUSH", 5.0)
 CONNECT_RETENTION_BATCH = env_int("CONNECT_RETENTION_BATCH", 1000)
 CONNECT_RETENTION_BUDGET = env_float("CONNECT_RETENTION_BUDGET", 20.0)
 # A run starts no batch after its budget; the batch in progress (a few short statements) ends

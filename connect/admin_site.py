@@ -4,11 +4,12 @@ from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
+from connect import charts
 from connect.models import Connector, Membership
-from connect.services.connectors import connector_health
+from connect.services import health
 
 
 class ConnectAdminSite(admin.AdminSite):
@@ -30,6 +31,18 @@ class ConnectAdminSite(admin.AdminSite):
             cached = Membership.objects.filter(user=user).exists()
             request._connect_is_member = cached  # type: ignore[attr-defined]
         return cached
+
+    def get_urls(self) -> list[Any]:
+        from connect.admin.activity import activity_view
+
+        return [
+            path(
+                "activity/",
+                self.admin_view(lambda request: activity_view(self, request)),
+                name="connect_activity",
+            ),
+            *super().get_urls(),
+        ]
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Sign-in is allauth's (username or email); the admin's own form only hands over."""
@@ -54,9 +67,17 @@ class ConnectAdminSite(admin.AdminSite):
             .with_installation_counts()
             .order_by("team__name", "uid")[:200]
         )
+        found = health.connectors_health(connectors=connectors)
         for connector in connectors:
-            connector.health = connector_health(
-                connector=connector, unhealthy_grants=connector.unhealthy_grant_count
-            )
-        context = {"connectors": connectors, **(extra_context or {})}
+            connector.health = found[connector.pk]
+        team_ids = (
+            sorted({c.team_id for c in connectors})
+            if request.user.is_superuser
+            else sorted(Membership.objects.roles_of(request.user))
+        )
+        context = {
+            "connectors": connectors,
+            "activity_panels": charts.activity_panels(team_ids=team_ids),
+            **(extra_context or {}),
+        }
         return super().index(request, extra_context=context)

@@ -43,12 +43,13 @@ InvalidRequest = _error("invalid_request", 400)
 InvalidScope = _error("invalid_scope", 400)
 Unauthorized = _error("unauthorized", 401)
 Forbidden = _error("forbidden", 403)
-Conflict = _error("conflict", 409)
 RateLimited = _error("rate_limited", 429)
 MethodNotAllowed = _error("method_not_allowed", 405)
 UnsupportedMediaType = _error("unsupported_media_type", 415)
 PayloadTooLarge = _error("payload_too_large", 413)
 InternalError = _error("internal_error", 500)
+#: The uid (or another unique name) is taken in the team.
+Conflict = _error("conflict", 409)
 #: The proxy: the provider did not finish answering within the proxy's time limit.
 ProviderTimeout = _error("provider_timeout", 504)
 #: The proxy: a body sent without a length, by a server that cannot tell where it ends.
@@ -59,8 +60,8 @@ CODE_FOR_STATUS = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
-    409: "conflict",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     411: "length_required",
     415: "unsupported_media_type",

@@ -37,6 +37,7 @@ from connect.heartbeats import heartbeats_seen
 from connect.models import Delivery, DeliveryAttempt
 from connect.models.deliveries import DeliveryStatus
 from connect.providers import base as providers
+from connect.services import activity
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
@@ -153,6 +154,15 @@ def token_request_outcome(response: HttpResponseBase) -> str:
     return code if code in KNOWN_CODES else errors.code_for_status(response.status_code)
 
 
+def vendor_error(response: HttpResponseBase) -> str:
+    """The provider's own error code relayed in an answer (``invalid_client`` …), if any."""
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    vendor = error.get("vendor") if isinstance(error, dict) else None
+    code = vendor.get("error") if isinstance(vendor, dict) else None
+    return code[:40] if isinstance(code, str) and code == "invalid_client" else ""
+
+
 class CountedTokenRequests(APIView):
     """For the token view: every answer counted by outcome and timed, the refused ones
     (unauthorized, rate_limited) included."""
@@ -163,7 +173,19 @@ class CountedTokenRequests(APIView):
         seconds = time.perf_counter() - started
         counters = counted()
         counters.token_request_seconds.observe(seconds)
-        counters.token_requests.labels(token_request_outcome(response)).inc()
+        outcome = token_request_outcome(response)
+        counters.token_requests.labels(outcome).inc()
+        # The admin's hourly charts and health: counted in memory, written in batches.
+        caller = getattr(self.request, "_auth", None)  # never authenticates again
+        team_id = getattr(caller, "team_id", None)
+        if isinstance(team_id, int) and "connector" in kwargs:
+            activity.token_request_counted(
+                team_id=team_id,
+                connector_ref=str(kwargs["connector"]),
+                outcome=outcome,
+                seconds=seconds,
+                provider_error=vendor_error(response),
+            )
         return response
 
 

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import http
+from connect.jwks import published_key
 from connect.models import Project, SigningKey, TrustedIssuer, TrustedIssuerRule
 
 ALGORITHMS = ["RS256", "ES256"]
@@ -295,27 +296,26 @@ def jwks_key(url: str, kid: str) -> jwt.PyJWK:
     own team's callers one fetch, not one per request.
     """
     cache_key = _jwks_cache_key(url)
-    entry = cache.get(cache_key)
-    if entry is None or (
-        kid not in {k.get("kid") for k in entry["keys"]}
-        and time.time() - entry["fetched_at"] >= JWKS_REFETCH_INTERVAL
-    ):
+
+    def fetch() -> list[dict[str, Any]]:
         failed = cache.get(f"{cache_key}:failed")
         if failed is not None:
             raise TokenRejected(f"{failed} (cached failure)")
         try:
-            entry = {"keys": _jwks_fetch(url)["keys"], "fetched_at": time.time()}
+            return list(_jwks_fetch(url)["keys"])
         except TokenRejected as exc:
             cache.set(f"{cache_key}:failed", str(exc), JWKS_FAILURE_SECONDS)
             raise
-        cache.set(cache_key, entry, JWKS_CACHE_SECONDS)
-    for candidate in entry["keys"]:
-        if candidate.get("kid") == kid:
-            try:
-                return jwt.PyJWK(candidate)
-            except jwt.PyJWTError as exc:
-                raise TokenRejected(f"unusable key {kid!r}: {exc}") from exc
-    raise TokenRejected(f"unknown key id {kid!r}")
+
+    candidate = published_key(
+        cache_key, kid, fetch, ttl=JWKS_CACHE_SECONDS, refetch_after=JWKS_REFETCH_INTERVAL
+    )
+    if candidate is None:
+        raise TokenRejected(f"unknown key id {kid!r}")
+    try:
+        return jwt.PyJWK(candidate)
+    except jwt.PyJWTError as exc:
+        raise TokenRejected(f"unusable key {kid!r}: {exc}") from exc
 
 
 @dataclass(frozen=True)

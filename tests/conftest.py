@@ -33,6 +33,7 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.models.authorizations import verifier_digest
+from connect.services import activity
 from connect.services.connectors import connector_save
 from connect.services.credentials import deployment_credential_create
 from connect.services.destinations import destination_save
@@ -88,6 +89,16 @@ def cache_clock(settings: Any) -> Iterator[ManualClock]:
     }
     yield clock
     del CLOCKS[name]
+
+
+@pytest.fixture(autouse=True)
+def _activity_by_hand(settings: Any) -> Iterator[None]:
+    """Activity counters are written when a test flushes them (``activity.activity_flush``),
+    never by a background thread writing beside the test's transaction."""
+    settings.CONNECT_ACTIVITY_FLUSH_SECONDS = 0
+    activity.activity_discard()
+    yield
+    activity.activity_discard()
 
 
 @pytest.fixture(autouse=True)

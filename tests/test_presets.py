@@ -3,7 +3,7 @@
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -13,7 +13,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from connect.models import Connector, Grant, Project, Team
-from connect.presets import PRESETS, PresetError, preset_connector
+from connect.presets import PRESETS, PresetError, all_presets, preset_connector
+from connect.providers import get_provider
+from connect.providers.base import AuthorizeRequest, ProviderCredentials
 from tests.fakes.oauth import OAuthFake
 from tests.providers.flow import callback_url
 
@@ -65,7 +67,7 @@ def test_the_admin_fills_an_oauth_connector_from_a_preset(
         {"preset": "gitlab", "type": "oauth", "instance_url": "https://gitlab.acme.test/ignored"},
     ).content.decode()
 
-    assert 'value="gitlab"' in chooser
+    assert 'name="preset" value="gitlab"' in chooser
     assert "https://gitlab.acme.test/oauth/authorize" in add
     assert "https://gitlab.acme.test/oauth/token" in add
     assert re.search(r'<option value="oauth" selected>', add)
@@ -125,3 +127,73 @@ def test_an_instance_preset_makes_a_working_connector(
     grant = Grant.objects.get(subject_id="dev-1")
     assert grant.scopes == ["read_user"]
     assert grant.reveal("refresh_token") == answer["refresh_token"]
+
+
+# Every preset in the catalogue ------------------------------------------------------------
+
+CATALOGUE = sorted(all_presets())
+
+
+def test_the_catalogue_holds_many_more_than_the_curated_presets() -> None:
+    assert set(PRESETS) <= set(CATALOGUE)
+    assert len(CATALOGUE) >= 80
+    # Those whose endpoints allauth cannot state without a setting stay out.
+    assert "okta" not in CATALOGUE
+    assert "auth0" not in CATALOGUE
+
+
+@pytest.mark.parametrize("preset_id", CATALOGUE)
+def test_every_preset_builds_an_authorization_url(preset_id: str) -> None:
+    preset = all_presets()[preset_id]
+    instance = f"https://{preset_id}.example.com" if preset.needs_instance_url else ""
+    built = preset_connector(preset_id, instance_url=instance)
+    provider = get_provider("oauth")
+    # The registry takes the configuration as it is (https endpoints, known keys typed).
+    config = provider.validate_config(built.config)
+
+    url = provider.authorize_url(
+        ProviderCredentials(type="oauth", client_id="cid-1", config=config),
+        AuthorizeRequest(
+            kind="consent",
+            subject_type="user",
+            scopes=built.default_scopes.get("user", []),
+            redirect_uri="https://connect.example.com/connect/callback",
+            state="st-1",
+            code_challenge="ch-1",
+        ),
+    )
+
+    parts = urlsplit(url)
+    assert url.startswith(config["authorizationEndpoint"])
+    assert parts.scheme == "https"
+    query = parse_qs(parts.query)
+    assert query["client_id"] == ["cid-1"]
+    assert query["redirect_uri"] == ["https://connect.example.com/connect/callback"]
+    assert query["state"] == ["st-1"]
+    assert urlsplit(config["tokenEndpoint"]).scheme == "https"
+    assert urlsplit(preset.docs_url).scheme == "https"
+
+
+def test_the_preset_page_searches_and_links_each_presets_docs(
+    make_team: Callable[..., Team], make_member: Callable[..., User]
+) -> None:
+    client = Client()
+    client.force_login(make_member(make_team()))
+
+    every = client.get("/admin/connect/connector/add-from-preset/").content.decode()
+    found = client.get("/admin/connect/connector/add-from-preset/", {"q": "git"}).content.decode()
+    nothing = client.get("/admin/connect/connector/add-from-preset/", {"q": "zzz"}).content.decode()
+
+    assert every.count('name="preset"') == len(CATALOGUE)
+    assert re.findall(r'name="preset" value="([^"]+)"', found) == [
+        "digitalocean",
+        "gitea",
+        "github",
+        "gitlab",
+    ]
+    assert 'href="https://developers.google.com/identity/protocols/oauth2/web-server"' in every
+    assert (
+        'href="https://docs.allauth.org/en/latest/socialaccount/providers/spotify.html"'
+        not in every
+    )
+    assert "No preset matches" in nothing

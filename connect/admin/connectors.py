@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -6,22 +7,39 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
-from connect import errors, presets
+from connect import charts, errors, presets
+from connect.admin import config_inputs
+from connect.admin.config_inputs import LinesField
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.kinds import AuthorizationKind
-from connect.models import Connector, Installation, ProjectLink, TriggerDestination
+from connect.models import (
+    Connector,
+    Environment,
+    Installation,
+    ProjectLink,
+    TriggerDestination,
+)
 from connect.providers import PROVIDERS, Provider, get_provider
-from connect.services import authorizations, configuration, connectors, destinations
-from connect.web_urls import web_url_or_empty
+from connect.services import (
+    authorizations,
+    configuration,
+    connectors,
+    destinations,
+    dry_runs,
+    health,
+)
+from connect.services.authorizations import redirect_uri
+from connect.web_urls import is_web_url, web_url_or_empty
 
 SECRET_LABELS = {
     "client_secret": "Client secret",
@@ -91,6 +109,15 @@ class ConnectorForm(WriteOnlySecretsForm):
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
 
+    allowed_return_origins = LinesField(
+        label="Allowed return origins",
+        help_text="One origin per line, e.g. https://app.example.com: where a finished install "
+        "or consent may send the browser back to.",
+    )
+
+    #: The type whose typed inputs this form class carries (``typed_connector_form``).
+    provider: Provider | None = None
+
     events_known = forms.MultipleChoiceField(
         required=False,
         label="Forward these events",
@@ -127,9 +154,30 @@ class ConnectorForm(WriteOnlySecretsForm):
         if "events_other" in self.fields:
             others = [str(e) for e in selected if e not in known]
             self.initial.setdefault("events_other", ", ".join(others))
+        if self.provider is not None:
+            # A preset hands its configuration over whole; the inputs show it key by key.
+            config = self.initial.get("config", self.instance.config)
+            self.initial.update(config_inputs.initial_inputs(self.provider, config))
+            scopes = self.initial.get("default_scopes", self.instance.default_scopes)
+            for subject in scope_subjects(self.provider):
+                if isinstance(scopes, dict) and scopes.get(subject):
+                    self.initial[f"scopes_{subject}"] = scopes[subject]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if self.provider is not None and "config" not in self.fields:
+            config, refused = config_inputs.config_from_inputs(
+                self.provider, cleaned, self.instance.config
+            )
+            for name, message in refused.items():
+                self.add_error(name, message)
+            self.instance.config = config
+            scopes = dict(self.instance.default_scopes or {})
+            for subject in scope_subjects(self.provider):
+                name = f"scopes_{subject}"
+                if name in self.fields:
+                    scopes[subject] = cleaned.get(name) or []
+            self.instance.default_scopes = {k: v for k, v in scopes.items() if v}
         if self.events_shown:
             # Checked by the model's rules (after this), with the message on the form.
             others = [e.strip() for e in (cleaned.get("events_other") or "").split(",")]
@@ -142,13 +190,36 @@ class ConnectorForm(WriteOnlySecretsForm):
             except errors.ConnectError as exc:
                 self.add_error("discovery_issuer", exc.message)
             else:
-                cleaned["config"] = {**(cleaned.get("config") or {}), **discovered}
+                if "config" in self.fields:
+                    cleaned["config"] = {**(cleaned.get("config") or {}), **discovered}
+                else:
+                    self.instance.config = {**self.instance.config, **discovered}
         return cleaned
 
 
+def scope_subjects(provider: Provider) -> list[str]:
+    """The subject types whose default scopes the form asks for."""
+    if not provider.browser_flow:
+        return []
+    return [s for s in ("app", "user") if s in provider.subject_types]
+
+
+def typed_connector_form(provider: Provider) -> type[ConnectorForm]:
+    """The connector form for one type: an input per declared configuration key and a scope
+    list per subject type, drawn from the registry."""
+    attrs: dict[str, Any] = {"provider": provider, **config_inputs.config_formfields(provider)}
+    for subject in scope_subjects(provider):
+        attrs[f"scopes_{subject}"] = LinesField(
+            label=f"Default scopes ({subject} tokens)",
+            help_text="One scope per line; asked for when nothing else is named.",
+        )
+    return type(f"{provider.__class__.__name__}ConnectorForm", (ConnectorForm,), attrs)
+
+
 class ProjectLinkForm(forms.ModelForm):
-    environments = forms.CharField(
-        help_text="Comma-separated environment slugs, e.g. production, preview"
+    environments = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The environments whose deployments may use this connector.",
     )
 
     class Meta:
@@ -157,24 +228,81 @@ class ProjectLinkForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The project's environments; for a new row (no project yet) those of every project
+        # the user may link, checked against the chosen project on save.
+        project_id = self.instance.project_id if self.instance.pk else None
+        projects = self.fields["project"].queryset  # type: ignore[attr-defined]
+        rows = Environment.objects.filter(
+            project__in=projects if project_id is None else [project_id]
+        ).order_by("slug", "project__name")
+        names: dict[str, list[str]] = {}
+        for slug, project_name in rows.values_list("slug", "project__name")[:200]:
+            names.setdefault(slug, []).append(project_name)
+        stored = list(self.instance.environments or []) if self.instance.pk else []
+        for slug in stored:
+            names.setdefault(slug, ["no longer in the project"])
+        self.fields["environments"].choices = [  # type: ignore[attr-defined]
+            (slug, slug if project_id else f"{slug} ({', '.join(owners)})")
+            for slug, owners in sorted(names.items())
+        ]
         if self.instance.pk:
-            self.initial["environments"] = ", ".join(self.instance.environments)
+            self.initial["environments"] = stored
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        project, slugs = self.cleaned_data.get("project"), self.cleaned_data.get("environments")
+        if project is not None and slugs:
+            known = set(project.environments.values_list("slug", flat=True))
+            kept = set(self.instance.environments or []) if self.instance.pk else set()
+            unknown = [s for s in slugs if s not in known and s not in kept]
+            if unknown:
+                self.add_error(
+                    "environments",
+                    f"{project.name} has no environment {', '.join(unknown)}.",
+                )
+        return cleaned
 
     def clean_environments(self) -> list[str]:
-        slugs = [s.strip() for s in self.cleaned_data["environments"].split(",") if s.strip()]
+        slugs = self.cleaned_data["environments"]
         if not slugs:
-            raise forms.ValidationError("Name at least one environment.")
+            raise forms.ValidationError("Tick at least one environment.")
         return list(dict.fromkeys(slugs))
 
 
-class ProjectLinkInline(TeamScopedInline, admin.TabularInline):
+class ChoicesReadOnce:
+    """Every row of an inline offers the same projects and environments: read them once per
+    page, not once per row (a connector with many destinations made a query per select)."""
+
+    shared_choices: tuple[str, ...] = ("project", "environment")
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField | None:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if field is not None and db_field.name in self.shared_choices:
+            if db_field.name == "environment":
+                field.queryset = field.queryset.select_related("project")  # its name
+            # Rendering reads this list; validation still asks the queryset.
+            field.choices = list(field.choices)
+        return field
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Each row is titled by its project (and environment): loaded with the rows.
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.select_related(*self.row_relations)
+
+    row_relations: tuple[str, ...] = ("project",)
+
+
+class ProjectLinkInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
     model = ProjectLink
     form = ProjectLinkForm
     extra = 0
     verbose_name = "project link"
 
 
-class TriggerDestinationInline(TeamScopedInline, admin.TabularInline):
+class TriggerDestinationInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
+    row_relations = ("project", "environment__project")
     model = TriggerDestination
     fields = ["project", "environment", "path", "enabled", "has_signing_secret"]
     readonly_fields = ["has_signing_secret"]
@@ -194,12 +322,29 @@ INSTALLATION_INLINE_FIELDS = (
 )
 
 
+#: The connector page lists this many installations, the newest; the rest are one link away.
+INSTALLATIONS_SHOWN = 50
+
+
+class NewestInstallations(BaseInlineFormSet):
+    """A connector with thousands of installations keeps a page of a few kilobytes."""
+
+    def get_queryset(self) -> QuerySet[Installation]:
+        if not hasattr(self, "_capped"):
+            self._capped = (
+                super().get_queryset().order_by("-created_at", "-pk")[:INSTALLATIONS_SHOWN]
+            )
+        return self._capped
+
+
 class InstallationInline(TeamScopedInline, admin.TabularInline):
     model = Installation
+    formset = NewestInstallations
     fields = INSTALLATION_INLINE_FIELDS
     readonly_fields = INSTALLATION_INLINE_FIELDS
     show_change_link = True
     extra = 0
+    verbose_name_plural = f"installations (the newest {INSTALLATIONS_SHOWN})"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -209,6 +354,61 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@dataclass(frozen=True)
+class SetupItem:
+    label: str
+    value: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class SetupPanel:
+    """What to register at the provider for one connector (or type, before it is saved)."""
+
+    items: list[SetupItem]
+    links: list[tuple[str, str]]
+
+
+def setup_panel(provider: Provider, connector: Connector | None) -> SetupPanel:
+    """The "Set up at the provider" panel: the redirect URI, the trigger URL, the scopes to
+    grant the app, and where the app's settings are."""
+    items: list[SetupItem] = []
+    if provider.browser_flow:
+        items.append(
+            SetupItem(
+                "Redirect URI",
+                redirect_uri(),
+                "Register it as the app's redirect (callback) URL.",
+            )
+        )
+    if provider.webhook_key is not None:
+        if connector is not None and connector.public_id:
+            url = f"{settings.PUBLIC_URL}/connect/trigger/{connector.public_id}"
+            items.append(
+                SetupItem("Trigger URL", url, "Where the provider sends its webhooks (events).")
+            )
+        else:
+            items.append(SetupItem("Trigger URL", "", "Shown once the connector is saved."))
+    scopes: list[str] = []
+    if connector is not None:
+        for value in (connector.default_scopes or {}).values():
+            scopes.extend(value if isinstance(value, list) else [])
+        for f in provider.config_fields:
+            value = connector.config.get(f.key)
+            if f.kind == "list" and f.key.endswith("Scopes") and isinstance(value, list):
+                scopes.extend(value)
+    if scopes:
+        items.append(
+            SetupItem(
+                "Scopes",
+                " ".join(dict.fromkeys(str(s) for s in scopes)),
+                "Grant the app these scopes (the defaults asked for, and the app's own).",
+            )
+        )
+    links = [(label, url) for label, url in provider.setup_links.items() if is_web_url(url)]
+    return SetupPanel(items=items, links=links)
 
 
 @admin.register(Connector)
@@ -255,6 +455,13 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        connector = self.get_object(request, object_id) if object_id else None
+        kind = self._kind(request, connector)
+        extra_context = {
+            **(extra_context or {}),
+            "setup": setup_panel(get_provider(kind), connector) if kind else None,
+            "can_test": connector is not None and self.has_change_permission(request, connector),
+        }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
@@ -269,15 +476,20 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         kind = self._kind(request, obj)
         if not kind:
-            return self.fieldsets
+            # The type decides every other input: it is chosen first (links above the form).
+            return [
+                (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
+                ("Branding", {"fields": ["icon_url", "background_color", "accent_color"]}),
+            ]
         provider = get_provider(kind)
         secrets = [s.sealed for s in provider.secrets if s.sealed != "trigger_signing_secret"]
         settings_fields = [
             *(["client_id"] if provider.client_id_data_name else []),
             *secrets,
-            "config",
             *(["discovery_issuer"] if provider.discovers_metadata else []),
-            *(["default_scopes", "allowed_return_origins"] if provider.browser_flow else []),
+            *config_inputs.config_formfields(provider),
+            *(f"scopes_{subject}" for subject in scope_subjects(provider)),
+            *(["allowed_return_origins"] if provider.browser_flow else []),
         ]
         sets: list[Any] = [
             (None, {"fields": ["team", "type", "uid", "service", "name", "description"]}),
@@ -303,6 +515,14 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [*self.readonly_fields, "reconsent"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        kind = self._kind(request, obj)
+        if kind:
+            kwargs["form"] = typed_connector_form(get_provider(kind))
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)
@@ -346,6 +566,11 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 name="connect_connector_install_link",
             ),
             path(
+                "<path:object_id>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="connect_connector_test",
+            ),
+            path(
                 "add-from-preset/",
                 self.admin_site.admin_view(self.preset_view),
                 name="connect_connector_preset",
@@ -381,6 +606,31 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 context["expires_at"] = started.flow.expires_at
         return TemplateResponse(request, "admin/connect/connector/install_link.html", context)
 
+    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The "Test" button: a dry run at the provider, by a member, its result as messages."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        connector = self.get_object(request, object_id)
+        if not self.has_change_permission(request, connector):
+            raise PermissionDenied
+        checks = dry_runs.connector_dry_run(connector=connector)
+        failed = [c for c in checks if c.ok is False]
+        level = messages.ERROR if failed else messages.SUCCESS
+        summary = (
+            f"Test failed: {len(failed)} of the checks did not pass."
+            if failed
+            else "Test passed: the provider accepts these settings."
+        )
+        messages.add_message(request, level, summary)
+        for check in checks:
+            mark = {True: "✓", False: "✗", None: "-"}[check.ok]
+            messages.add_message(
+                request,
+                messages.ERROR if check.ok is False else messages.INFO,
+                f"{mark} {check.name}: {check.detail}",
+            )
+        return HttpResponseRedirect(reverse("admin:connect_connector_change", args=[connector.pk]))
+
     def preset_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -388,8 +638,10 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Add a connector from a preset",
-            "presets": sorted(presets.PRESETS.values(), key=lambda p: p.name),
+            "query": request.GET.get("q", "").strip(),
+            "total": len(presets.all_presets()),
         }
+        context["presets"] = presets.search(context["query"])
         return TemplateResponse(request, "admin/connect/connector/preset.html", context)
 
     @admin.display(description="Installations", ordering="installation_count")
@@ -398,9 +650,35 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
 
     @admin.display(description="Health")
     def health(self, obj: Connector) -> str:
-        return connectors.connector_health(
-            connector=obj, unhealthy_grants=getattr(obj, "unhealthy_grant_count", 0)
-        )
+        # Worked out for the whole page at once (``get_changelist_instance``).
+        found = getattr(obj, "health", None)
+        if found is None:
+            found = health.connector_health(connector=obj)
+        return render_to_string("admin/connect/health_badge.html", {"health": found})
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        found = health.connectors_health(connectors=changelist.result_list)
+        for connector in changelist.result_list:
+            connector.health = found[connector.pk]
+        return changelist
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Connector | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context["connector_health"] = health.connector_health(connector=obj)
+            context["activity_panels"] = charts.activity_panels(
+                team_ids=[obj.team_id], connector_id=obj.pk
+            )
+            context["installations_shown"] = INSTALLATIONS_SHOWN
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Preview")
     def branding_preview(self, obj: Connector) -> str:

@@ -6,7 +6,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from connect.admin.filters import TeamRelatedFilter
+from connect.admin.filters import (
+    DestinationFilter,
+    ExactIdSearch,
+    StatusCodeFilter,
+    TeamRelatedFilter,
+)
 from connect.admin.one_time import OneTimeSecret, OneTimeSecretsAdmin
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
@@ -88,7 +93,7 @@ class DeliveryAttemptInline(TeamScopedInline, admin.TabularInline):
 
 
 @admin.register(InboundEvent)
-class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
+class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = [
         "public_id",
         "connector",
@@ -100,7 +105,7 @@ class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
     ]
     list_filter = ["verified", "skipped", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
-    search_fields = ["=public_id", "=provider_event_id", "=body_sha256"]
+    exact_search = ("public_id", "provider_event_id", "body_sha256")
     fields = EVENT_FIELDS
     readonly_fields = EVENT_FIELDS
     inlines = [DeliveryInline]
@@ -135,7 +140,7 @@ class InboundEventAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
+class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = [
         "webhook_id",
         "event",
@@ -145,9 +150,11 @@ class DeliveryAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
         "last_status_code",
         "next_attempt_at",
     ]
-    list_filter = ["status", ("destination", TeamRelatedFilter)]
+    list_filter = ["status", ("destination", DestinationFilter)]
     list_select_related = ["event", "destination__environment__project"]
-    search_fields = ["=webhook_id", "=event__public_id"]
+    # webhook-id as a receiver logged it, whole or its start; the event's trq_ id whole.
+    exact_search = ("event__public_id",)
+    prefix_search = ("webhook_id",)
     readonly_fields = DELIVERY_FIELDS
     fields = DELIVERY_FIELDS
     inlines = [DeliveryAttemptInline]
@@ -157,7 +164,7 @@ class DeliveryAdmin(ReplayPermission, ReadOnlyTeamScopedAdmin):
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(ReadOnlyTeamScopedAdmin):
     list_display = ["delivery", "started_at", "status_code", "latency_ms", "error"]
-    list_filter = ["status_code"]
+    list_filter = [StatusCodeFilter]
     list_select_related = ["delivery"]
     show_full_result_count = False
 

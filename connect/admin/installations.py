@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from connect.admin.filters import TeamRelatedFilter
+from connect.admin.filters import ExactIdSearch, TeamRelatedFilter
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
 from connect.models import Grant, Installation, TokenIssue
 from connect.services import installations
@@ -48,11 +48,13 @@ class GrantInline(TeamScopedInline, admin.TabularInline):
 
 
 @admin.register(Installation)
-class InstallationAdmin(TeamScopedAdmin):
+class InstallationAdmin(ExactIdSearch, TeamScopedAdmin):
     list_display = ["__str__", "connector", "tenant_id", "status", "is_default", "created_at"]
     list_filter = ["status", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
-    search_fields = ["display_name", "tenant_id", "public_id"]
+    exact_search = ("tenant_id", "public_id")
+    # Newest first, by an index: 100,000 installations sorted by name spilled to disk.
+    ordering = ["-created_at", "-pk"]
     readonly_fields = ["public_id", "connector", "tenant_id", "installed_by", "created_at"]
     fields = [
         "public_id",
@@ -82,7 +84,7 @@ class InstallationAdmin(TeamScopedAdmin):
 
 
 @admin.register(Grant)
-class GrantAdmin(TeamScopedAdmin):
+class GrantAdmin(ExactIdSearch, TeamScopedAdmin):
     list_display = [
         "subject_type",
         "subject_id",
@@ -93,7 +95,7 @@ class GrantAdmin(TeamScopedAdmin):
     ]
     list_filter = ["status", "subject_type"]
     list_select_related = ["installation"]
-    search_fields = ["subject_id", "public_id", "installation__tenant_id"]
+    exact_search = ("subject_id", "public_id", "installation__tenant_id")
     fields = GRANT_FIELDS
     readonly_fields = tuple(f for f in GRANT_FIELDS if f != "status")
 
@@ -106,8 +108,9 @@ class GrantAdmin(TeamScopedAdmin):
 
 
 @admin.register(TokenIssue)
-class TokenIssueAdmin(ReadOnlyTeamScopedAdmin):
+class TokenIssueAdmin(ExactIdSearch, ReadOnlyTeamScopedAdmin):
     list_display = ["public_id", "grant", "project", "environment", "expires_at", "created_at"]
-    list_select_related = ["grant", "project"]
-    search_fields = ["public_id"]
+    # A grant's name is its subject on its installation.
+    list_select_related = ["grant__installation", "project"]
+    exact_search = ("public_id",)
     show_full_result_count = False

@@ -21,7 +21,8 @@ class ProxyCallAdmin(ReadOnlyTeamScopedAdmin):
         "project",
         "environment",
     ]
-    list_filter = ["outcome", "method", "retried"]
+    # Fixed choices only: a filter over distinct values would scan the whole log.
+    list_filter = ["outcome", "retried"]
     list_select_related = ["connector", "project"]
-    search_fields = ["public_id", "path"]
+    search_fields = ["=public_id"]  # an exact id: no LIKE scan over a log table
     show_full_result_count = False

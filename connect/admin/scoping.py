@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelChoiceField, ModelForm, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponseBase
 
+from connect.admin.filters import CappedPaginator
 from connect.models import Membership, Role, Team
 from connect.models.base import ROLE_RANK, TeamScopedQuerySet
 from connect.models.teams import role_allows
@@ -112,6 +113,10 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
     own team, and unless every row is allowed the whole action is refused, with a message.
     """
 
+    paginator = CappedPaginator
+    # The unfiltered total is a second count of the whole (team-scoped) table: not shown.
+    show_full_result_count = False
+
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions: dict[str, Any] = dict(super().get_actions(request))
         return {
@@ -157,7 +162,27 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         queryset = super().get_queryset(request)
         assert isinstance(queryset, TeamScopedQuerySet)
-        return queryset.for_user(request.user)
+        # Ordered explicitly, not by Meta.ordering, which an aggregate's GROUP BY drops: the
+        # autocomplete and the change list paginate it, and an unordered page is unstable.
+        return queryset.for_user(request.user).order_by(*self.explicit_ordering(request))
+
+    def explicit_ordering(self, request: HttpRequest) -> list[Any]:
+        """The admin's ``ordering`` (or the model's), with the primary key as tiebreaker."""
+        ordering = list(self.get_ordering(request) or self.model._meta.ordering or ())
+        if not {"pk", "-pk", "id", "-id"} & set(ordering):
+            ordering.append("-pk")
+        return ordering
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A user who can add to exactly one team finds it chosen already."""
+        initial = super().get_changeform_initial_data(request)
+        if "team" in initial or not any(f.name == "team" for f in self.model._meta.fields):
+            return initial
+        teams = scoped_choices(request, Team)
+        only = list(teams.values_list("pk", flat=True)[:2]) if teams is not None else []
+        if len(only) == 1:
+            initial["team"] = only[0]
+        return initial
 
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None

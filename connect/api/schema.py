@@ -78,6 +78,15 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 class ConnectAutoSchema(AutoSchema):
     """The runtime API under one tag; the rest by the noun after ``/connect/``."""
 
+    def get_auth(self) -> list[dict[str, list[str]]]:
+        """The paths both callers share take either bearer (each scheme is declared by the
+        views that take only it)."""
+        from connect.api.authentication import TeamTokenOrRuntimeAuthentication
+
+        if TeamTokenOrRuntimeAuthentication in getattr(self.view, "authentication_classes", ()):
+            return [{"teamToken": []}, {"deploymentCredential": []}]
+        return list(super().get_auth())
+
     def get_tags(self) -> list[str]:
         from connect.api.authentication import RuntimeCallerAuthentication
 
@@ -121,14 +130,6 @@ class TeamTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return TEAM_TOKEN_SCHEME
-
-
-class TeamTokenOrRuntimeScheme(OpenApiAuthenticationExtension):
-    target_class = "connect.api.authentication.TeamTokenOrRuntimeAuthentication"
-    name = ["teamToken", "deploymentCredential"]
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
-        return [TEAM_TOKEN_SCHEME, RUNTIME_SCHEME]
 
 
 def _error_response(status: int) -> dict[str, Any]:
@@ -340,3 +341,7 @@ def error_responses_everywhere(
                     response.setdefault("headers", RETRY_AFTER)
     result["paths"] = dict(sorted(result["paths"].items()))
     return result
+
+
+# The Vercel-shaped endpoints' descriptions register themselves as view extensions on import.
+from connect.api import connector_docs  # noqa: E402, F401

@@ -1,6 +1,8 @@
+import re
+
 from django.urls import include, path, re_path, register_converter
 
-from connect.api import docs, management, proxy, views
+from connect.api import connectors, docs, management, proxy, views
 
 
 class ConnectorRefConverter:
@@ -10,10 +12,12 @@ class ConnectorRefConverter:
     followed by ``/tokens`` would read as a uid and route to the wrong view.
     """
 
-    regex = r"scl_[A-Za-z0-9]+|(?!scl_)[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*"
+    regex = r"scl_[A-Za-z0-9]+|(?!scl_)[a-z0-9][a-z0-9._-]*(?:/|%2[Ff])[a-z0-9][a-z0-9._-]*"
 
     def to_python(self, value: str) -> str:
-        return value
+        # A uid sent encoded twice (``slack%252Fbot``, as Vercel's docs suggest passing it to
+        # a client that encodes again) arrives here as ``slack%2Fbot``.
+        return re.sub("%2[Ff]", "/", value)
 
     def to_url(self, value: str) -> str:
         return value
@@ -27,6 +31,24 @@ urlpatterns = [
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/whoami", management.WhoamiView.as_view()),
+    # Vercel's management API for team API tokens (connect/api/connectors.py).
+    path("v1/connect/connectors", connectors.ConnectorsView.as_view()),
+    path("v2/connect/connectors", connectors.ConnectorListView.as_view()),
+    path("v2/connect/connectors/<connector:connector>", connectors.ConnectorUpdateView.as_view()),
+    path(
+        "v2/connect/connectors/<connector:connector>/projects",
+        connectors.ConnectorLinksView.as_view(),
+    ),
+    path("v2/connect/projects/<str:project_id>/connectors", connectors.ProjectLinksView.as_view()),
+    path(
+        "v1/connect/connectors/<connector:connector>/projects/<str:project_id>",
+        connectors.ConnectorLinkView.as_view(),
+    ),
+    path(
+        "v1/connect/connectors/<connector:connector>/projects/<str:project_id>"
+        "/environments/<str:environment>",
+        connectors.ConnectorLinkEnvironmentView.as_view(),
+    ),
     path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
     # Everything under the prefix, newlines included: the view reads the raw target itself.
     re_path(r"^v1/connect/proxy/(?P<rest>(?s:.*))$", proxy.proxy_view),

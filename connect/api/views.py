@@ -4,20 +4,32 @@ from datetime import timedelta
 from typing import Any
 
 from django.views.decorators.debug import sensitive_variables
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connect import errors, health
-from connect.api import serializers, shapes
-from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
+from connect.api import connector_docs, serializers, shapes
+from connect.api import connectors as management_connectors
+from connect.api.authentication import (
+    ManagementRateThrottle,
+    RuntimeCallerAuthentication,
+    TeamRateThrottle,
+    TeamTokenOrRuntimeAuthentication,
+)
 from connect.api.schema import error_responses
 from connect.callers import Caller
 from connect.kinds import AuthorizationKind
 from connect.metrics import CountedTokenRequests
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, links, tokens
+from connect.services.api_tokens import TeamActor
 
 CONNECTOR = shapes.example_connector_ref()
 
@@ -134,13 +146,23 @@ class TokenImportView(RuntimeView):
         return Response(serializers.import_body(result))
 
 
-class ConnectorView(RuntimeView):
+class SharedView(RuntimeView):
+    """A path both deployments (runtime) and team API tokens (management) use."""
+
+    authentication_classes = [TeamTokenOrRuntimeAuthentication]
+    throttle_classes = [TeamRateThrottle, ManagementRateThrottle]
+
+    def team_actor(self, request: Request) -> TeamActor | None:
+        return request.auth if isinstance(request.auth, TeamActor) else None
+
+
+class ConnectorView(SharedView):
     @extend_schema(
         operation_id="connector_get",
         summary="A connector's public metadata",
         description="Public configuration only, never a secret; the same link check as the "
         "token endpoint (the caller's project must be linked in its environment).",
-        responses={200: shapes.RuntimeConnector},
+        responses={200: connector_docs.CONNECTOR_EITHER},
         examples=[
             OpenApiExample(
                 "Connector",
@@ -167,8 +189,24 @@ class ConnectorView(RuntimeView):
         ],
     )
     def get(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is not None:
+            return management_connectors.management_get(request, actor, connector)
         found = links.linked_connector(caller=self.caller(request), connector_ref=connector)
         return Response(serializers.connector_body(found))
+
+    @extend_schema(
+        operation_id="connector_delete",
+        summary="Delete a connector (Vercel's deleteConnector; team tokens)",
+        description="Its active installations are uninstalled first (provider revocation "
+        "included).",
+        responses={204: None, **error_responses(409, 422, 502)},
+    )
+    def delete(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is None:
+            raise errors.Forbidden("Deleting a connector takes a team API token.")
+        return management_connectors.management_delete(request, actor, connector)
 
 
 class ConnectorTokensView(RuntimeView):
@@ -275,14 +313,14 @@ class HealthView(APIView):
         return Response(report.as_wire(), status=200 if report.ok else 503)
 
 
-class TriggerDestinationsView(RuntimeView):
+class TriggerDestinationsView(SharedView):
     @extend_schema(
         operation_id="trigger_destinations_replace",
         summary="Replace your project's trigger destinations",
         description="The full set of where this project receives the connector's webhooks. "
         "A destination's `signingSecret` is in the answer that created it, and never again.",
         request=shapes.DestinationsRequest,
-        responses={200: shapes.DestinationsResponse, **error_responses(422)},
+        responses={200: connector_docs.DESTINATIONS_EITHER, **error_responses(422)},
         examples=[
             OpenApiExample(
                 "Production",
@@ -316,6 +354,9 @@ class TriggerDestinationsView(RuntimeView):
         ],
     )
     def patch(self, request: Request, connector: str) -> Response:
+        actor = self.team_actor(request)
+        if actor is not None:
+            return management_connectors.management_destinations(request, actor, connector)
         body = serializers.DestinationsRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         caller = self.caller(request)
@@ -380,10 +421,40 @@ def _expires_in(data: dict[str, Any]) -> timedelta | None:
     return None if value is None else timedelta(milliseconds=value)
 
 
-class AuthorizeView(RuntimeView):
-    """Start a user's consent: a link to send them to, and a verifier to poll the result."""
+class FlowStartView(RuntimeView):
+    """Start a flow on a connector linked to the caller's project: a link to send the person
+    to, and a verifier to poll the result with."""
 
-    @extend_schema(
+    serializer: type[serializers.FlowRequestSerializer]
+    kind: AuthorizationKind
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        """What this kind of flow takes beyond what every flow does."""
+        raise NotImplementedError
+
+    @sensitive_variables()  # the result verifier
+    def post(self, request: Request, connector: str) -> Response:
+        body = self.serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        caller, data = self.caller(request), body.validated_data
+        found = links.linked_connector(caller=caller, connector_ref=connector)
+        scopes = data.get("scopes")
+        started = authorizations.authorization_start(
+            connector=found,
+            kind=self.kind,
+            scopes=None if scopes is None else tuple(scopes),
+            return_url=data.get("returnUrl") or "",
+            expires_in=_expires_in(data),
+            project_id=caller.project_id,
+            environment=caller.environment,
+            actor=caller.label,
+            **self.flow_arguments(caller, data),
+        )
+        return Response(serializers.flow_body(started))
+
+
+@extend_schema_view(
+    post=extend_schema(
         operation_id="authorize_start",
         summary="Start a user's consent",
         request=shapes.AuthorizeRequest,
@@ -412,32 +483,22 @@ class AuthorizeView(RuntimeView):
             ),
         ],
     )
-    @sensitive_variables()  # the result verifier
-    def post(self, request: Request, connector: str) -> Response:
-        body = serializers.AuthorizeRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        caller, data = self.caller(request), body.validated_data
-        found = links.linked_connector(caller=caller, connector_ref=connector)
-        scopes = data.get("scopes")
-        started = authorizations.authorization_start(
-            connector=found,
-            kind=AuthorizationKind.CONSENT,
-            subject=serializers.subject_from(data["subject"], caller),
-            scopes=None if scopes is None else tuple(scopes),
-            return_url=data.get("returnUrl") or "",
-            expires_in=_expires_in(data),
-            installation_ref=data.get("installationId") or None,
-            project_id=caller.project_id,
-            environment=caller.environment,
-            actor=caller.label,
-        )
-        return Response(serializers.flow_body(started))
+)
+class AuthorizeView(FlowStartView):
+    """Start a user's consent: a link to send them to, and a verifier to poll the result."""
+
+    serializer = serializers.AuthorizeRequestSerializer
+    kind = AuthorizationKind.CONSENT
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "subject": serializers.subject_from(data["subject"], caller),
+            "installation_ref": data.get("installationId") or None,
+        }
 
 
-class InstallView(RuntimeView):
-    """Start an installation into a tenant (a Slack workspace, a GitHub org, an Entra tenant)."""
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="install_start",
         summary="Start an installation",
         request=shapes.InstallRequest,
@@ -462,26 +523,15 @@ class InstallView(RuntimeView):
             ),
         ],
     )
-    @sensitive_variables()  # the result verifier
-    def post(self, request: Request, connector: str) -> Response:
-        body = serializers.InstallRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        caller, data = self.caller(request), body.validated_data
-        found = links.linked_connector(caller=caller, connector_ref=connector)
-        scopes = data.get("scopes")
-        started = authorizations.authorization_start(
-            connector=found,
-            kind=AuthorizationKind.INSTALL,
-            subject=None,
-            scopes=None if scopes is None else tuple(scopes),
-            return_url=data.get("returnUrl") or "",
-            expires_in=_expires_in(data),
-            tenant_hint=data.get("tenantId") or "",
-            project_id=caller.project_id,
-            environment=caller.environment,
-            actor=caller.label,
-        )
-        return Response(serializers.flow_body(started))
+)
+class InstallView(FlowStartView):
+    """Start an installation into a tenant (a Slack workspace, a GitHub org, an Entra tenant)."""
+
+    serializer = serializers.InstallRequestSerializer
+    kind = AuthorizationKind.INSTALL
+
+    def flow_arguments(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        return {"subject": None, "tenant_hint": data.get("tenantId") or ""}
 
 
 class ResultView(RuntimeView):

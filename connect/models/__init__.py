@@ -1,3 +1,4 @@
+from connect.models.activity import ActivityCount
 from connect.models.api_tokens import TeamApiToken
 from connect.models.audit import AuditEvent
 from connect.models.authorizations import AuthorizationRequest
@@ -16,6 +17,7 @@ from connect.models.teams import Membership, Team
 from connect.models.tokens import MintedToken, TokenIssue
 
 __all__ = [
+    "ActivityCount",
     "AuditEvent",
     "AuthorizationRequest",
     "Connector",

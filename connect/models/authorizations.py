@@ -88,6 +88,11 @@ class AuthorizationRequest(SealedSecrets):
                 name="connect_authorizationrequest_outcome_valid",
             ),
         ]
+        indexes = [
+            # The admin list and the Activity page, newest first, per connector too.
+            models.Index(fields=["-created_at"], name="connect_authz_newest"),
+            models.Index(fields=["connector", "-created_at"], name="connect_authz_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.public_id}"

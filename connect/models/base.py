@@ -42,6 +42,9 @@ class TeamScopedQuerySet(models.QuerySet):
         team_id = team if isinstance(team, int) else team.pk
         return self.filter(**{self._team_lookup(): [team_id]})
 
+    def for_team_ids(self, team_ids: list[int]) -> Self:
+        return self.filter(**{self._team_lookup(): team_ids})
+
     def for_user(
         self, user: AbstractBaseUser | AnonymousUser, min_role: Role = Role.VIEWER
     ) -> Self:

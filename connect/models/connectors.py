@@ -4,10 +4,11 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
-from connect.models.installations import GrantStatus, InstallationStatus
+from connect.models.installations import InstallationStatus
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.providers.base import GRANT_TOKENS, ProviderCredentials
 from connect.providers.schema import ConfigInvalid
@@ -52,17 +53,23 @@ ConnectorType = models.TextChoices(  # type: ignore[call-overload]
 
 class ConnectorQuerySet(TeamScopedQuerySet):
     def with_installation_counts(self) -> "ConnectorQuerySet":
+        """Each connector's active installations, counted by a subquery on the (connector,
+        status) index: no join that multiplies rows, no GROUP BY over the connectors."""
+        from connect.models.installations import Installation
+
+        active = (
+            Installation.objects.filter(
+                connector=models.OuterRef("pk"), status=InstallationStatus.ACTIVE
+            )
+            .order_by()
+            .values("connector")
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
         return self.annotate(
-            # Distinct: the join with grants repeats each installation once per grant.
-            installation_count=models.Count(
-                "installations",
-                filter=models.Q(installations__status=InstallationStatus.ACTIVE),
-                distinct=True,
-            ),
-            unhealthy_grant_count=models.Count(
-                "installations__grants",
-                filter=~models.Q(installations__grants__status=GrantStatus.ACTIVE),
-            ),
+            installation_count=Coalesce(
+                models.Subquery(active, output_field=models.IntegerField()), 0
+            )
         )
 
 

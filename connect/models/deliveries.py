@@ -136,6 +136,16 @@ class Delivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="connect_delivery_due"),
+            # The admin list's order, and its filters by status and destination.
+            models.Index(fields=["-created_at"], name="connect_delivery_newest"),
+            models.Index(fields=["status", "-created_at"], name="connect_delivery_by_status"),
+            models.Index(fields=["destination", "-created_at"], name="connect_delivery_by_dest"),
+            # Search by the start of a webhook-id (LIKE 'msg_…%', PostgreSQL).
+            models.Index(
+                fields=["webhook_id"],
+                opclasses=["varchar_pattern_ops"],
+                name="connect_delivery_webhook_like",
+            ),
         ]
 
     def __str__(self) -> str:

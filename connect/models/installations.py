@@ -64,6 +64,13 @@ class Installation(models.Model):
                 name="connect_installation_status_valid",
             ),
         ]
+        indexes = [
+            # Counting a connector's active installations (lists, index) reads only this.
+            models.Index(fields=["connector", "status"], name="connect_installation_status"),
+            # The admin list, newest first (and the connector page's newest few).
+            models.Index(fields=["-created_at"], name="connect_installation_newest"),
+            models.Index(fields=["connector", "-created_at"], name="connect_installation_recent"),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.tenant_id
@@ -209,7 +216,13 @@ class Grant(SealedSecrets):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "access_expires_at"], name="connect_grant_expiry")
+            models.Index(fields=["status", "access_expires_at"], name="connect_grant_expiry"),
+            # Health counts each connector's grants waiting for re-authorization.
+            models.Index(
+                fields=["installation"],
+                condition=models.Q(status=GrantStatus.NEEDS_REAUTH),
+                name="connect_grant_needs_reauth",
+            ),
         ]
 
     def __str__(self) -> str:

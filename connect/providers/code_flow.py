@@ -40,7 +40,12 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_TTL = timedelta(seconds=60)
 #: Error codes that mean "this grant is dead; the subject must authorize again".
 DEAD_GRANT_ERRORS = frozenset(
-    {"invalid_grant", "invalid_refresh_token", "bad_refresh_token", "token_revoked"}
+    {
+        "invalid_grant",
+        "invalid_refresh_token",
+        "token_revoked",
+        "bad_refresh_token",  # GitHub's words for it, answered with a 200
+    }
 )
 
 
@@ -168,6 +173,26 @@ def with_query(url: str, params: Mapping[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
+def check_callback_error(params: Mapping[str, str], *, declined: str, provider: str) -> None:
+    """RFC 6749 4.1.2.1: an authorization response that carries an error. ``access_denied``
+    means the person said no (``declined`` says it to them); anything else is the provider's."""
+    error = params.get("error")
+    if not error:
+        return
+    if error == "access_denied":
+        raise AuthorizationDenied(declined)
+    raise ProviderError(f"{provider} answered {error}", vendor=dict(params))
+
+
+def code_exchange(code: str, callback: CallbackRequest, *, pkce: bool) -> dict[str, str]:
+    """The token request's body for an authorization code (RFC 6749 4.1.3), with the PKCE
+    verifier (RFC 7636 4.5) when the flow sent a challenge."""
+    body = {"grant_type": "authorization_code", "code": code, "redirect_uri": callback.redirect_uri}
+    if pkce and callback.code_verifier:
+        body["code_verifier"] = callback.code_verifier
+    return body
+
+
 def check_response_issuer(credentials: ProviderCredentials, params: Mapping[str, str]) -> None:
     """RFC 9207: an authorization response (errors included) that names its issuer must name
     the connector's; a server whose metadata promises ``iss`` must send it. Without a
@@ -228,20 +253,15 @@ class CodeFlowProvider(Provider, abc.ABC):
     ) -> InstallResult:
         params = callback.params
         check_response_issuer(credentials, params)
-        if params.get("error"):
-            if params["error"] == "access_denied":
-                raise AuthorizationDenied("the authorization was declined at the provider")
-            raise ProviderError(f"the provider answered {params['error']}", vendor=dict(params))
+        check_callback_error(
+            params,
+            declined="the authorization was declined at the provider",
+            provider="the provider",
+        )
         code = params.get("code", "")
         if not code:
             raise ProviderError("the callback carries no code")
-        body = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": callback.redirect_uri,
-        }
-        if self.pkce and callback.code_verifier:
-            body["code_verifier"] = callback.code_verifier
+        body = code_exchange(code, callback, pkce=self.pkce)
         payload = self.token_request(credentials, body, now=now, tenant_id=callback.tenant_id)
         tokens = tokens_from(payload, now=now, requested=tuple(callback.scopes))
         return self.install_result(credentials, callback, payload, tokens, now=now)

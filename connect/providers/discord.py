@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connect import signatures
+from connect.kinds import SubjectType
 from connect.providers.base import (
     CallbackRequest,
     InstallResult,
@@ -67,7 +68,7 @@ class DiscordProvider(CodeFlowProvider):
 
     def proxy_authorization(self, token: str, *, subject_type: str) -> str:
         # The app's token is the bot token, which Discord takes as "Bot", never "Bearer".
-        return f"Bot {token}" if subject_type == "app" else f"Bearer {token}"
+        return f"Bot {token}" if subject_type == SubjectType.APP else f"Bearer {token}"
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "baseUrl", WEB)

@@ -12,7 +12,6 @@ import jwt
 from connect import signatures
 from connect.kinds import AuthorizationKind
 from connect.providers.base import (
-    AuthorizationDenied,
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
@@ -20,7 +19,6 @@ from connect.providers.base import (
     MalformedWebhook,
     ProviderCredentials,
     ProviderError,
-    ProviderInvalidGrant,
     ProviderUnavailable,
     Revocation,
     ScopeRefused,
@@ -35,6 +33,8 @@ from connect.providers.code_flow import (
     CodeFlowProvider,
     Endpoints,
     call,
+    check_callback_error,
+    code_exchange,
     read_json,
     with_query,
 )
@@ -189,10 +189,9 @@ class GitHubProvider(CodeFlowProvider):
         if callback.kind != AuthorizationKind.INSTALL:
             return super().complete(credentials, callback, now=now)
         params = callback.params
-        if params.get("error"):
-            if params["error"] == "access_denied":
-                raise AuthorizationDenied("the authorization was declined on GitHub")
-            raise ProviderError(f"GitHub answered {params['error']}", vendor=dict(params))
+        check_callback_error(
+            params, declined="the authorization was declined on GitHub", provider="GitHub"
+        )
         if params.get("setup_action") == "request":
             # A member asked an organization owner to approve: no installation exists yet.
             # GitHub's installation.created webhook brings it once an owner approves.
@@ -208,15 +207,9 @@ class GitHubProvider(CodeFlowProvider):
         # GitHub's docs: the setup URL's installation_id can be spoofed. The user who just
         # installed proves it with the token from the same callback: GitHub lists that
         # installation's repositories to them only if they have access to it.
-        payload = self.token_request(
-            credentials,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": callback.redirect_uri,
-            },
-            now=now,
-        )
+        # The install page took no PKCE challenge: its code is exchanged without a verifier.
+        body = code_exchange(code, callback, pkce=False)
+        payload = self.token_request(credentials, body, now=now)
         user_token = str(payload["access_token"])
         try:
             self._check_user_access(credentials, user_token, installation_id)
@@ -294,38 +287,8 @@ class GitHubProvider(CodeFlowProvider):
         user = read_json(response) if response.status_code == 200 else {}
         return InstallResult(user_tokens=tokens, external_subject=text(user.get("login")))
 
-    def token_request(
-        self,
-        credentials: ProviderCredentials,
-        body: dict[str, Any],
-        *,
-        now: datetime,
-        tenant_id: str = "",
-    ) -> dict[str, Any]:
-        body = {
-            **body,
-            "client_id": credentials.client_id,
-            "client_secret": credentials.client_secret,
-        }
-        response = call(
-            "POST",
-            self.endpoints(credentials).token,
-            data=body,
-            headers={"Accept": "application/json"},
-        )
-        payload = read_json(response)
-        if response.status_code >= 500:
-            raise ProviderUnavailable(f"GitHub answered {response.status_code}")
-        error = payload.get("error")
-        if error or not payload.get("access_token"):
-            # GitHub answers 200 with {"error": "bad_refresh_token"} and the like.
-            vendor = {k: v for k, v in payload.items() if k in ("error", "error_description")}
-            if error in ("bad_refresh_token", "bad_verification_code", "invalid_grant"):
-                raise ProviderInvalidGrant(f"GitHub: {error}", vendor=vendor)
-            raise ProviderError(f"GitHub: {error or 'no access_token'}", vendor=vendor)
-        return payload
-
-    # Installation tokens ------------------------------------------------------------------------
+    # Tokens: the code flow's token_request serves (client_secret_post; GitHub answers its
+    # errors with a 200, which check_token_payload reads). Installation tokens:
 
     def mint_app_token(
         self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime

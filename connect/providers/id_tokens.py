@@ -8,14 +8,13 @@ to a flow: that takes the signature.
 """
 
 import hashlib
-import time
 from typing import Any
 
 import jwt
 import requests
-from django.core.cache import cache
 
 from connect import http
+from connect.jwks import published_key
 from connect.providers.base import ProviderUnavailable, TenantUnproven
 
 #: Asymmetric only: ``none`` and HMAC (keyed with a public key) are never accepted.
@@ -46,20 +45,21 @@ def _fetch(url: str) -> list[dict[str, Any]]:
 def signing_key(jwks_url: str, kid: str) -> jwt.PyJWK:
     """The published key ``kid`` of the set at ``jwks_url``."""
     cache_key = "connect:provider-jwks:" + hashlib.sha256(jwks_url.encode()).hexdigest()
-    entry = cache.get(cache_key)
-    if entry is None or (
-        kid not in {k.get("kid") for k in entry["keys"]}
-        and time.time() - entry["fetched_at"] >= JWKS_REFETCH_SECONDS
-    ):
-        entry = {"keys": _fetch(jwks_url), "fetched_at": time.time()}
-        cache.set(cache_key, entry, JWKS_CACHE_SECONDS)
-    for candidate in entry["keys"]:
-        if candidate.get("kid") == kid:
-            try:
-                return jwt.PyJWK(candidate)
-            except jwt.PyJWTError as exc:
-                raise TenantUnproven(f"the published key {kid!r} is unusable") from exc
-    raise TenantUnproven(f"the id_token is signed with a key ({kid!r}) the issuer does not publish")
+    candidate = published_key(
+        cache_key,
+        kid,
+        lambda: _fetch(jwks_url),
+        ttl=JWKS_CACHE_SECONDS,
+        refetch_after=JWKS_REFETCH_SECONDS,
+    )
+    if candidate is None:
+        raise TenantUnproven(
+            f"the id_token is signed with a key ({kid!r}) the issuer does not publish"
+        )
+    try:
+        return jwt.PyJWK(candidate)
+    except jwt.PyJWTError as exc:
+        raise TenantUnproven(f"the published key {kid!r} is unusable") from exc
 
 
 def unverified_claims(id_token: str) -> dict[str, Any]:

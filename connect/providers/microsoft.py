@@ -13,7 +13,6 @@ from typing import Any
 from connect.kinds import AuthorizationKind
 from connect.providers import id_tokens
 from connect.providers.base import (
-    AuthorizationDenied,
     AuthorizeRequest,
     CallbackRequest,
     InstallResult,
@@ -28,7 +27,14 @@ from connect.providers.base import (
     WebhookReply,
     WebhookRequest,
 )
-from connect.providers.code_flow import CodeFlowProvider, Endpoints, tokens_from, with_query
+from connect.providers.code_flow import (
+    CodeFlowProvider,
+    Endpoints,
+    check_callback_error,
+    code_exchange,
+    tokens_from,
+    with_query,
+)
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, obj, text
 
@@ -134,21 +140,14 @@ class MicrosoftProvider(CodeFlowProvider):
         if callback.kind != AuthorizationKind.INSTALL:
             return super().complete(credentials, callback, now=now)
         params = callback.params
-        if params.get("error"):
-            if params["error"] == "access_denied":
-                raise AuthorizationDenied("the administrator declined consent")
-            raise ProviderError(f"Microsoft answered {params['error']}", vendor=dict(params))
+        check_callback_error(
+            params, declined="the administrator declined consent", provider="Microsoft"
+        )
         code = params.get("code", "")
         if not code:
             # The old /adminconsent answer (?admin_consent=True&tenant=…) proves nothing.
             raise TenantUnproven("Microsoft's answer carries no authorization code")
-        body = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": callback.redirect_uri,
-        }
-        if callback.code_verifier:
-            body["code_verifier"] = callback.code_verifier
+        body = code_exchange(code, callback, pkce=self.pkce)
         payload = self.token_request(credentials, body, now=now, tenant_id=callback.tenant_hint)
         # The administrator's own delegated token is not kept: the app's tokens come from
         # client credentials, per tenant, when asked for.

@@ -165,21 +165,29 @@ class OAuthProvider(CodeFlowProvider):
             revoke=str(config.get("revocationEndpoint") or ""),
         )
 
-    def _with_request(self, body: dict[str, Any], request: TokenRequest) -> dict[str, Any]:
+    def _grant(
+        self,
+        credentials: ProviderCredentials,
+        body: dict[str, Any],
+        request: TokenRequest,
+        *,
+        now: datetime,
+    ) -> TokenSet:
+        """A token for ``body``'s grant, narrowed to what the request asks for: its scopes,
+        resources (RFC 8707) and audiences."""
         if request.scopes:
             body["scope"] = " ".join(request.scopes)
         if request.resources:
             body["resource"] = list(request.resources)
         if request.audience:
             body["audience"] = list(request.audience)
-        return body
+        payload = self.token_request(credentials, body, now=now)
+        return tokens_from(payload, now=now, requested=tuple(request.scopes))
 
     def mint_app_token(
         self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime
     ) -> TokenSet:
-        body = self._with_request({"grant_type": "client_credentials"}, request)
-        payload = self.token_request(credentials, body, now=now)
-        return tokens_from(payload, now=now, requested=tuple(request.scopes))
+        return self._grant(credentials, {"grant_type": "client_credentials"}, request, now=now)
 
     def mint_jwt_bearer_token(
         self,
@@ -198,9 +206,8 @@ class OAuthProvider(CodeFlowProvider):
         signed = jwt.encode(
             claims, credentials.private_key, algorithm="RS256", headers={"kid": credentials.key_id}
         )
-        body = self._with_request({"grant_type": JWT_BEARER_GRANT, "assertion": signed}, request)
-        payload = self.token_request(credentials, body, now=now)
-        return tokens_from(payload, now=now, requested=tuple(request.scopes))
+        body = {"grant_type": JWT_BEARER_GRANT, "assertion": signed}
+        return self._grant(credentials, body, request, now=now)
 
     def install_result(
         self,

@@ -22,6 +22,7 @@ from django.utils import timezone
 from connect import errors, metrics
 from connect.kinds import Subject
 from connect.models import AuditEvent, AuthorizationRequest, Connector, Grant, Installation
+from connect.models.activity import ActivityKind
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
 from connect.models.installations import SubjectType
 from connect.providers.base import (
@@ -38,7 +39,7 @@ from connect.providers.base import (
     Unsupported,
 )
 from connect.providers.github import GitHubProvider
-from connect.services import installations
+from connect.services import activity, installations
 from connect.services.audit import Actor, audit_record
 from connect.web_urls import UnsafeURL, check_web_url, is_web_url
 
@@ -257,6 +258,8 @@ def _claim(state: str, now: datetime) -> AuthorizationRequest:
 def _finish(flow: AuthorizationRequest, outcome: AuthorizationOutcome, error: str = "") -> None:
     AuthorizationRequest.objects.filter(pk=flow.pk).update(outcome=outcome, error=error[:255])
     flow.outcome, flow.error = outcome, error
+    if flow.kind == AuthorizationKind.CONSENT:
+        activity.activity_count(connector=flow.connector, kind=ActivityKind.CONSENT, label=outcome)
     audit_record(
         team=flow.connector.team_id,
         type=AuditEvent.Type.AUTHORIZATION_COMPLETED
@@ -321,6 +324,7 @@ def _record(flow: AuthorizationRequest, result: InstallResult, now: datetime) ->
         grant.save()
     AuthorizationRequest.objects.filter(pk=flow.pk).update(installation=installation)
     if created:
+        activity.activity_count(connector=connector, kind=ActivityKind.INSTALL, label="added")
         audit_record(
             team=connector.team_id,
             type=AuditEvent.Type.INSTALLATION_ADDED,

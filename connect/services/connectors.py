@@ -1,13 +1,18 @@
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from connect import errors, http, oidc
 from connect.models import AuditEvent, Connector, Grant, Installation
 from connect.providers.code_flow import TOKEN_AUTH_METHODS
+from connect.providers.schema import ConnectorFields
 from connect.services.audit import Actor, audit_record
+from connect.services.configuration import configuration_delete
+from connect.services.installations import installation_remove
 from connect.web_urls import UnsafeURL, check_web_url
 
 
@@ -114,16 +119,6 @@ def connector_assertion_key_create(*, connector: Connector) -> None:
     }
 
 
-def connector_health(*, connector: Connector, unhealthy_grants: int) -> str:
-    """The connector's health in a few words: a missing API key, grants needing
-    re-authorization, or OK."""
-    if connector.provider.static_token and not connector.has_secret("api_key"):
-        return "API key missing"
-    if unhealthy_grants:
-        return f"{unhealthy_grants} grant(s) need re-authorization"
-    return "OK"
-
-
 DISCOVERY_PATHS = (".well-known/oauth-authorization-server", ".well-known/openid-configuration")
 DISCOVERED_KEYS = {
     "authorization_endpoint": "authorizationEndpoint",
@@ -212,3 +207,83 @@ def connector_reconsent_needed(*, connector: Connector) -> list[Grant]:
         if grant.scopes and not wanted <= set(grant.scopes):
             stale.append(grant)
     return stale
+
+
+@dataclass(frozen=True)
+class ConnectorChanges:
+    """What a management API write sets on a connector; None leaves a field as it is.
+
+    ``fields`` comes from the type's ``from_data`` (the registry): its ``config`` is a patch
+    (a None value removes the key), its ``secrets`` are sealed, never stored in clear."""
+
+    name: str | None = None
+    uid: str | None = None
+    service: str | None = None
+    icon_url: str | None = None
+    background_color: str | None = None
+    accent_color: str | None = None
+    triggers_enabled: bool | None = None
+    events: list[str] | None = None
+    fields: ConnectorFields | None = field(default=None, repr=False)
+
+
+def _first_problem(exc: ValidationError) -> str:
+    for name, messages in exc.message_dict.items():
+        label = {"__all__": "", "config": "data", "triggers_enabled": "triggers"}.get(name, name)
+        return f"{label}: {messages[0]}" if label else messages[0]
+    return "Invalid connector."
+
+
+@transaction.atomic
+def connector_write(*, connector: Connector, changes: ConnectorChanges, actor: Actor) -> Connector:
+    """Create (an unsaved ``connector``) or change a connector from the management API, with
+    the admin's validation (``Connector.clean``, the type's config schema, fail-closed
+    triggers); a uid another connector of the team has is a ``conflict``."""
+    if changes.uid is not None:
+        connector.uid = changes.uid
+    taken = Connector.objects.filter(team_id=connector.team_id, uid=connector.uid)
+    if connector.pk is not None:
+        taken = taken.exclude(pk=connector.pk)
+    if taken.exists():
+        raise errors.Conflict(f"The uid {connector.uid!r} is taken in this team.")
+    for name in (
+        "name",
+        "service",
+        "icon_url",
+        "background_color",
+        "accent_color",
+        "triggers_enabled",
+        "events",
+    ):
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(connector, name, value)
+    entered: list[str] = []
+    if changes.fields is not None:
+        if changes.fields.client_id is not None:
+            connector.client_id = changes.fields.client_id
+        config = dict(connector.config or {})
+        for key, value in changes.fields.config.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        connector.config = config
+        for name, secret in changes.fields.secrets.items():
+            connector.seal(name, secret)
+            entered.append(name)
+    try:
+        return connector_save(connector=connector, actor=actor, changed_secrets=sorted(entered))
+    except ValidationError as exc:
+        raise errors.InvalidRequest(_first_problem(exc)) from exc
+
+
+def connector_delete(*, connector: Connector, actor: Actor) -> int:
+    """Delete a connector with its links, destinations and installations. Active
+    installations are uninstalled first (their grants revoked at the provider where it can);
+    returns how many were."""
+    active = list(connector.installations.filter(status=Installation.Status.ACTIVE))
+    for installation in active:
+        installation_remove(installation=installation, actor=actor, delete=False)
+    configuration_delete(obj=connector, actor=actor)
+    return len(active)

@@ -31,9 +31,10 @@ from kombu.exceptions import KombuError
 
 from connect import errors, http, oidc, signatures, tasks
 from connect.models import AuditEvent, Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.models.activity import ActivityKind
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
-from connect.services import destinations
+from connect.services import activity, destinations
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -312,6 +313,14 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
             updated_at=finished,
         )
         _destination_learns(delivery, outcome, started=now, finished=finished)
+    activity.activity_count(
+        connector=delivery.event.connector,
+        kind=ActivityKind.DELIVERY,
+        label={DeliveryStatus.SUCCEEDED: "succeeded", DeliveryStatus.PENDING: "retrying"}.get(
+            status, "failed"
+        ),
+        at=now,
+    )
     return outcome
 
 
@@ -397,49 +406,62 @@ def deliveries_due(*, now: datetime | None = None) -> int:
     return Delivery.objects.claimable(now).count()
 
 
-def _reset(deliveries: QuerySet[Delivery], now: datetime) -> int:
-    return deliveries.update(
+def _replay(
+    deliveries: QuerySet[Delivery],
+    *,
+    team_id: int,
+    type: AuditEvent.Type,
+    actor: Actor,
+    targets: dict[str, str] | None = None,
+    correlation: dict[str, str] | None = None,
+) -> int:
+    """Queue these deliveries afresh (same webhook-ids), record it, wake a worker once the
+    transaction commits; how many."""
+    now = timezone.now()
+    count = deliveries.update(
         status=DeliveryStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
         lease_until=None,
         updated_at=now,
     )
+    audit_record(
+        team=team_id,
+        type=type,
+        actor=actor,
+        targets=targets,
+        correlation=correlation,
+        fields={"deliveries": count},
+    )
+    transaction.on_commit(deliveries_ring, robust=True)
+    return count
 
 
 @transaction.atomic
 def event_replay(*, event: InboundEvent, actor: Actor, project_id: int | None = None) -> int:
     """Send an event again to its destinations (same webhook-id), or only one project's."""
-    now = timezone.now()
     deliveries = event.deliveries.exclude(status=DeliveryStatus.DELIVERING)
     if project_id is not None:
         deliveries = deliveries.filter(destination__project_id=project_id)
-    count = _reset(deliveries, now)
-    audit_record(
-        team=event.connector.team_id,
+    return _replay(
+        deliveries,
+        team_id=event.connector.team_id,
         type=AuditEvent.Type.TRIGGER_REPLAYED,
         actor=actor,
         correlation={"triggerRequestId": event.public_id},
-        fields={"deliveries": count},
     )
-    transaction.on_commit(deliveries_ring, robust=True)
-    return count
 
 
 @transaction.atomic
 def destination_replay_failed(*, destination: TriggerDestination, actor: Actor) -> int:
     """Send a destination's failed deliveries again (same webhook-ids), recorded; how many."""
-    now = timezone.now()
-    count = _reset(destination.deliveries.filter(status=DeliveryStatus.FAILED), now)
-    audit_record(
-        team=destination.connector.team_id,
+    return _replay(
+        destination.deliveries.filter(status=DeliveryStatus.FAILED),
+        team_id=destination.connector.team_id,
         type=AuditEvent.Type.DESTINATION_REPLAYED,
         actor=actor,
         targets={"destinationId": destination.public_id},
-        fields={"deliveries": count},
     )
-    transaction.on_commit(deliveries_ring, robust=True)
-    return count
 
 
 def deliveries_ring() -> None:

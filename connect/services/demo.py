@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from connect.kinds import SubjectType
 from connect.models import (
     Connector,
     Environment,
@@ -57,7 +58,7 @@ def demo_seed() -> str:
             type=ApiKeyProvider.key,
             service=ApiKeyProvider.key,
             name="Demo API key",
-            default_scopes={"app": []},
+            default_scopes={SubjectType.APP.value: []},
         )
     if connector.reveal("api_key") != DEMO_API_KEY:
         connector.seal("api_key", DEMO_API_KEY)

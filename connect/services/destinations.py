@@ -13,6 +13,25 @@ from connect.models.destinations import DisabledReason, new_signing_secret
 from connect.services.audit import Actor, audit_record
 
 
+def _record(
+    destination: TriggerDestination,
+    type: AuditEvent.Type,
+    *,
+    actor: Actor,
+    fields: dict[str, Any] | None = None,
+) -> None:
+    audit_record(
+        team=destination.connector.team_id,
+        type=type,
+        actor=actor,
+        targets={
+            "connectorId": destination.connector.public_id,
+            "destinationId": destination.public_id,
+        },
+        fields=fields,
+    )
+
+
 @transaction.atomic
 def destination_save(*, destination: TriggerDestination, actor: Actor) -> TriggerDestination:
     """Save a destination; a new one gets its own ``whsec_`` signing secret. Turning on one the
@@ -21,28 +40,16 @@ def destination_save(*, destination: TriggerDestination, actor: Actor) -> Trigge
         destination.seal("signing_secret", new_signing_secret())
     reenabled = destination.enabled and destination.disabled_at is not None
     if reenabled:
-        audit_record(
-            team=destination.connector.team_id,
-            type=AuditEvent.Type.DESTINATION_REENABLED,
+        _record(
+            destination,
+            AuditEvent.Type.DESTINATION_REENABLED,
             actor=actor,
-            targets={
-                "connectorId": destination.connector.public_id,
-                "destinationId": destination.public_id,
-            },
             fields={"wasDisabledFor": destination.disabled_reason},
         )
         destination.mark_enabled()
     destination.full_clean()
     destination.save()
-    audit_record(
-        team=destination.connector.team_id,
-        type=AuditEvent.Type.DESTINATION_SAVED,
-        actor=actor,
-        targets={
-            "connectorId": destination.connector.public_id,
-            "destinationId": destination.public_id,
-        },
-    )
+    _record(destination, AuditEvent.Type.DESTINATION_SAVED, actor=actor)
     return destination
 
 
@@ -195,11 +202,10 @@ def destination_disable(
     abandoned = Delivery.objects.filter(
         destination_id=destination.pk, status=DeliveryStatus.PENDING
     ).update(status=DeliveryStatus.FAILED, updated_at=at)
-    connector = destination.connector
-    audit_record(
-        team=connector.team_id,
-        type=AuditEvent.Type.DESTINATION_DISABLED,
-        targets={"connectorId": connector.public_id, "destinationId": destination.public_id},
+    _record(
+        destination,
+        AuditEvent.Type.DESTINATION_DISABLED,
+        actor=None,
         fields={"reason": reason.value, "pendingFailed": abandoned, **(fields or {})},
     )
     return True

@@ -10,9 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect.models import AuditEvent, Connector, Grant, Installation
+from connect.models.activity import ActivityKind
 from connect.models.installations import GrantStatus
 from connect.providers import get_provider
 from connect.providers.base import ProviderError
+from connect.services import activity
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,12 @@ def installation_remove(
     connector = installation.connector
     grants = list(installation.grants.all())
     confirmed = _revoke_upstream(connector, grants) if revoke_upstream else 0
+    activity.activity_count(
+        connector=connector,
+        kind=ActivityKind.INSTALL,
+        # Told by the provider's own webhook (Slack app_uninstalled, GitHub deleted).
+        label="removed" if revoke_upstream else "removed_upstream",
+    )
     with transaction.atomic():
         audit_record(
             team=connector.team_id,
@@ -103,6 +111,7 @@ def installation_added_by_provider(
         )
         installation.attach(display_name=display_name, metadata=metadata, now=now)
         if created:
+            activity.activity_count(connector=connector, kind=ActivityKind.INSTALL, label="added")
             audit_record(
                 team=connector.team_id,
                 type=AuditEvent.Type.INSTALLATION_ADDED,

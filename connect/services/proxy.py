@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from connect import errors, http, ratelimits
 from connect.callers import Caller
+from connect.kinds import SubjectType
 from connect.models import Connector, Grant, ProxyCall
 from connect.services import grants, tokens
 from connect.web_urls import UnsafeURL, check_web_url
@@ -119,7 +120,8 @@ class ProxyTarget:
     connector_ref: str
     #: The provider path as it arrived (percent escapes kept), checked: starts with "/".
     path: str
-    query: str = ""
+    #: The query as it arrived: it may carry an API key, so no repr shows it.
+    query: str = field(default="", repr=False)
 
 
 def _refuse(reason: str) -> errors.ConnectError:
@@ -281,11 +283,11 @@ def subject_from_header(caller: Caller, value: str) -> tokens.TokenAsk:
     """``app`` or ``user:<id>`` (a user of the caller's own project, as at the token
     endpoint)."""
     value = value.strip()
-    if value == "app":
-        return tokens.TokenAsk(subject=caller.subject(type="app"))
+    if value == SubjectType.APP:
+        return tokens.TokenAsk(subject=caller.subject(type=SubjectType.APP))
     kind, colon, user_id = value.partition(":")
-    if kind == "user" and colon and user_id:
-        return tokens.TokenAsk(subject=caller.subject(type="user", id=user_id))
+    if kind == SubjectType.USER and colon and user_id:
+        return tokens.TokenAsk(subject=caller.subject(type=SubjectType.USER, id=user_id))
     raise errors.InvalidRequest("Send Connect-Subject: app, or user:<id>.")
 
 
@@ -506,7 +508,8 @@ def _api_base(choice: tokens.GrantChoice) -> str:
     connector = choice.connector
     base = choice.provider.proxy_base_url(connector.config, choice.installation.metadata or {})
     if not base:
-        hint = ": set apiBaseUrl in its configuration" if connector.type == "oauth" else ""
+        configurable = any(f.key == "apiBaseUrl" for f in choice.provider.config_fields)
+        hint = ": set apiBaseUrl in its configuration" if configurable else ""
         raise errors.InvalidRequest(
             f"This {choice.provider.label} connector has no API base for the proxy{hint}."
         )

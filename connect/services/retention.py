@@ -9,7 +9,7 @@ backlog does not starve the others.
 
 Each kind of row is one ``Retained`` entry in ``RETAINED``: the setting that says how many days
 it is kept and how to delete one batch older than a moment. The per-hour counters get an entry
-of their own, kept ``CONNECT_RETAIN_COUNTERS_DAYS``, when they arrive.
+of their own, kept ``CONNECT_RETAIN_COUNTERS_DAYS``.
 """
 
 import time
@@ -23,6 +23,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from connect.models import (
+    ActivityCount,
     AuditEvent,
     Delivery,
     DeliveryAttempt,
@@ -107,6 +108,7 @@ RETAINED: tuple[Retained, ...] = (
     Retained(
         "proxy_calls", "CONNECT_RETAIN_PROXY_CALLS_DAYS", _older_than(ProxyCall, "created_at")
     ),
+    Retained("counters", "CONNECT_RETAIN_COUNTERS_DAYS", _older_than(ActivityCount, "hour")),
 )
 
 

@@ -133,7 +133,8 @@ def world(make_world: Callable[[Team, str], World], make_team: Callable[..., Tea
         config={"baseUrl": "http://127.0.0.1:9"}
     )
     # A second project of the team, for a new link to name.
-    Project.objects.create(team=world[Team], name="Second", slug="alpha-second")
+    second = Project.objects.create(team=world[Team], name="Second", slug="alpha-second")
+    second.environments.create(slug="production")
     return world
 
 
@@ -266,13 +267,13 @@ def new_row(model: type[models.Model], world: World) -> dict[str, str]:
 
 
 # A change to each row: (field, new value); None unticks a checkbox.
-CHANGES: dict[type[models.Model], tuple[str, str | None]] = {
+CHANGES: dict[type[models.Model], tuple[str, str | list[str] | None]] = {
     Team: ("name", "Alpha renamed"),
     Membership: ("role", "viewer"),
     Project: ("name", "Renamed"),
     Environment: ("base_url", "https://moved.example.com"),
     Connector: ("name", "Renamed bot"),
-    ProjectLink: ("environments", "production, preview"),
+    ProjectLink: ("environments", ["production", "preview"]),  # two ticked checkboxes
     TriggerDestination: ("enabled", None),
     Installation: ("display_name", "Renamed workspace"),
     Grant: ("status", "revoked"),
@@ -283,11 +284,11 @@ CHANGES: dict[type[models.Model], tuple[str, str | None]] = {
 }
 
 
-def set_field(data: dict[str, list[str]], name: str, value: str | None) -> None:
+def set_field(data: dict[str, list[str]], name: str, value: str | list[str] | None) -> None:
     if value is None:
         data.pop(name, None)
     else:
-        data[name] = [value]
+        data[name] = value if isinstance(value, list) else [value]
 
 
 def inline_row(world: World, users: dict[str, User], inline_model: type[models.Model]) -> Any:

@@ -118,9 +118,27 @@ def test_landing_page_lists_the_teams_connectors(
         [cell.inner_text().strip() for cell in row.locator("th, td").all()] for row in rows.all()
     ]
     assert cells == [
-        ["Maps\napi-key/maps", "API key", "Acme", "1", "API key missing"],
-        ["Weather\napi-key/weather", "API key", "Acme", "1", "OK"],
-        ["Acme Bot\nslack/acme-bot", "Slack", "Acme", "2", "1 grant(s) need re-authorization"],
+        [
+            "Maps\napi-key/maps",
+            "API key",
+            "Acme",
+            "1",
+            "Failing API key missing: no token can be handed out.",
+        ],
+        [
+            "Weather\napi-key/weather",
+            "API key",
+            "Acme",
+            "1",
+            "Healthy No token requests or deliveries in the last hour.",
+        ],
+        [
+            "Acme Bot\nslack/acme-bot",
+            "Slack",
+            "Acme",
+            "2",
+            "Degraded 1 grant needs re-authorization: the subject must connect again.",
+        ],
     ]
     assert "Globex" not in page.content()
 
@@ -177,8 +195,12 @@ def test_add_a_connector_through_the_form(
         "options => options.map(o => o.value).filter(v => v)"
     )
     assert offered == CONNECTOR_TYPES
-    page.select_option("#id_team", label="Acme")
-    page.select_option("#id_type", "github")
+    # The type comes first: it decides which inputs the form has.
+    page.click(".connect-type-chooser >> text=GitHub App")
+    page.wait_for_url("**/connector/add/?type=github")
+    # Ada is in one team: it is chosen already.
+    assert page.locator("#id_team option:checked").inner_text() == "Acme"
+    assert page.input_value("#id_type") == "github"
     page.fill("#id_uid", "github/acme-ci")
     page.fill("#id_service", "github")
     page.fill("#id_name", "Acme CI")
@@ -187,7 +209,8 @@ def test_add_a_connector_through_the_form(
     page.fill("#id_private_key", pem)
     page.click("text=Add another Project link")
     page.select_option("#id_links-0-project", label="Shop")
-    page.fill("#id_links-0-environments", "production, preview")
+    page.check("input[name='links-0-environments'][value='production']")
+    page.check("input[name='links-0-environments'][value='preview']")
     page.click("input[name=_save]")
 
     page.wait_for_url(f"{live_server.url}/admin/connect/connector/")
@@ -200,5 +223,5 @@ def test_add_a_connector_through_the_form(
     assert connector.reveal("private_key") == pem
     link = ProjectLink.objects.get(connector=connector)
     assert link.project == acme["project"]
-    assert link.environments == ["production", "preview"]
+    assert link.environments == ["preview", "production"]  # in the checkboxes' order
     assert "gh-cs-Vd3Xs8Pk" not in page.content()

@@ -6,7 +6,6 @@ The providers are the loopback fakes of ``tests/fakes/`` with their HTML consent
 and the strict OAuth server. Screenshots of each page land in ``/tmp/flow-*.png``.
 """
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -177,9 +176,10 @@ def add_connector(
     kind: str,
     fields: dict[str, str],
     link_to: str,
-    environments: str,
+    environments: list[str],
 ) -> Connector:
-    """Fill the admin's add page by field names, the way a person would, and save."""
+    """Fill the admin's add page by field names, the way a person would, and save: one typed
+    input per setting (a select for a choice, one line per list item), no JSON anywhere."""
     page.goto(f"{base_url}/admin/connect/connector/add/")
     chooser = page.locator(f"a[href='?type={kind}']")
     if chooser.count():
@@ -189,11 +189,17 @@ def add_connector(
     page.select_option("select[name=team]", label="Acme")
     if page.locator("select[name=type]").input_value() != kind:
         page.select_option("select[name=type]", kind)
+    assert page.locator("textarea[name=config]").count() == 0
     for name, value in fields.items():
-        page.fill(f"[name={name}]", value)
+        field = page.locator(f"[name={name}]")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
     page.click("text=Add another Project link")
     page.select_option("select[name=links-0-project]", label=link_to)
-    page.fill("[name=links-0-environments]", environments)
+    for environment in environments:
+        page.check(f"input[name='links-0-environments'][value='{environment}']")
     page.click("input[name=_save]")
     page.wait_for_url(f"{base_url}/admin/connect/connector/")
     assert "was added successfully" in page.locator(".messagelist").inner_text()
@@ -254,19 +260,36 @@ def test_an_admin_creates_a_slack_connector_and_a_workspace_installs_it(
             "accent_color": BRAND_ACCENT,
             "client_id": SLACK_CLIENT_ID,
             "client_secret": SLACK_SECRET,
-            "config": json.dumps({"baseUrl": slack.url}),
-            "default_scopes": json.dumps({"app": ["chat:write", "channels:read"]}),
-            "allowed_return_origins": json.dumps(["https://notes.acme.test"]),
+            "cfg_baseUrl": slack.url,
+            "scopes_app": "chat:write\nchannels:read",
+            "allowed_return_origins": "https://notes.acme.test",
         },
         link_to="Shop",
-        environments="production",
+        environments=["production"],
     )
+    assert connector.config == {"baseUrl": slack.url}
+    assert connector.default_scopes == {"app": ["chat:write", "channels:read"]}
+    assert connector.allowed_return_origins == ["https://notes.acme.test"]
     assert connector.team == acme["team"]
     assert (connector.background_color, connector.accent_color) == (BRAND_BG, BRAND_ACCENT)
     assert connector.type == ConnectorType.SLACK
     assert connector.reveal("client_secret") == SLACK_SECRET
     assert ProjectLink.objects.get(connector=connector).environments == ["production"]
     assert not Installation.objects.filter(connector=connector).exists()
+
+    # The connector's page says what to register at Slack; the redirect URI copies in a click.
+    page.click(f"#result_list >> text={connector.name}")
+    page.wait_for_url(f"**/admin/connect/connector/{connector.pk}/change/")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=public_url)
+    panel = page.locator("#connect-setup")
+    assert "https://api.slack.com/apps" in panel.locator("a").first.get_attribute("href")
+    redirect = panel.locator("dt:has-text('Redirect URI') + dd")
+    redirect.locator("button.connect-copy").click()
+    assert redirect.locator("button.connect-copy").inner_text() == "Copied"
+    assert page.evaluate("() => navigator.clipboard.readText()") == (
+        f"{public_url}/connect/callback"
+    )
+    page.goto(f"{public_url}/admin/connect/connector/")
 
     link = install_link(page, connector)
     assert link.startswith(f"{public_url}/connect/install/{connector.public_id}?request=sca_")
@@ -357,19 +380,15 @@ def test_a_user_consents_to_a_custom_oauth_connector_and_their_token_refreshes(
             "accent_color": BRAND_ACCENT,
             "client_id": IDP_CLIENT_ID,
             "client_secret": IDP_SECRET,
-            "config": json.dumps(
-                {
-                    "authorizationEndpoint": identity.authorization_endpoint,
-                    "tokenEndpoint": identity.token_endpoint,
-                    "revocationEndpoint": identity.revocation_endpoint,
-                    "tokenEndpointAuthMethod": "client_secret_basic",
-                }
-            ),
-            "default_scopes": json.dumps({"user": ["profile", "notes:read"]}),
-            "allowed_return_origins": json.dumps([app_origin]),
+            "cfg_authorizationEndpoint": identity.authorization_endpoint,
+            "cfg_tokenEndpoint": identity.token_endpoint,
+            "cfg_revocationEndpoint": identity.revocation_endpoint,
+            "cfg_tokenEndpointAuthMethod": "client_secret_basic",
+            "scopes_user": "profile\nnotes:read",
+            "allowed_return_origins": app_origin,
         },
         link_to="Shop",
-        environments="production, preview",
+        environments=["production", "preview"],
     )
     alice, bob = ConnectUserTokenSubject(id="alice"), ConnectUserTokenSubject(id="bob")
     as_deployment = ConnectOptions(vercel_token=credential)

@@ -115,6 +115,7 @@ def test_each_kind_goes_exactly_when_older_than_its_setting(world: World) -> Non
         "events": 1,
         "audit_events": 1,
         "proxy_calls": 0,
+        "counters": 0,
     }
     assert list(TokenIssue.objects.values_list("pk", flat=True)) == [kept_issue.pk]
     assert list(InboundEvent.objects.values_list("pk", flat=True)) == [kept_event]
@@ -198,6 +199,7 @@ def test_rows_go_in_batches_of_a_few_statements_each(
         "events": rows,
         "audit_events": rows,
         "proxy_calls": 0,
+        "counters": 0,
     }
     assert not TokenIssue.objects.exists()
     assert not InboundEvent.objects.exists()
@@ -211,10 +213,11 @@ def test_rows_go_in_batches_of_a_few_statements_each(
         "connect_delivery": batches,
         "connect_inboundevent": batches,
         "connect_proxycall": 1,  # none to delete: one statement finds that out
+        "connect_activitycount": 1,  # none to prune
     }
     event_queries = 5 * batches
-    # token issues and audit; attempts and proxy calls: one each that found none
-    plain_queries = 2 * batches + 2
+    # Token issues and audit; attempts, proxy calls and counters: one each that found none.
+    plain_queries = 2 * batches + 3
     # The test's own transaction turns each batch's into a savepoint: not a statement of ours.
     statements = [q for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(statements) == event_queries + plain_queries

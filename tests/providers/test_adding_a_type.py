@@ -6,7 +6,6 @@ else is edited, yet the registry, the configuration checks, the admin's form and
 API's connector metadata all know the type.
 """
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -144,9 +143,10 @@ def test_the_admin_form_offers_and_saves_the_new_type(
     assert 'name="client_id"' not in html
     assert 'name="allowed_return_origins"' not in html
     assert 'name="triggers_enabled"' not in html
-    assert help_text(page, "config") == (
-        "apiBaseUrl: Default https://api.example.com.; region: Region"
-    )
+    # One typed input per declared configuration key, with the declared help.
+    assert 'type="url" name="cfg_apiBaseUrl"' in html
+    assert help_text(page, "cfg_apiBaseUrl") == "Default https://api.example.com."
+    assert 'name="config"' not in html
 
     data = form_data(page, "connector_form")
     team = Team.objects.get(slug="acme")
@@ -157,14 +157,14 @@ def test_the_admin_form_offers_and_saves_the_new_type(
         service=["example"],
         name=["Acme example"],
         api_key=["ex-token-1"],
-        config=[json.dumps({"apiBaseUrl": "data:,x"})],
+        cfg_apiBaseUrl=["data:,x"],
     )
     refused = browser.post(f"{add_url}?type=example", data)
     assert refused.status_code == 200
     assert "apiBaseUrl must be" in refused.content.decode()
     assert not Connector.objects.filter(uid="example/acme").exists()
 
-    data["config"] = [json.dumps({"apiBaseUrl": "https://api.example.eu", "region": "eu"})]
+    data.update(cfg_apiBaseUrl=["https://api.example.eu"], cfg_region=["eu"])
     saved = browser.post(f"{add_url}?type=example", data)
     assert saved.status_code == 302, saved.context and saved.context["errors"]
     connector = Connector.objects.get(uid="example/acme")

@@ -97,6 +97,7 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("tokenissue", "delete_selected"): None,
     ("auditevent", "delete_selected"): None,
     ("authorizationrequest", "delete_selected"): None,
+    ("proxycall", "delete_selected"): None,
     ("teamapitoken", "delete_selected"): None,  # revoked, never deleted
     ("teamapitoken", "revoke"): Role.OWNER,
 }
@@ -117,6 +118,7 @@ PAGE_ROLES: dict[str, tuple[Role | None, Role | None]] = {
     "delivery": READ_ONLY,
     "deliveryattempt": READ_ONLY,
     "tokenissue": READ_ONLY,
+    "proxycall": READ_ONLY,
     "auditevent": READ_ONLY,
     "authorizationrequest": READ_ONLY,
     "teamapitoken": (Role.OWNER, None),

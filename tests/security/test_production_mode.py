@@ -221,7 +221,7 @@ def test_reprs_of_secret_bearing_values_show_no_secret() -> None:
             installation=None,  # type: ignore[arg-type]
             grant=None,  # type: ignore[arg-type]
         ),
-        StartedFlow(request=None, verifier="scv_SECRET-verifier", url="https://x/y"),  # type: ignore[arg-type]
+        StartedFlow(flow=None, verifier="scv_SECRET-verifier", url="https://x/y"),  # type: ignore[arg-type]
     ]
 
     for value in values:

@@ -100,7 +100,7 @@ class Rig:
     def member_saves_config(self, **changes: str) -> Any:
         """The member edits the configuration in the admin, leaving the secret inputs blank."""
         data = form_data(self.member.get(self.change_url()), "connector_form")
-        data["config"] = [json.dumps({**self.connector.config, **changes})]
+        data.update({f"cfg_{key}": [value] for key, value in changes.items()})
         response = self.member.post(self.change_url(), data, follow=True)
         assert response.redirect_chain, response.content.decode()[:2000]
         self.connector.refresh_from_db()
@@ -244,7 +244,7 @@ def test_changing_the_token_endpoint_clears_the_secret_unless_typed_again(rig: R
 
     # Whoever knows the secret types it in the same save as the new URL: it stays.
     data = form_data(rig.member.get(rig.change_url()), "connector_form")
-    data["config"] = [json.dumps({**rig.connector.config, "tokenEndpoint": "https://b.example/t"})]
+    data["cfg_tokenEndpoint"] = ["https://b.example/t"]
     data["client_secret"] = ["cs-for-the-new-server"]
     assert rig.member.post(rig.change_url(), data).status_code == 302
     rig.connector.refresh_from_db()
@@ -262,15 +262,8 @@ def test_after_a_real_move_new_tokens_refresh_at_the_new_server_and_old_ones_nev
         moved.add_client("acme-client", method="client_secret_post", secret="cs-moved")
         # Someone who has the new server's secret moves the connector, typing it in one save.
         data = form_data(rig.member.get(rig.change_url()), "connector_form")
-        data["config"] = [
-            json.dumps(
-                {
-                    **rig.connector.config,
-                    "tokenEndpoint": moved.token_endpoint,
-                    "revocationEndpoint": moved.revocation_endpoint,
-                }
-            )
-        ]
+        data["cfg_tokenEndpoint"] = [moved.token_endpoint]
+        data["cfg_revocationEndpoint"] = [moved.revocation_endpoint]
         data["client_secret"] = ["cs-moved"]
         assert rig.member.post(rig.change_url(), data).status_code == 302
 

@@ -6,7 +6,6 @@ the service every writer uses, through the runtime API's ``returnUrl``, through 
 by writing the database directly. Production mode also refuses ``http://``.
 """
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -109,7 +108,8 @@ def test_member_cannot_store_a_hostile_authorization_endpoint_through_the_admin(
 ) -> None:
     page = member.get(change_url(oauth_connector))
     data = form_data(page, "connector_form")
-    data["config"] = [json.dumps({**oauth_connector.config, "authorizationEndpoint": url})]
+    # One typed input per configuration key: the URL is typed into its own field.
+    data["cfg_authorizationEndpoint"] = [url]
 
     response = member.post(change_url(oauth_connector), data)
 
