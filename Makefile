@@ -34,6 +34,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/inprocess.py
 	$(BIN)/python benchmarks/forwarding.py
 
 # Admin lists at 100k installations / 1M events (seeds its own database once: minutes).

@@ -3,7 +3,8 @@
 Usage: ``make bench`` (needs PostgreSQL and Redis; ``wrk`` from your package manager).
 Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/connect_bench,
 created and migrated here), BENCH_REDIS_URL (default redis://127.0.0.1:6379/2),
-BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 16), BENCH_WORKERS (default 2).
+BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 16), BENCH_WORKERS (default 2),
+BENCH_REVOCATIONS (default 30).
 Prints requests per second, the ratio to the floor, and p50/p99 latency for each scenario.
 """
 
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -31,6 +33,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+REVOCATIONS = int(os.environ.get("BENCH_REVOCATIONS", "30"))
 
 
 def free_port() -> int:
@@ -138,6 +141,56 @@ def main() -> int:
         "--ttl",
         "3600",
     ).strip()
+    token_body = json.dumps({"subject": {"type": "app"}})
+    token_url = "/v1/connect/token/api-key%2Fdemo"
+    results: dict[str, dict[str, float]] = {}
+    revocations: list[float] = []
+    for label, extra in (("warm", {}), ("cold", {"CONNECT_LOCAL_CACHES": "0"})):
+        server = start_server(port, {**env, **extra})
+        try:
+            scenarios = {
+                f"floor (DRF constant JSON), {label}": (f"{base}/v1/floor", lua("GET")),
+                f"token, credential, {label}": (
+                    f"{base}{token_url}",
+                    lua("POST", credential, token_body),
+                ),
+                f"token, OIDC caller, {label}": (
+                    f"{base}{token_url}",
+                    lua("POST", oidc, token_body),
+                ),
+            }
+            for name, (url, script) in scenarios.items():
+                wrk(url, script, 2)  # warm up: connections, caches, the first last-used write
+                results[name] = wrk(url, script, SECONDS)
+                print(f"  {name}: {results[name]}", flush=True)
+            if label == "warm":
+                revocations = revocation_latencies(f"{base}{token_url}", credential, token_body)
+                print(f"  revocation latencies (s): {revocations}", flush=True)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    shutil.rmtree(var_dir, ignore_errors=True)
+    print(f"{CONNECTIONS} connections, {WORKERS} gunicorn workers, {SECONDS}s each")
+    print("warm: the token path's process-local caches on (default); cold: CONNECT_LOCAL_CACHES=0")
+    print(f"{'scenario':38} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, r in results.items():
+        floor = results[f"floor (DRF constant JSON), {name.rsplit(', ', 1)[1]}"]["rps"]
+        print(
+            f"{name:38} {r['rps']:9.0f} {r['rps'] / floor:6.2f} {r['p50_ms']:8.2f} "
+            f"{r['p99_ms']:8.2f} {r['non_2xx']:8.0f}"
+        )
+    if revocations:
+        ordered = sorted(revocations)
+        p50 = ordered[len(ordered) // 2]
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        print(
+            f"revocation until every answer is refused ({len(ordered)} revocations): "
+            f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+        )
+    return 1 if any(r["non_2xx"] for r in results.values()) else 0
+
+
+def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [
             str(Path(PYTHON).parent / "gunicorn"),
@@ -155,44 +208,58 @@ def main() -> int:
         env=env,
         start_new_session=True,
     )
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
+def _status(url: str, token: str, body: str) -> int:
+    request = urllib.request.Request(
+        url,
+        data=body.encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/v1/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        token_body = json.dumps({"subject": {"type": "app"}})
-        scenarios = {
-            "floor (DRF constant JSON)": (f"{base}/v1/floor", lua("GET")),
-            "token, deployment credential": (
-                f"{base}/v1/connect/token/api-key%2Fdemo",
-                lua("POST", credential, token_body),
-            ),
-            "token, OIDC caller": (
-                f"{base}/v1/connect/token/api-key%2Fdemo",
-                lua("POST", oidc, token_body),
-            ),
-        }
-        results = {}
-        for name, (url, script) in scenarios.items():
-            wrk(url, script, 2)  # warm up: connections, caches, the first last-used write
-            results[name] = wrk(url, script, SECONDS)
-        floor = results["floor (DRF constant JSON)"]["rps"]
-        print(f"{CONNECTIONS} connections, {WORKERS} gunicorn workers, {SECONDS}s each")
-        print(
-            f"{'scenario':32} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
-        )
-        for name, r in results.items():
-            print(
-                f"{name:32} {r['rps']:9.0f} {r['rps'] / floor:6.2f} {r['p50_ms']:8.2f} "
-                f"{r['p99_ms']:8.2f} {r['non_2xx']:8.0f}"
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def revocation_latencies(
+    url: str, credential: str, body: str, rounds: int = REVOCATIONS
+) -> list[float]:
+    """Revoke the credential (a committed UPDATE, as the admin's revoke is) with both workers'
+    caches warm, and time until the last request either worker answered with a token; then
+    restore it and warm again. Each request is a new connection, so both workers take part."""
+    prefix = credential.split("_")[1]
+    latencies = []
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        for _ in range(rounds):
+            while sum(_status(url, credential, body) == 200 for _ in range(20)) < 20:
+                pass  # warm: twenty answers in a row
+            conn.execute(
+                "UPDATE connect_deploymentcredential SET revoked_at = now() WHERE prefix = %s",
+                [prefix],
             )
-        return 1 if any(r["non_2xx"] for r in results.values()) else 0
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        shutil.rmtree(var_dir, ignore_errors=True)
+            revoked_at = time.monotonic()
+            last_answer, refused_in_a_row = revoked_at, 0
+            while refused_in_a_row < 20:
+                if _status(url, credential, body) == 200:
+                    last_answer, refused_in_a_row = time.monotonic(), 0
+                else:
+                    refused_in_a_row += 1
+            latencies.append(last_answer - revoked_at)
+            conn.execute(
+                "UPDATE connect_deploymentcredential SET revoked_at = NULL WHERE prefix = %s",
+                [prefix],
+            )
+    return latencies
 
 
 if __name__ == "__main__":

@@ -47,6 +47,20 @@ def child_exit(server: Any, worker: Any) -> None:
     metrics_processes.process_dead(worker.pid)
 
 
+def post_worker_init(worker: Any) -> None:
+    # After the fork, in the worker: its own listener for generation changes (issue 13).
+    from connect import generations
+
+    generations.start_listener()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    # Token issue records still in this worker's buffer are written before it exits.
+    from connect import issue_writer
+
+    issue_writer.flush()
+
+
 class RedactingLogger(Logger):
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)

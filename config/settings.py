@@ -307,6 +307,7 @@ SPECTACULAR_SETTINGS = {
             "pattern": r"^(scl_[A-Za-z0-9]+|[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*)$",
         }
     },
+    "PREPROCESSING_HOOKS": ["connect.api.schema.token_fast_path"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "connect.api.schema.error_responses_everywhere",
@@ -368,6 +369,11 @@ CELERY_BEAT_SCHEDULE = {
     "grants-refresh-due": {
         "task": "connect.tasks.grants_refresh_due",
         "schedule": float(CONNECT_REFRESH_SWEEP_SECONDS),
+    },
+    "credentials-check": {
+        "task": "connect.tasks.credentials_check",
+        "schedule": float(env_int("CONNECT_CHECK_EVERY", 60)),
+        "options": {"expires": float(env_int("CONNECT_CHECK_EVERY", 60))},
     },
     "retention-prune": {
         "task": "connect.tasks.retention_prune",
@@ -498,6 +504,20 @@ CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
 CONNECT_RATE_LIMIT_MANAGEMENT = env_int("CONNECT_RATE_LIMIT_MANAGEMENT", 300)
 CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")
 
+# The token path's process-local caches (issue 13; README "Benchmarks"): the verified caller of
+# a credential or OIDC token, and a request's resolution with its opened token. Off, every
+# request reads the database. Entries are kept while no generation they depend on moved.
+CONNECT_CACHE_PREFIX = os.environ.get("CONNECT_CACHE_PREFIX", "connect")
+CONNECT_LOCAL_CACHES = env_bool("CONNECT_LOCAL_CACHES", True)
+CONNECT_LOCAL_CACHE_ENTRIES = env_int("CONNECT_LOCAL_CACHE_ENTRIES", 10_000)
+# The listener thread that learns of generation changes (off: the once-a-second fallback only).
+CONNECT_GENERATIONS_LISTENER = env_bool("CONNECT_GENERATIONS_LISTENER", True)
+# Token issue records: "buffered" (written in batches by a background thread) or "sync".
+CONNECT_ISSUE_WRITER = os.environ.get("CONNECT_ISSUE_WRITER", "buffered")
+CONNECT_ISSUE_BATCH = env_int("CONNECT_ISSUE_BATCH", 500)
+CONNECT_ISSUE_FLUSH_MS = env_int("CONNECT_ISSUE_FLUSH_MS", 100)
+# Ingest's doorbell: "batched" (one ring for the events of 10 ms, off the request) or "sync".
+CONNECT_DOORBELL = os.environ.get("CONNECT_DOORBELL", "batched")
 # The authenticated proxy (/v1/connect/proxy/…, connect/services/proxy.py). A call (reading the
 # upload, the provider's answer, streaming it back) ends after CONNECT_PROXY_TIMEOUT seconds,
 # which must stay under gunicorn's --timeout (config/Procfile) less a refresh's wait.
@@ -568,3 +588,15 @@ CELERY_TASK_ANNOTATIONS["connect.tasks.retention_prune"] = {
     "soft_time_limit": CONNECT_RETENTION_BUDGET + 15,
     "time_limit": CONNECT_RETENTION_BUDGET + 20,
 }
+
+# Credential checks (connect/services/credential_checks.py): each beat run schedules unscheduled
+# grants and connectors over their connector's period (default daily), then claims at most
+# CONNECT_CHECK_BATCH due ones under a lease and checks them within CONNECT_CHECK_BUDGET seconds.
+# A refresh token unused for CONNECT_KEEPALIVE_AFTER seconds is refreshed to keep it alive; a
+# provider that is down, slow or rate-limiting puts a check off by CONNECT_CHECK_BACKOFF seconds
+# (or its Retry-After) without marking anything.
+CONNECT_CHECK_BATCH = env_int("CONNECT_CHECK_BATCH", 50)
+CONNECT_CHECK_BUDGET = env_float("CONNECT_CHECK_BUDGET", 30.0)
+CONNECT_CHECK_LEASE_SECONDS = env_int("CONNECT_CHECK_LEASE", 120)
+CONNECT_CHECK_BACKOFF_SECONDS = env_int("CONNECT_CHECK_BACKOFF", 900)
+CONNECT_KEEPALIVE_AFTER_SECONDS = env_int("CONNECT_KEEPALIVE_AFTER", 7 * 86400)

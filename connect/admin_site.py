@@ -9,6 +9,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from connect import charts
 from connect.models import Connector, Membership
+from connect.navigation import grouped
 from connect.services import health
 
 
@@ -31,6 +32,12 @@ class ConnectAdminSite(admin.AdminSite):
             cached = Membership.objects.filter(user=user).exists()
             request._connect_is_member = cached  # type: ignore[attr-defined]
         return cached
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        """The navigation by task (Connectors · Projects & credentials · Activity · Team), not
+        Django's alphabetical list of models; an app's own page keeps Django's."""
+        app_list = super().get_app_list(request, app_label)
+        return app_list if app_label else grouped(app_list)
 
     def get_urls(self) -> list[Any]:
         from connect.admin.activity import activity_view

@@ -8,7 +8,10 @@ class ConnectConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from connect import checks  # noqa: F401  (registers the system checks)
+        from connect import (
+            checks,  # noqa: F401  (registers the system checks)
+            generations,  # noqa: F401  (publishes generation changes on commit)
+        )
 
 
 class ConnectAdminConfig(AdminConfig):

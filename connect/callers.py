@@ -1,13 +1,15 @@
 """Who is asking: every runtime call resolves to exactly one team, project and environment."""
 
 import functools
+import hashlib
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
 
-from connect import errors, oidc
+from connect import errors, generations, local_caches, oidc
 from connect.errors import Unauthorized
 from connect.kinds import Subject, SubjectType
 from connect.models import DeploymentCredential, Project
@@ -47,12 +49,58 @@ def caller_from_authorization(header: str) -> Caller:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Send Authorization: Bearer <deployment credential or OIDC token>.")
+    if local_caches.enabled():
+        return _remembered(token)
+    return _verified(token).caller
+
+
+#: A credential's caller is kept this long at most (its revocation is pushed sooner).
+CREDENTIAL_CALLER_SECONDS = 600.0
+
+
+@dataclass
+class _Verified:
+    caller: Caller
+    expires_at: float  # wall clock
+    #: A deployment credential's id, and when this process last wrote its ``last_used_at``.
+    credential_pk: int | None = None
+    touched_at: list[float] = field(default_factory=lambda: [time.time()])
+
+
+def _verified(token: str) -> _Verified:
     if token.startswith(f"{CREDENTIAL_TOKEN_PREFIX}_"):
         return caller_from_credential(token)
     return caller_from_jwt(token)
 
 
-def caller_from_credential(token: str) -> Caller:
+def _remembered(token: str) -> Caller:
+    """The caller of ``token`` from this process's cache, else verified and kept until the
+    token expires or a generation of its team (or the server's signing keys) moves."""
+    generations.ensure_fresh()
+    cache = local_caches.cache("callers")
+    key = hashlib.sha256(token.encode()).digest()
+    now = time.time()
+    found = cache.get(key, now)
+    if isinstance(found, _Verified):
+        if found.credential_pk is not None and now - found.touched_at[0] >= _LAST_USED_SECONDS:
+            found.touched_at[0] = now  # at most once a minute per credential and process
+            DeploymentCredential.objects.filter(pk=found.credential_pk).update(
+                last_used_at=timezone.now()
+            )
+        return found.caller
+    epoch = generations.epoch()
+    verified = _verified(token)
+    scopes: tuple[str, ...] = (f"t:{verified.caller.team_id}",)
+    if verified.caller.kind == "oidc":
+        scopes += ("g",)
+    cache.put(key, verified, scopes=scopes, epoch=epoch, expires_at=verified.expires_at)
+    return verified.caller
+
+
+_LAST_USED_SECONDS = LAST_USED_RESOLUTION.total_seconds()
+
+
+def caller_from_credential(token: str) -> _Verified:
     parts = token.split("_")
     if len(parts) != 3:
         raise Unauthorized("Malformed deployment credential.")
@@ -65,7 +113,7 @@ def caller_from_credential(token: str) -> Caller:
     if credential.last_use_stale:
         # At most once a minute per credential, so the hot path stays at its query budget.
         DeploymentCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
-    return Caller(
+    caller = Caller(
         team_id=credential.team_id,
         project_id=credential.project_id,
         project_public_id=credential.project_public_id,
@@ -73,6 +121,16 @@ def caller_from_credential(token: str) -> Caller:
         kind="credential",
         label=f"credential:{credential.public_id}",
     )
+    return _Verified(
+        caller=caller,
+        expires_at=time.time() + CREDENTIAL_CALLER_SECONDS,
+        credential_pk=credential.pk,
+    )
+
+
+def _expiry(claims: dict[str, object]) -> float:
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) else time.time()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -82,7 +140,7 @@ def _project_ids(public_id: str) -> tuple[int, int] | None:
     return (row[0], row[1]) if row else None
 
 
-def caller_from_jwt(token: str) -> Caller:
+def caller_from_jwt(token: str) -> _Verified:
     try:
         issuer, kid = oidc.unverified_issuer(token)
         if issuer == settings.PUBLIC_URL:
@@ -91,7 +149,7 @@ def caller_from_jwt(token: str) -> Caller:
             environment = str(claims.get("environment", ""))
             if ids is None or not environment:
                 raise oidc.TokenRejected("token names no known project and environment")
-            return Caller(
+            own = Caller(
                 team_id=ids[1],
                 project_id=ids[0],
                 project_public_id=str(claims["project_id"]),
@@ -99,6 +157,7 @@ def caller_from_jwt(token: str) -> Caller:
                 kind="oidc",
                 label=f"oidc:{claims.get('sub', '')}",
             )
+            return _Verified(caller=own, expires_at=_expiry(claims))
         oidc.own_token_elsewhere(token, kid)
         match = oidc.trusted_issuer_match(token, issuer, kid)
     except oidc.WrongAudience as exc:
@@ -112,7 +171,7 @@ def caller_from_jwt(token: str) -> Caller:
         logger.info("bearer token refused: %s", exc)
         raise Unauthorized("The bearer token was refused.") from exc
     rule = match.rule
-    return Caller(
+    trusted = Caller(
         team_id=match.issuer.team_id,
         project_id=rule.project_id,
         project_public_id=rule.project.public_id,
@@ -120,3 +179,4 @@ def caller_from_jwt(token: str) -> Caller:
         kind="oidc",
         label=f"oidc:{match.claims.get('iss')}:{match.claims.get('sub', '')}",
     )
+    return _Verified(caller=trusted, expires_at=_expiry(match.claims))

@@ -163,6 +163,25 @@ def vendor_error(response: HttpResponseBase) -> str:
     return code[:40] if isinstance(code, str) and code == "invalid_client" else ""
 
 
+def token_request_record(
+    response: HttpResponseBase, *, seconds: float, team_id: object, connector_ref: str | None
+) -> None:
+    """Count one token request's answer by outcome and time it; for a caller we know, also in
+    the admin's hourly charts and health (counted in memory, written in batches)."""
+    counters = counted()
+    counters.token_request_seconds.observe(seconds)
+    outcome = token_request_outcome(response)
+    counters.token_requests.labels(outcome).inc()
+    if isinstance(team_id, int) and connector_ref is not None:
+        activity.token_request_counted(
+            team_id=team_id,
+            connector_ref=connector_ref,
+            outcome=outcome,
+            seconds=seconds,
+            provider_error=vendor_error(response),
+        )
+
+
 class CountedTokenRequests(APIView):
     """For the token view: every answer counted by outcome and timed, the refused ones
     (unauthorized, rate_limited) included."""
@@ -170,22 +189,14 @@ class CountedTokenRequests(APIView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         started = time.perf_counter()
         response = super().dispatch(request, *args, **kwargs)
-        seconds = time.perf_counter() - started
-        counters = counted()
-        counters.token_request_seconds.observe(seconds)
-        outcome = token_request_outcome(response)
-        counters.token_requests.labels(outcome).inc()
-        # The admin's hourly charts and health: counted in memory, written in batches.
         caller = getattr(self.request, "_auth", None)  # never authenticates again
-        team_id = getattr(caller, "team_id", None)
-        if isinstance(team_id, int) and "connector" in kwargs:
-            activity.token_request_counted(
-                team_id=team_id,
-                connector_ref=str(kwargs["connector"]),
-                outcome=outcome,
-                seconds=seconds,
-                provider_error=vendor_error(response),
-            )
+        connector = kwargs.get("connector")
+        token_request_record(
+            response,
+            seconds=time.perf_counter() - started,
+            team_id=getattr(caller, "team_id", None),
+            connector_ref=None if connector is None else str(connector),
+        )
         return response
 
 

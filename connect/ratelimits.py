@@ -1,8 +1,18 @@
-"""Per-team request counters and calls in flight: atomic in Redis when configured,
-in-process otherwise."""
+"""Per-team request counters and calls in flight: shared through Redis when configured,
+in-process otherwise.
+
+With Redis, each process counts locally and reconciles in the background (``INCRBY`` of what
+it admitted, every ``SYNC_SECONDS``), so a request makes no round trip. A process admits a
+request while the team's last known total plus what it admitted since stays under the limit,
+and reconciles on the request once it has admitted ``slack(limit)`` unreconciled requests. So
+across P processes a team gets at most ``limit + P * slack(limit)`` requests in a window
+(``slack`` is 1% of the limit, at least 1), and never fewer than the limit.
+"""
 
 import contextlib
 import functools
+import logging
+import os
 import threading
 import time
 import uuid
@@ -13,6 +23,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 WINDOW_SECONDS = 60
+SYNC_SECONDS = 0.1
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,16 +45,104 @@ def hit(*, bucket: str, limit: int, now: float | None = None) -> Verdict:
     window = int(now // WINDOW_SECONDS)
     key = f"{settings.CONNECT_RATE_LIMIT_PREFIX}:{bucket}:{window}"
     if settings.REDIS_URL:
-        # One round trip: INCR and set the expiry only when the key is new.
-        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, WINDOW_SECONDS * 2, nx=True)
-        count = int(pipe.execute()[0])
+        count = _local_count(key, limit)
     else:
         cache.add(key, 0, WINDOW_SECONDS * 2)
         count = cache.incr(key)
     retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now))
     return Verdict(allowed=count <= limit, retry_after=retry_after)
+
+
+def slack(limit: int) -> int:
+    """How many requests a process admits before it must reconcile on the request."""
+    return max(1, limit // 100)
+
+
+@dataclass
+class _Bucket:
+    shared: int = 0  # the total in Redis at the last reconciliation
+    unsynced: int = 0  # admitted here since
+
+
+class _Local:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.buckets: dict[str, _Bucket] = {}
+        self.pid = 0
+        self.syncing = threading.Lock()  # one reconciliation at a time: no delta sent twice
+
+
+_local = _Local()
+
+
+def _local_count(key: str, limit: int) -> int:
+    """This request's place in the window: over ``limit`` means refused (and not counted)."""
+    local = _local
+    if local.pid != os.getpid():
+        _start()
+    with local.lock:
+        bucket = local.buckets.setdefault(key, _Bucket())
+        if bucket.shared + bucket.unsynced >= limit:
+            return limit + 1
+        behind = bucket.unsynced >= slack(limit)
+    if behind:
+        _sync(key)
+        with local.lock:
+            if bucket.shared + bucket.unsynced >= limit:
+                return limit + 1
+    with local.lock:
+        bucket.unsynced += 1
+        return bucket.shared + bucket.unsynced
+
+
+def _sync(key: str) -> None:
+    """Add what this process admitted under ``key`` to Redis; learn the team's total."""
+    local = _local
+    with local.syncing:
+        with local.lock:
+            bucket = local.buckets.get(key)
+            if bucket is None:
+                return
+            delta = bucket.unsynced
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        pipe.incrby(key, delta)
+        pipe.expire(key, WINDOW_SECONDS * 2, nx=True)
+        total = int(pipe.execute()[0])
+        with local.lock:
+            bucket.unsynced -= delta
+            bucket.shared = max(bucket.shared, total)
+
+
+def sync_all() -> None:
+    """Reconcile every bucket of this process (the background thread; tests)."""
+    with _local.lock:
+        keys = [k for k, b in _local.buckets.items() if b.unsynced]
+        # Past windows' buckets are dropped once reconciled.
+        current = int(time.time() // WINDOW_SECONDS)
+        for k in [k for k, b in _local.buckets.items() if not b.unsynced]:
+            if int(k.rsplit(":", 1)[1]) < current - 1:
+                del _local.buckets[k]
+    for key in keys:
+        _sync(key)
+
+
+def _start() -> None:
+    local = _local
+    with local.lock:
+        if local.pid == os.getpid():
+            return
+        local.pid = os.getpid()
+        local.buckets = {}  # a forked child starts with none of its parent's counts
+    threading.Thread(target=_reconcile, name="rate-limits", daemon=True).start()
+
+
+def _reconcile() -> None:
+    while True:
+        time.sleep(SYNC_SECONDS)
+        try:
+            sync_all()
+        except Exception:
+            logger.warning("rate limit reconciliation failed; retrying", exc_info=True)
 
 
 # Calls in flight ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from connect import errors
-from connect.services import authorizations, deliveries, grants, retention
+from connect.services import authorizations, credential_checks, deliveries, grants, retention
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +84,16 @@ def retention_prune() -> dict[str, int]:
         ", ".join(f"{count} {name}" for name, count in deleted.items()),
     )
     return deleted
+
+
+@shared_task
+def credentials_check() -> dict[str, int]:
+    """Every minute: schedule new credential checks and run the due ones, in bounded batches
+    under leases (the schedule lives in the rows, never in countdowns)."""
+    counts = credential_checks.credentials_check()
+    logger.log(
+        logging.INFO if len(counts) > 1 or counts.get("scheduled") else logging.DEBUG,
+        "credential checks: %s",
+        ", ".join(f"{count} {name}" for name, count in counts.items()),
+    )
+    return counts

@@ -89,6 +89,11 @@ def serving(
         "CONNECT_RATE_LIMIT_READS": "100000",
         "CONNECT_RATE_LIMIT_PREFIX": f"test-rl-{uuid.uuid4().hex[:8]}",
         "CONNECT_CACHE_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+        # Tests count issue records as soon as the answers are in, and move a grant's expiry
+        # by writing its row and asking at once: the token path's caches would honour that
+        # write within their push (milliseconds), not at once. tests/perf turns both on.
+        "CONNECT_ISSUE_WRITER": "sync",
+        "CONNECT_LOCAL_CACHES": "0",
         **(env or {}),
     }
     process = subprocess.Popen(

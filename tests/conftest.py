@@ -77,6 +77,16 @@ def _isolated_cache_prefix(settings: Any) -> None:
     settings.CONNECT_RATE_LIMIT_PREFIX = f"test-rl-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(autouse=True)
+def _token_path_uncached(settings: Any) -> None:
+    """In this process, tests change rows inside transactions that never commit: no generation
+    change is ever published, so the token path's local caches are off and issue records are
+    written on the request. Tests of the caches and the writer turn them on (tests/perf)."""
+    settings.CONNECT_LOCAL_CACHES = False
+    settings.CONNECT_ISSUE_WRITER = "sync"
+    settings.CONNECT_DOORBELL = "sync"
+
+
 @pytest.fixture
 def cache_clock(settings: Any) -> Iterator[ManualClock]:
     """The default cache counts its timeouts on this clock, not the wall clock: a test moves

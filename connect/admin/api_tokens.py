@@ -10,8 +10,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.debug import sensitive_variables
 
 from connect import errors
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
@@ -96,16 +95,6 @@ class TeamApiTokenAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         if db_field.name == "team":
             kwargs["queryset"] = Team.objects.for_user(request.user, min_role=Role.OWNER)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    @method_decorator(sensitive_post_parameters())
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @sensitive_variables("secret")
     def save_model(self, request: HttpRequest, obj: TeamApiToken, form: Any, change: bool) -> None:

@@ -26,9 +26,11 @@ from connect.models import (
     Connector,
     Environment,
     Installation,
+    LifecycleDestination,
     ProjectLink,
     TriggerDestination,
 )
+from connect.models.destinations import DestinationKind
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.services import (
     authorizations,
@@ -103,6 +105,7 @@ class ConnectorForm(WriteOnlySecretsForm):
             "default_scopes",
             "allowed_return_origins",
             "triggers_enabled",
+            "check_interval_seconds",
         ]
         widgets = {
             "background_color": forms.TextInput(attrs={"type": "color"}),
@@ -308,13 +311,29 @@ class TriggerDestinationInline(ChoicesReadOnce, TeamScopedInline, admin.TabularI
     readonly_fields = ["has_signing_secret"]
     extra = 0
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TriggerDestination]:
+        return super().get_queryset(request).filter(kind=DestinationKind.TRIGGER)
+
     @admin.display(boolean=True, description="Signing secret set")
     def has_signing_secret(self, obj: TriggerDestination) -> bool:
         return obj.pk is not None and obj.has_secret("signing_secret")
 
 
+class LifecycleDestinationInline(TriggerDestinationInline):
+    """Where the app hears of installations and grants made, broken, recovered or removed:
+    one path per project link and environment."""
+
+    model = LifecycleDestination
+    verbose_name = "lifecycle destination"
+    verbose_name_plural = "lifecycle destinations (installation and grant events)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TriggerDestination]:
+        rows = super(TriggerDestinationInline, self).get_queryset(request)
+        return rows.filter(kind=DestinationKind.LIFECYCLE)
+
+
 INSTALLATION_INLINE_FIELDS = (
-    "display_name",
+    "shown_name",
     "tenant_id",
     "status",
     "is_default",
@@ -346,6 +365,13 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
     extra = 0
     verbose_name_plural = f"installations (the newest {INSTALLATIONS_SHOWN})"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Installation]:
+        return super().get_queryset(request).select_related("connector")
+
+    @admin.display(description="Name")
+    def shown_name(self, obj: Installation) -> str:
+        return installation_name(obj)
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -354,6 +380,20 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def installation_name(installation: Installation) -> str:
+    """An installation's name, and for a client-credentials type's own installation what it
+    is: the connector is its own tenant, so the app made it when the connector was saved."""
+    connector = installation.connector
+    if connector.provider.single_account and installation.tenant_id == connector.public_id:
+        return format_html(
+            '<strong>Automatic installation</strong><div class="help">{}</div>',
+            f"{connector.provider.label} connectors authenticate as the app itself (client "
+            "credentials or a key): the connector is its own tenant, so this installation was "
+            "made when it was saved and nobody installs it.",
+        )
+    return installation.display_name or "—"
 
 
 @dataclass(frozen=True)
@@ -419,7 +459,12 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     list_select_related = ["team"]
     search_fields = ["name", "uid", "public_id"]
     readonly_fields = ["public_id", "branding_preview", "created_at", "updated_at"]
-    inlines = [ProjectLinkInline, TriggerDestinationInline, InstallationInline]
+    inlines = [
+        ProjectLinkInline,
+        TriggerDestinationInline,
+        LifecycleDestinationInline,
+        InstallationInline,
+    ]
     fieldsets = [
         (None, {"fields": ["team", "type", "uid", "service", "name", "description", "public_id"]}),
         (
@@ -507,6 +552,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         elif provider.webhook_key:
             # Signed with the provider's own key (Discord's publicKey in the config): no secret.
             sets.append(("Triggers", {"fields": ["triggers_enabled", *events]}))
+        sets.append(("Credential checks", {"fields": ["check_interval_seconds", "secret_health"]}))
         if obj is not None:
             sets.append(
                 ("Status", {"fields": ["public_id", "reconsent", "created_at", "updated_at"]})
@@ -514,7 +560,18 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         return sets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [*self.readonly_fields, "reconsent"]
+        return [*self.readonly_fields, "reconsent", "secret_health"]
+
+    @admin.display(description="Its own secret")
+    def secret_health(self, obj: Connector) -> str:
+        if obj.pk is None or (obj.next_check_at is None and obj.secret_failed_at is None):
+            return "Not checked yet."
+        if obj.secret_failed_at is not None:
+            return (
+                f"Failing since {obj.secret_failed_at:%Y-%m-%d %H:%M} UTC: "
+                f"{obj.last_check_error or 'refused'}"
+            )
+        return f"Working; next check {obj.next_check_at:%Y-%m-%d %H:%M} UTC."
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -722,7 +779,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     def save_formset(
         self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool
     ) -> None:
-        if formset.model is not TriggerDestination:
+        if formset.model not in (TriggerDestination, LifecycleDestination):
             super().save_formset(request, form, formset, change)
             return
         for destination in formset.save(commit=False):

@@ -14,7 +14,13 @@ from connect.admin.filters import (
 )
 from connect.admin.one_time import OneTimeSecret, OneTimeSecretsAdmin
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
-from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.models import (
+    Delivery,
+    DeliveryAttempt,
+    InboundEvent,
+    LifecycleEvent,
+    TriggerDestination,
+)
 from connect.permissions import Action
 from connect.services import deliveries, destinations, triggers
 
@@ -44,6 +50,7 @@ ATTEMPT_FIELDS = ("started_at", "status_code", "latency_ms", "error")
 DELIVERY_FIELDS = (
     "webhook_id",
     "event",
+    "lifecycle_event",
     "destination",
     "status",
     "attempts",
@@ -144,6 +151,7 @@ class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = [
         "webhook_id",
         "event",
+        "lifecycle_event",
         "destination",
         "status",
         "attempts",
@@ -151,7 +159,7 @@ class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
         "next_attempt_at",
     ]
     list_filter = ["status", ("destination", DestinationFilter)]
-    list_select_related = ["event", "destination__environment__project"]
+    list_select_related = ["event", "lifecycle_event", "destination__environment__project"]
     # webhook-id as a receiver logged it, whole or its start; the event's trq_ id whole.
     exact_search = ("event__public_id",)
     prefix_search = ("webhook_id",)
@@ -159,6 +167,48 @@ class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     fields = DELIVERY_FIELDS
     inlines = [DeliveryAttemptInline]
     show_full_result_count = False
+
+
+LIFECYCLE_FIELDS = (
+    "public_id",
+    "type",
+    "connector",
+    "installation_public_id",
+    "grant_public_id",
+    "created_at",
+    "body_text",
+)
+
+
+class LifecycleDeliveryInline(DeliveryInline):
+    fk_name = "lifecycle_event"
+
+
+@admin.register(LifecycleEvent)
+class LifecycleEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
+    """What the app was told about its connections, and how each delivery went."""
+
+    list_display = ["public_id", "type", "connector", "grant_public_id", "created_at"]
+    list_filter = ["type", ("connector", TeamRelatedFilter)]
+    list_select_related = ["connector"]
+    exact_search = ("public_id", "installation_public_id", "grant_public_id")
+    fields = LIFECYCLE_FIELDS
+    readonly_fields = LIFECYCLE_FIELDS
+    inlines = [LifecycleDeliveryInline]
+    actions = ["replay"]
+    show_full_result_count = False
+
+    @admin.display(description="Body")
+    def body_text(self, obj: LifecycleEvent) -> str:
+        return bytes(obj.body).decode("utf-8", errors="replace")
+
+    @admin.action(description="Replay to its destinations", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[LifecycleEvent]) -> None:
+        count = sum(
+            deliveries.lifecycle_event_replay(event=event, actor=request.user)
+            for event in queryset.select_related("connector")
+        )
+        messages.success(request, f"Queued {count} delivery(ies) again.")
 
 
 @admin.register(DeliveryAttempt)
@@ -176,16 +226,18 @@ class TriggerDestinationAdmin(ReplayPermission, OneTimeSecretsAdmin, TeamScopedA
     list_display = [
         "__str__",
         "connector",
+        "kind",
         "project",
         "environment",
         "path",
         "enabled",
         "disabled_reason",
     ]
-    list_filter = ["enabled", "disabled_reason", ("connector", TeamRelatedFilter)]
+    list_filter = ["enabled", "kind", "disabled_reason", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector", "project", "environment__project"]
     fields = [
         "connector",
+        "kind",
         "project",
         "environment",
         "path",
@@ -198,6 +250,7 @@ class TriggerDestinationAdmin(ReplayPermission, OneTimeSecretsAdmin, TeamScopedA
     ]
     readonly_fields = [
         "connector",
+        "kind",
         "project",
         "environment",
         "path",

@@ -1,13 +1,20 @@
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
+from connect import errors
 from connect.admin.filters import ExactIdSearch, TeamRelatedFilter
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
+from connect.kinds import Subject
 from connect.models import Grant, Installation, TokenIssue
-from connect.services import installations
+from connect.models.installations import GrantStatus, SubjectType
+from connect.services import authorizations, installations
 
 GRANT_INLINE_FIELDS = (
     "subject_type",
@@ -33,6 +40,81 @@ GRANT_FIELDS = (
 )
 
 
+class ReconnectAdmin(TeamScopedAdmin):
+    """A "Reconnect" link on a row in ``needs_reauth``: a member makes a single-use link that
+    re-authorizes it in place (same ids), to send to the tenant or user."""
+
+    def _grant_of(self, obj: Any) -> Grant | None:
+        raise NotImplementedError
+
+    def get_urls(self) -> list[Any]:
+        name = f"connect_{self.opts.model_name}_reconnect"
+        return [
+            path(
+                "<path:object_id>/reconnect/",
+                self.admin_site.admin_view(self.reconnect_view),
+                name=name,
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Reconnect")
+    def reconnect(self, obj: Any) -> str:
+        grant = self._grant_of(obj) if obj.pk else None
+        if grant is None or grant.status != GrantStatus.NEEDS_REAUTH:
+            return "Not needed: nothing here needs re-authorization."
+        url = reverse(f"admin:connect_{self.opts.model_name}_reconnect", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Reconnect</a> {}', url, grant.last_error)
+
+    def reconnect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404("No such object in your teams.")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        grant = self._grant_of(obj)
+        if grant is None or grant.status != GrantStatus.NEEDS_REAUTH:
+            raise Http404("Nothing here needs re-authorization.")
+        extra: dict[str, Any] = {}
+        if request.method == "POST":
+            installation = grant.installation
+            user = grant.subject_type == SubjectType.USER
+            subject = (
+                Subject.parse(type=grant.subject_type, id=grant.subject_id, issuer=grant.issuer)
+                if user
+                else None
+            )
+            try:
+                started = authorizations.authorization_start(
+                    connector=installation.connector,
+                    kind="consent" if user else "install",
+                    subject=subject,
+                    scopes=tuple(grant.scopes) if grant.scopes else None,
+                    installation_ref=installation.public_id,
+                    project_id=grant.project_id,
+                    actor=request.user,
+                )
+            except errors.ConnectError as exc:
+                messages.error(request, exc.message)
+            else:
+                extra = {"link": started.url, "expires_at": started.flow.expires_at}
+        context = {**self.admin_site.each_context(request), **self._context(obj, grant), **extra}
+        return TemplateResponse(request, "admin/connect/grant/reconnect_link.html", context)
+
+    def _context(self, obj: Any, grant: Grant | None) -> dict[str, Any]:
+        model = self.opts.model_name
+        return {
+            "opts": self.opts,
+            "original": obj,
+            "title": f"Reconnect {obj}",
+            "changelist_url": f"admin:connect_{model}_changelist",
+            "change_url": f"admin:connect_{model}_change",
+            "connector": grant.installation.connector if grant else None,
+            "who": str(grant) if grant else "",
+            "error": grant.last_error if grant else "",
+        }
+
+
 class GrantInline(TeamScopedInline, admin.TabularInline):
     model = Grant
     fields = GRANT_INLINE_FIELDS
@@ -48,26 +130,38 @@ class GrantInline(TeamScopedInline, admin.TabularInline):
 
 
 @admin.register(Installation)
-class InstallationAdmin(ExactIdSearch, TeamScopedAdmin):
+class InstallationAdmin(ExactIdSearch, ReconnectAdmin):
     list_display = ["__str__", "connector", "tenant_id", "status", "is_default", "created_at"]
     list_filter = ["status", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
     exact_search = ("tenant_id", "public_id")
     # Newest first, by an index: 100,000 installations sorted by name spilled to disk.
     ordering = ["-created_at", "-pk"]
-    readonly_fields = ["public_id", "connector", "tenant_id", "installed_by", "created_at"]
+    readonly_fields = [
+        "public_id",
+        "connector",
+        "tenant_id",
+        "installed_by",
+        "created_at",
+        "reconnect",
+    ]
     fields = [
         "public_id",
         "connector",
         "tenant_id",
         "display_name",
         "status",
+        "reconnect",
         "is_default",
         "metadata",
         "installed_by",
         "created_at",
     ]
     inlines = [GrantInline]
+
+    def _grant_of(self, obj: Installation) -> Grant | None:
+        """The installation's own (app) grant: the one an install flow re-authorizes."""
+        return obj.grants.filter(subject_type=SubjectType.APP).first()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Installations come from install flows (or, for single-account types, the connector).
@@ -84,7 +178,7 @@ class InstallationAdmin(ExactIdSearch, TeamScopedAdmin):
 
 
 @admin.register(Grant)
-class GrantAdmin(ExactIdSearch, TeamScopedAdmin):
+class GrantAdmin(ExactIdSearch, ReconnectAdmin):
     list_display = [
         "subject_type",
         "subject_id",
@@ -96,8 +190,16 @@ class GrantAdmin(ExactIdSearch, TeamScopedAdmin):
     list_filter = ["status", "subject_type"]
     list_select_related = ["installation"]
     exact_search = ("subject_id", "public_id", "installation__tenant_id")
-    fields = GRANT_FIELDS
-    readonly_fields = tuple(f for f in GRANT_FIELDS if f != "status")
+    fields = (*GRANT_FIELDS, "last_error", "next_check_at", "reconnect")
+    readonly_fields = (
+        *(f for f in GRANT_FIELDS if f != "status"),
+        "last_error",
+        "next_check_at",
+        "reconnect",
+    )
+
+    def _grant_of(self, obj: Grant) -> Grant | None:
+        return obj
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

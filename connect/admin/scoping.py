@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelChoiceField, ModelForm, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponseBase
 
+from connect.admin import lists
 from connect.admin.filters import CappedPaginator
 from connect.models import Membership, Role, Team
 from connect.models.base import ROLE_RANK, TeamScopedQuerySet
@@ -172,6 +173,14 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
         if not {"pk", "-pk", "id", "-id"} & set(ordering):
             ordering.append("-pk")
         return ordering
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # Moments with their age and the exact second; long text cut to fit 1280 px.
+        return [lists.readable_column(self.model, n) for n in super().get_list_display(request)]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra_context = {**(extra_context or {}), "empty_state": lists.empty_state(self.model)}
+        return super().changelist_view(request, extra_context)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         """A user who can add to exactly one team finds it chosen already."""

@@ -91,16 +91,7 @@ class TeamRateThrottle(BaseThrottle):
         kind = getattr(view, "rate_kind", None) or (
             "read" if request.method in ("GET", "HEAD") else "write"
         )
-        limits = {"read": settings.CONNECT_RATE_LIMIT_READS}
-        limit = limits.get(kind, settings.CONNECT_RATE_LIMIT_WRITES)
-        verdict = ratelimits.hit(
-            bucket=f"team:{caller.team_id}:{kind}", limit=limit, now=self.timer()
-        )
-        if not verdict.allowed:
-            raise errors.RateLimited(
-                f"More than {limit} {kind}s a minute for this team.",
-                retry_after=verdict.retry_after,
-            )
+        team_rate_check(caller, kind, now=self.timer())
         return True
 
 
@@ -124,3 +115,16 @@ class ManagementRateThrottle(BaseThrottle):
                 retry_after=verdict.retry_after,
             )
         return True
+
+
+def team_rate_check(caller: Caller, kind: str, *, now: float) -> None:
+    """Count one ``kind`` ("read" or "write") of the caller's team; ``rate_limited`` when over
+    the team's limit for the minute."""
+    limits = {"read": settings.CONNECT_RATE_LIMIT_READS}
+    limit = limits.get(kind, settings.CONNECT_RATE_LIMIT_WRITES)
+    verdict = ratelimits.hit(bucket=f"team:{caller.team_id}:{kind}", limit=limit, now=now)
+    if not verdict.allowed:
+        raise errors.RateLimited(
+            f"More than {limit} {kind}s a minute for this team.",
+            retry_after=verdict.retry_after,
+        )

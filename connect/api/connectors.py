@@ -26,6 +26,7 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.models.connectors import COLOR_PATTERN, UID_PATTERN
+from connect.models.destinations import DestinationKind
 from connect.models.projects import STANDARD_ENVIRONMENTS
 from connect.permissions import Action
 from connect.providers import PROVIDERS, UnknownConnectorType, provider_for_wire
@@ -93,7 +94,9 @@ class ConnectorExtras:
         )
         destinations_out: dict[int, list[dict[str, str]]] = {pk: [] for pk in ids}
         for d in (
-            TriggerDestination.objects.filter(connector_id__in=ids, enabled=True)
+            TriggerDestination.objects.filter(
+                connector_id__in=ids, enabled=True, kind=DestinationKind.TRIGGER
+            )
             .select_related("project", "environment")
             .order_by("created_at", "pk")
         ):

@@ -323,6 +323,19 @@ def _jwks_schema() -> dict[str, Any]:
     }
 
 
+def token_fast_path(endpoints: list[Any]) -> list[Any]:
+    """Preprocessing hook: ``POST /v1/connect/token/{connector}`` is routed to a plain function
+    (``views.token``, the hot path without DRF's machinery) that hands everything unusual to
+    ``TokenView``; the view describes the operation, so it stands in for the function here."""
+    from connect.api.views import TokenView
+
+    path = "/v1/connect/token/{connector}"
+    if any(p == path for p, *_ in endpoints):
+        return endpoints
+    regex = r"^v1/connect/token/(?P<connector>[^/]+)$"
+    return [*endpoints, (path, regex, "POST", TokenView.as_view())]
+
+
 def error_responses_everywhere(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:

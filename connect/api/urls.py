@@ -49,7 +49,7 @@ urlpatterns = [
         "/environments/<str:environment>",
         connectors.ConnectorLinkEnvironmentView.as_view(),
     ),
-    path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
+    path("v1/connect/token/<connector:connector>", views.token),
     # Everything under the prefix, newlines included: the view reads the raw target itself.
     re_path(r"^v1/connect/proxy/(?P<rest>(?s:.*))$", proxy.proxy_view),
     path("v1/connect/authorize/<connector:connector>", views.AuthorizeView.as_view()),

@@ -1,8 +1,13 @@
 """The runtime API: thin views that parse, call one service, and render."""
 
+import json
+import time
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -15,18 +20,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connect import errors, health
-from connect.api import connector_docs, serializers, shapes
+from connect.api import connector_docs, parsers, serializers, shapes
 from connect.api import connectors as management_connectors
 from connect.api.authentication import (
     ManagementRateThrottle,
     RuntimeCallerAuthentication,
     TeamRateThrottle,
     TeamTokenOrRuntimeAuthentication,
+    team_rate_check,
 )
+from connect.api.envelope import exception_handler
 from connect.api.schema import error_responses
-from connect.callers import Caller
+from connect.callers import Caller, caller_from_authorization
 from connect.kinds import AuthorizationKind
-from connect.metrics import CountedTokenRequests
+from connect.metrics import CountedTokenRequests, token_request_record
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, links, tokens
 from connect.services.api_tokens import TeamActor
@@ -50,6 +57,16 @@ class TokenView(CountedTokenRequests, RuntimeView):
 
     @extend_schema(
         operation_id="token_mint",
+        parameters=[
+            OpenApiParameter(
+                "connector",
+                str,
+                OpenApiParameter.PATH,
+                description="The connector's `scl_` id, or its uid `service/name` (send the "
+                "`/` as `%2F`).",
+                pattern=r"^(scl_[A-Za-z0-9]+|[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*)$",
+            )
+        ],
         summary="Mint a token for a subject",
         description="The hot path: a provider access token for the app or a user, refreshed "
         "when it is near expiry. Counted as a read for the rate limit.",
@@ -90,6 +107,67 @@ class TokenView(CountedTokenRequests, RuntimeView):
         ask = serializers.token_ask(request.data, caller)
         issued = tokens.token_issue(caller=caller, connector_ref=connector, ask=ask)
         return Response(serializers.token_body(issued))
+
+
+_token_view = TokenView.as_view()
+_ALLOW = "POST, OPTIONS"
+
+
+def _reject_constant(value: str) -> None:
+    raise ValueError(f"{value} is not JSON")
+
+
+def _json_response(body: Any, status: int) -> HttpResponse:
+    """What DRF's JSONRenderer writes (compact, UTF-8, U+2028/9 escaped), as DRF sends it."""
+    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    response = HttpResponse(text.encode(), status=status, content_type="application/json")
+    response.data = body  # type: ignore[attr-defined]  # read by the metrics, as DRF's is
+    return response
+
+
+@csrf_exempt
+@sensitive_variables()  # the token handed out
+def token(request: HttpRequest, connector: str) -> HttpResponse:
+    """``POST /v1/connect/token/{connector}`` without DRF's machinery (content negotiation,
+    request wrapping, serializers, throttle classes) on its usual path: a JSON body and an
+    Authorization header. Anything else (other methods, other content types, bodies that do
+    not parse, no header) goes to ``TokenView``, so every answer, error and header stays what
+    DRF gives (tests/api and the SDK tests are the proof)."""
+    if (
+        request.method != "POST"
+        or request.content_type != "application/json"
+        or not request.META.get("HTTP_AUTHORIZATION")
+    ):
+        return _token_view(request, connector=connector)
+    try:
+        data = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RequestDataTooBig):
+        return _token_view(request, connector=connector)
+    if not parsers.storable_json(request.body, data):
+        return _token_view(request, connector=connector)  # refused there, in the envelope
+    started = time.perf_counter()
+    caller: Caller | None = None
+    try:
+        caller = caller_from_authorization(request.META["HTTP_AUTHORIZATION"])
+        team_rate_check(caller, TokenView.rate_kind, now=TeamRateThrottle.timer())
+        ask = serializers.token_ask(data, caller)
+        issued = tokens.token_issue(caller=caller, connector_ref=connector, ask=ask)
+        response = _json_response(serializers.token_body(issued), 200)
+    except Exception as exc:
+        handled = exception_handler(exc, {"view": TokenView(), "request": request})
+        response = _json_response(handled.data, handled.status_code)
+        for header in ("WWW-Authenticate", "Retry-After"):
+            if header in handled:
+                response[header] = handled[header]
+    response["Allow"] = _ALLOW
+    token_request_record(
+        response,
+        seconds=time.perf_counter() - started,
+        team_id=getattr(caller, "team_id", None),
+        connector_ref=connector,
+    )
+    return response
 
 
 class TokenImportView(RuntimeView):

@@ -5,8 +5,9 @@ from connect.models.authorizations import AuthorizationRequest
 from connect.models.base import Role
 from connect.models.connectors import Connector, ConnectorType
 from connect.models.credentials import DeploymentCredential, TrustedIssuer, TrustedIssuerRule
-from connect.models.deliveries import Delivery, DeliveryAttempt, InboundEvent
-from connect.models.destinations import TriggerDestination
+from connect.models.deliveries import Delivery, DeliveryAttempt, InboundEvent, LifecycleEvent
+from connect.models.destinations import LifecycleDestination, TriggerDestination
+from connect.models.generations import Generation
 from connect.models.heartbeats import Heartbeat
 from connect.models.installations import Grant, Installation
 from connect.models.links import ProjectLink
@@ -26,10 +27,13 @@ __all__ = [
     "DeliveryAttempt",
     "DeploymentCredential",
     "Environment",
+    "Generation",
     "Grant",
     "Heartbeat",
     "InboundEvent",
     "Installation",
+    "LifecycleDestination",
+    "LifecycleEvent",
     "Membership",
     "MintedToken",
     "Project",

@@ -62,6 +62,11 @@ class AuditEventType(models.TextChoices):
     TOKEN_REVOKED = "token.revoked", "Token revoked"
     TRIGGER_REJECTED = "trigger.rejected", "Trigger rejected"
     TRIGGER_REPLAYED = "trigger.replayed", "Trigger replayed"
+    LIFECYCLE_DESTINATION_REMOVED = (
+        "lifecycle_destination.removed",
+        "Lifecycle destination removed",
+    )
+    LIFECYCLE_EVENT_REPLAYED = "lifecycle_event.replayed", "Lifecycle event replayed"
     API_TOKEN_CREATED = "api_token.created", "Team API token created"
     API_TOKEN_UPDATED = "api_token.updated", "Team API token renamed"
     API_TOKEN_REVOKED = "api_token.revoked", "Team API token revoked"

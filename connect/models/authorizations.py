@@ -72,6 +72,11 @@ class AuthorizationRequest(SealedSecrets):
     installation = models.ForeignKey(
         "connect.Installation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    #: A reconnect: the grant this flow re-authorizes in place. The provider must prove the
+    #: same account the grant held (its external subject and tenant), else nothing changes.
+    reconnect_grant = models.ForeignKey(
+        "connect.Grant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = AuthorizationRequestQuerySet.as_manager()

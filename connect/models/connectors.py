@@ -103,6 +103,15 @@ class Connector(SealedSecrets):
     #: Vercel's ``events``: the provider event types forwarded to destinations; empty, all of
     #: them. ``issues`` also selects ``issues.opened`` (see ``event_selected``).
     events = models.JSONField(default=list, blank=True)
+    #: Credential checks (``connect.services.credential_checks``): how often, when next, who
+    #: holds the check now, and whether the connector's own secret failed its last one.
+    check_interval_seconds = models.PositiveIntegerField(
+        default=86400, help_text="How often its credentials are checked ahead of users."
+    )
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    check_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    secret_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_error = models.CharField(max_length=500, blank=True, editable=False)
     client_secret_sealed = sealed_field()
     private_key_sealed = sealed_field()
     api_key_sealed = sealed_field()

@@ -68,6 +68,52 @@ class InboundEvent(models.Model):
         return self.public_id
 
 
+class LifecycleEventType(models.TextChoices):
+    """What happened to a connection, as the app's lifecycle destination is told."""
+
+    INSTALLATION_CREATED = "installation.created"
+    INSTALLATION_REMOVED = "installation.removed"
+    GRANT_CREATED = "grant.created"
+    GRANT_NEEDS_REAUTH = "grant.needs_reauth"
+    GRANT_RECOVERED = "grant.recovered"
+    GRANT_REVOKED = "grant.revoked"
+    CONNECTOR_SECRET_FAILED = "connector.secret_failed"
+    CONNECTOR_SECRET_RECOVERED = "connector.secret_recovered"
+
+
+class LifecycleEventQuerySet(TeamScopedQuerySet):
+    team_path = "connector__team"
+
+
+class LifecycleEvent(models.Model):
+    """A transition of an installation, a grant or a connector, as delivered: the JSON body is
+    written once, with the transition, and sent as it is (its ``id`` is the webhook-id)."""
+
+    Type = LifecycleEventType
+
+    public_id = public_id_field("evt")
+    connector = models.ForeignKey(
+        "connect.Connector", on_delete=models.CASCADE, related_name="lifecycle_events"
+    )
+    type = models.CharField(max_length=40, choices=LifecycleEventType.choices)
+    installation_public_id = models.CharField(max_length=40, blank=True)
+    grant_public_id = models.CharField(max_length=40, blank=True)
+    body = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = LifecycleEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["connector", "-created_at"], name="connect_lifecycle_recent"),
+            models.Index(fields=["created_at"], name="connect_lifecycle_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.public_id}"
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERING = "delivering", "Delivering"
@@ -80,7 +126,8 @@ def new_webhook_id() -> str:
 
 
 class DeliveryQuerySet(TeamScopedQuerySet):
-    team_path = "event__connector__team"
+    # Through the destination: a delivery carries an inbound or a lifecycle event.
+    team_path = "destination__connector__team"
 
     def due(self, now: datetime) -> "DeliveryQuerySet":
         """Rows a worker should take: pending and due, or delivering with a lapsed lease."""
@@ -99,17 +146,22 @@ class DeliveryQuerySet(TeamScopedQuerySet):
 
 
 class Delivery(models.Model):
-    """The transactional outbox: one row per (event, destination), claimed under a lease."""
+    """The transactional outbox: one row per (event, destination), claimed under a lease. The
+    event is an inbound one (a trigger) or a lifecycle one, never both."""
 
     Status = DeliveryStatus
 
-    event = models.ForeignKey(InboundEvent, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(
+        InboundEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    lifecycle_event = models.ForeignKey(
+        LifecycleEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     destination = models.ForeignKey(
         "connect.TriggerDestination", on_delete=models.CASCADE, related_name="deliveries"
     )
-    webhook_id = models.CharField(
-        max_length=40, unique=True, default=new_webhook_id, editable=False
-    )
+    #: Unique per destination: a lifecycle event goes to each destination under its own id.
+    webhook_id = models.CharField(max_length=40, default=new_webhook_id, editable=False)
     status = models.CharField(
         max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
@@ -128,6 +180,18 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["event", "destination"], name="connect_delivery_unique_destination"
+            ),
+            models.UniqueConstraint(
+                fields=["lifecycle_event", "destination"],
+                name="connect_delivery_unique_lifecycle_destination",
+            ),
+            models.UniqueConstraint(
+                fields=["webhook_id", "destination"], name="connect_delivery_unique_webhook_id"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(event__isnull=False, lifecycle_event__isnull=True)
+                | models.Q(event__isnull=True, lifecycle_event__isnull=False),
+                name="connect_delivery_one_event",
             ),
             models.CheckConstraint(
                 condition=models.Q(status__in=DeliveryStatus.values),
@@ -153,7 +217,7 @@ class Delivery(models.Model):
 
 
 class DeliveryAttemptQuerySet(TeamScopedQuerySet):
-    team_path = "delivery__event__connector__team"
+    team_path = "delivery__destination__connector__team"
 
 
 class DeliveryAttempt(models.Model):

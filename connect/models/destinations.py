@@ -1,5 +1,6 @@
 import base64
 import secrets
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -24,6 +25,14 @@ class DisabledReason(models.TextChoices):
     FAILING = "failing", "Every attempt failed for 5 days"
 
 
+class DestinationKind(models.TextChoices):
+    """What a destination receives: the connector's inbound events, or the lifecycle of its
+    connections (at most one per project link and environment)."""
+
+    TRIGGER = "trigger", "Trigger events"
+    LIFECYCLE = "lifecycle", "Lifecycle events"
+
+
 class TriggerDestination(SealedSecrets):
     SEALED_FIELDS = ("signing_secret", "previous_signing_secret")
 
@@ -36,6 +45,9 @@ class TriggerDestination(SealedSecrets):
         "connect.Environment", on_delete=models.CASCADE, related_name="destinations"
     )
     path = models.CharField(max_length=500, default="/", help_text="Appended to the base URL.")
+    kind = models.CharField(
+        max_length=10, choices=DestinationKind.choices, default=DestinationKind.TRIGGER
+    )
     enabled = models.BooleanField(default=True)
     disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
     disabled_reason = models.CharField(
@@ -59,7 +71,17 @@ class TriggerDestination(SealedSecrets):
         constraints = [
             models.UniqueConstraint(
                 fields=["connector", "project", "environment", "path"],
+                condition=models.Q(kind="trigger"),
                 name="connect_triggerdestination_unique_target",
+            ),
+            models.UniqueConstraint(
+                fields=["connector", "project", "environment"],
+                condition=models.Q(kind="lifecycle"),
+                name="connect_triggerdestination_one_lifecycle",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=DestinationKind.values),
+                name="connect_triggerdestination_kind_valid",
             ),
             # Whatever the app disabled says why.
             models.CheckConstraint(
@@ -96,3 +118,16 @@ class TriggerDestination(SealedSecrets):
             and self.environment.project_id != self.project_id
         ):
             raise ValidationError({"environment": "Pick an environment of this project."})
+
+
+class LifecycleDestination(TriggerDestination):
+    """A project link's lifecycle destination in one environment, as the admin edits it: the
+    same row (and outbox) as a trigger destination, of the lifecycle kind."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "lifecycle destination"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.kind = DestinationKind.LIFECYCLE
+        super().save(*args, **kwargs)

@@ -176,6 +176,11 @@ class Grant(SealedSecrets):
         max_length=15, choices=GrantStatus.choices, default=GrantStatus.ACTIVE
     )
     version = models.PositiveIntegerField(default=0, editable=False)
+    #: Credential checks: when this grant is next checked, until when a worker holds its
+    #: check (one in flight per grant), and what the provider said when it last failed.
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    check_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
     #: Where the tokens of ``endpoints_version`` came from: the digest of the connector's URLs
     #: that receive grants' tokens (``Connector.grant_endpoints_digest``), recorded when those
     #: URLs change. Tokens written since (a newer version) came from the current URLs.
@@ -217,6 +222,7 @@ class Grant(SealedSecrets):
         ]
         indexes = [
             models.Index(fields=["status", "access_expires_at"], name="connect_grant_expiry"),
+            models.Index(fields=["status", "next_check_at"], name="connect_grant_check_due"),
             # Health counts each connector's grants waiting for re-authorization.
             models.Index(
                 fields=["installation"],

@@ -32,6 +32,20 @@ class ApiKeyProvider(Provider):
             help="The URLs of the service the key is for (informational).",
         ),
         ConfigField("instructions", "str", "Instructions", help="How to obtain a key."),
+        ConfigField(
+            "verifyUrl",
+            "url",
+            "Verify URL",
+            help="Checked daily with the key (GET, the key as a bearer token): a 401 marks it "
+            "refused and tells the app.",
+            receives=frozenset({"api_key"}),
+        ),
+        ConfigField(
+            "verifyHeader",
+            "str",
+            "Verify header",
+            help="Send the key raw in this header instead (e.g. X-Api-Key).",
+        ),
     )
     single_account = True
     browser_flow = False

@@ -23,9 +23,13 @@ from connect.web_urls import check_web_url
 class ProviderError(Exception):
     """The provider answered, but not with a token."""
 
-    def __init__(self, message: str, *, vendor: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, vendor: Mapping[str, Any] | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.vendor = dict(vendor or {})
+        #: The provider's HTTP status, where the answer had one worth keeping.
+        self.status = status
 
 
 class ProviderInvalidGrant(ProviderError):

@@ -141,9 +141,13 @@ def check_token_payload(status: int, payload: Mapping[str, Any]) -> None:
     if status >= 400 or error or not payload.get("access_token"):
         vendor = {k: v for k, v in payload.items() if k in ("error", "error_description")}
         if error in DEAD_GRANT_ERRORS:
-            raise ProviderInvalidGrant("the provider rejected the grant", vendor=vendor)
+            raise ProviderInvalidGrant(
+                "the provider rejected the grant", vendor=vendor, status=status
+            )
         raise ProviderError(
-            f"token endpoint answered {status} ({error or 'no access_token'})", vendor=vendor
+            f"token endpoint answered {status} ({error or 'no access_token'})",
+            vendor=vendor,
+            status=status,
         )
 
 

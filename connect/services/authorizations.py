@@ -39,7 +39,7 @@ from connect.providers.base import (
     Unsupported,
 )
 from connect.providers.github import GitHubProvider
-from connect.services import activity, installations
+from connect.services import activity, installations, lifecycle
 from connect.services.audit import Actor, audit_record
 from connect.web_urls import UnsafeURL, check_web_url, is_web_url
 
@@ -157,11 +157,20 @@ def authorization_start(
             raise errors.InvalidRequest("expiresInMs must be positive.")
         ttl = min(expires_in, MAX_TTL)
     installation = _flow_installation(connector, kind, installation_ref)
+    reconnect: Grant | None = None
     if installation_ref and installation is not None:
         # Started for one tenant: the provider must prove that one (see _check_pinned).
         if tenant_hint and tenant_hint != installation.tenant_id:
             raise errors.InvalidRequest("tenantId is not the tenant of installationId.")
         tenant_hint = installation.tenant_id
+        # An existing grant of that installation for this subject: reconnected in place, its
+        # ids kept, and only by the account it was made with (see _record).
+        reconnect = Grant.objects.filter(
+            installation=installation,
+            subject_type=subject_type,
+            subject_id=subject.id if subject else "",
+            issuer=subject.issuer if subject else "",
+        ).first()
     verifier = "scv_" + secrets.token_urlsafe(32)
     flow = AuthorizationRequest(
         kind=kind,
@@ -177,6 +186,7 @@ def authorization_start(
         return_url=return_url,
         tenant_hint=tenant_hint,
         installation=installation,
+        reconnect_grant=reconnect,
         expires_at=timezone.now() + ttl,
         created_by=actor if isinstance(actor, User) else None,
     )
@@ -188,7 +198,7 @@ def authorization_start(
         actor=actor,
         targets={"connectorId": connector.public_id},
         correlation={"authorizationId": flow.public_id},
-        fields={"kind": kind},
+        fields={"kind": kind, **({"reconnectGrantId": reconnect.public_id} if reconnect else {})},
     )
     url = f"{settings.PUBLIC_URL}/connect/install/{connector.public_id}?request={flow.public_id}"
     return StartedFlow(flow=flow, verifier=verifier, url=url)
@@ -284,6 +294,28 @@ def _check_pinned(provider: Provider, flow: AuthorizationRequest, result: Instal
         )
 
 
+def _different_account(flow: AuthorizationRequest, what: str) -> FlowError:
+    return FlowError(
+        "This is a different account",
+        f"This link reconnects an existing connection to {flow.connector.name}, but you "
+        f"signed in as {what} than the one it was made with, so nothing was changed. Sign in "
+        "with the account the connection was made with (sign out at the provider first if "
+        "it signed you in automatically), or ask the app's team for a new connection instead.",
+        flow=flow,
+    )
+
+
+def _check_reconnect(
+    flow: AuthorizationRequest, installation: Installation, result: InstallResult
+) -> None:
+    """A reconnect completes only into the installation it was made for: the provider must
+    prove the same tenant (a reconnect is always pinned to it, see ``authorization_start``)."""
+    if flow.reconnect_grant_id is None:
+        return
+    if flow.installation_id is not None and installation.pk != flow.installation_id:
+        raise _different_account(flow, "a different workspace or organization")
+
+
 @transaction.atomic
 def _record(flow: AuthorizationRequest, result: InstallResult, now: datetime) -> Installation:
     """Attach the flow to the tenant the provider proved. Without one (GitHub user tokens,
@@ -305,23 +337,41 @@ def _record(flow: AuthorizationRequest, result: InstallResult, now: datetime) ->
             "The provider did not say which workspace or organization this is.",
             flow=flow,
         )
+    _check_reconnect(flow, installation, result)
+    was_status = None if created else installation.status
     installation.attach(display_name=result.display_name, metadata=result.metadata, now=now)
+    lifecycle.installation_attached(
+        installation, connector=connector, created=created, was=was_status
+    )
     if result.app_tokens is not None:
-        grant, _ = Grant.objects.select_for_update().get_or_create(
+        grant, made = Grant.objects.select_for_update().get_or_create(
             installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
         )
+        was = None if made else grant.status
         grant.store_tokens(result.app_tokens, now=now)
         grant.save()
+        lifecycle.grant_tokens_stored(grant, connector=connector, was=was)
     if result.user_tokens is not None and flow.subject_type == SubjectType.USER:
-        grant, _ = Grant.objects.select_for_update().get_or_create(
+        grant, made = Grant.objects.select_for_update().get_or_create(
             installation=installation,
             subject_type=SubjectType.USER,
             subject_id=flow.subject_id,
             issuer=flow.issuer,
             defaults={"project_id": flow.project_id},  # whose consent made it
         )
+        if flow.reconnect_grant_id is not None and grant.pk != flow.reconnect_grant_id:
+            raise _different_account(flow, "a different user")
+        if (
+            flow.reconnect_grant_id is not None
+            and grant.external_subject
+            and result.external_subject
+            and result.external_subject != grant.external_subject
+        ):
+            raise _different_account(flow, "a different account")
+        was = None if made else grant.status
         grant.store_tokens(result.user_tokens, now=now, external_subject=result.external_subject)
         grant.save()
+        lifecycle.grant_tokens_stored(grant, connector=connector, was=was)
     AuthorizationRequest.objects.filter(pk=flow.pk).update(installation=installation)
     if created:
         activity.activity_count(connector=connector, kind=ActivityKind.INSTALL, label="added")

@@ -13,7 +13,9 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,7 +32,14 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from connect import errors, http, oidc, signatures, tasks
-from connect.models import AuditEvent, Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.models import (
+    AuditEvent,
+    Delivery,
+    DeliveryAttempt,
+    InboundEvent,
+    LifecycleEvent,
+    TriggerDestination,
+)
 from connect.models.activity import ActivityKind
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
@@ -94,7 +103,12 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
         claimed = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .claimable(now)
-            .select_related("event__connector__team", "destination__environment__project__team")
+            .select_related(
+                "event__connector__team",
+                "lifecycle_event",
+                "destination__connector",
+                "destination__environment__project__team",
+            )
             .order_by("next_attempt_at")[:limit]
         )
         disabled = [d for d in claimed if d.destination.disabled_at is not None]
@@ -122,18 +136,26 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
     return claimed
 
 
+def delivery_body(delivery: Delivery) -> bytes:
+    """What is sent: the inbound event's body as received, or the lifecycle event's JSON."""
+    event = delivery.event if delivery.event_id else delivery.lifecycle_event
+    assert event is not None  # a check constraint: one or the other
+    return bytes(event.body)
+
+
 def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str, str]:
     """A delivery's headers: a short-lived OIDC bearer for the destination's origin and the
     Standard Webhooks signature under the current secret (and the previous one while it lasts)."""
     event, destination = delivery.event, delivery.destination
     project = destination.environment.project
+    connector_id = destination.connector.public_id
     parts = urlsplit(url)
     token = oidc.oidc_token_mint(
         project=project,
         environment=destination.environment.slug,
         ttl=DELIVERY_TOKEN_TTL,
         audience=f"{parts.scheme}://{parts.netloc}",
-        extra_claims={"connector_id": event.connector.public_id, "jti": delivery.webhook_id},
+        extra_claims={"connector_id": connector_id, "jti": delivery.webhook_id},
         now=now,
     )
     timestamp = int(now.timestamp())
@@ -141,8 +163,8 @@ def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str
     expires = destination.previous_secret_expires_at
     if destination.has_secret("previous_signing_secret") and expires and expires > now:
         secrets.append(destination.reveal("previous_signing_secret"))
-    return {
-        "Content-Type": event.content_type or "application/octet-stream",
+    headers = {
+        "Content-Type": "application/json",
         "Authorization": f"Bearer {token}",
         "webhook-id": delivery.webhook_id,
         "webhook-timestamp": str(timestamp),
@@ -150,15 +172,22 @@ def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str
             secrets=secrets,
             message_id=delivery.webhook_id,
             timestamp=timestamp,
-            body=bytes(event.body),
+            body=delivery_body(delivery),
         ),
-        "x-connect-trigger-id": event.public_id,
-        # The provider's own text: a header carries only visible Latin-1, so escape the rest.
-        "x-connect-event-type": quote(event.event_type, safe="._-:/@"),
     }
+    if event is None:
+        lifecycle = delivery.lifecycle_event
+        assert lifecycle is not None
+        headers["x-connect-event-type"] = lifecycle.type
+        return headers
+    headers["Content-Type"] = event.content_type or "application/octet-stream"
+    headers["x-connect-trigger-id"] = event.public_id
+    # The provider's own text: a header carries only visible Latin-1, so escape the rest.
+    headers["x-connect-event-type"] = quote(event.event_type, safe="._-:/@")
+    return headers
 
 
-def _retry_after(response: requests.Response, now: datetime) -> timedelta | None:
+def retry_after_of(response: requests.Response, now: datetime) -> timedelta | None:
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
@@ -196,7 +225,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
         with deadline:
             response = http.session().post(
                 url,
-                data=bytes(delivery.event.body),
+                data=delivery_body(delivery),
                 headers=headers,
                 timeout=(min(http.CONNECT_TIMEOUT, limit), limit),
                 stream=True,
@@ -206,7 +235,7 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
                 body = http.read_body(
                     response, deadline, limit=RESPONSE_READ_LIMIT, keep=RESPONSE_KEPT
                 )
-        retry_after = _retry_after(response, now)
+        retry_after = retry_after_of(response, now)
     except SoftTimeLimitExceeded:
         raise  # the task is out of time: the batch hands its rows back (``_send_batch``)
     except Exception as exc:
@@ -314,7 +343,7 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
         )
         _destination_learns(delivery, outcome, started=now, finished=finished)
     activity.activity_count(
-        connector=delivery.event.connector,
+        connector=delivery.destination.connector,
         kind=ActivityKind.DELIVERY,
         label={DeliveryStatus.SUCCEEDED: "succeeded", DeliveryStatus.PENDING: "retrying"}.get(
             status, "failed"
@@ -453,6 +482,18 @@ def event_replay(*, event: InboundEvent, actor: Actor, project_id: int | None = 
 
 
 @transaction.atomic
+def lifecycle_event_replay(*, event: LifecycleEvent, actor: Actor) -> int:
+    """Send a lifecycle event again to its destinations, under the same webhook-id."""
+    return _replay(
+        event.deliveries.exclude(status=DeliveryStatus.DELIVERING),
+        team_id=event.connector.team_id,
+        type=AuditEvent.Type.LIFECYCLE_EVENT_REPLAYED,
+        actor=actor,
+        correlation={"lifecycleEventId": event.public_id},
+    )
+
+
+@transaction.atomic
 def destination_replay_failed(*, destination: TriggerDestination, actor: Actor) -> int:
     """Send a destination's failed deliveries again (same webhook-ids), recorded; how many."""
     return _replay(
@@ -462,6 +503,43 @@ def destination_replay_failed(*, destination: TriggerDestination, actor: Actor) 
         actor=actor,
         targets={"destinationId": destination.public_id},
     )
+
+
+class _Doorbell:
+    def __init__(self) -> None:
+        self.due = threading.Event()
+        self.pid = 0
+        self.lock = threading.Lock()
+
+
+_doorbell = _Doorbell()
+#: How long the doorbell thread gathers commits before it rings once for all of them.
+DOORBELL_GATHER_SECONDS = 0.01
+
+
+def deliveries_ring_soon() -> None:
+    """One doorbell for every event committed within ``DOORBELL_GATHER_SECONDS``, rung by a
+    thread of this process, so an ingest makes no broker round trip. A ring lost to a crash
+    costs only time: the events and deliveries are committed, and the sweeper rings for them.
+    ``CONNECT_DOORBELL=sync`` rings on the request (tests)."""
+    if settings.CONNECT_DOORBELL == "sync":
+        deliveries_ring()
+        return
+    bell = _doorbell
+    if bell.pid != os.getpid():
+        with bell.lock:
+            if bell.pid != os.getpid():
+                bell.pid, bell.due = os.getpid(), threading.Event()
+                threading.Thread(target=_ring_when_due, args=(bell.due,), daemon=True).start()
+    bell.due.set()
+
+
+def _ring_when_due(due: threading.Event) -> None:
+    while True:
+        due.wait()
+        time.sleep(DOORBELL_GATHER_SECONDS)
+        due.clear()
+        deliveries_ring()
 
 
 def deliveries_ring() -> None:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from connect import errors
 from connect.models import AuditEvent, Connector, Delivery, Environment, TriggerDestination
 from connect.models.deliveries import DeliveryStatus
-from connect.models.destinations import DisabledReason, new_signing_secret
+from connect.models.destinations import DestinationKind, DisabledReason, new_signing_secret
 from connect.services.audit import Actor, audit_record
 
 
@@ -104,11 +104,16 @@ def destinations_replace(
         if only_project_id is not None and environment.project_id != only_project_id:
             raise errors.Forbidden("A deployment may only manage its own project's destinations.")
         wanted[(environment.project_id, environment.pk, spec.path)] = spec
-    existing = TriggerDestination.objects.select_for_update().filter(connector=connector)
+    # Trigger destinations only: the lifecycle destination is set on its own.
+    existing = TriggerDestination.objects.select_for_update().filter(
+        connector=connector, kind=DestinationKind.TRIGGER
+    )
     if only_project_id is not None:
         # The limit is per connector: other projects' rows, which stay, count too.
         others = (
-            TriggerDestination.objects.filter(connector=connector, enabled=True)
+            TriggerDestination.objects.filter(
+                connector=connector, enabled=True, kind=DestinationKind.TRIGGER
+            )
             .exclude(project_id=only_project_id)
             .count()
         )

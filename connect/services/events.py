@@ -189,7 +189,8 @@ def _deliveries(
 ) -> Iterator[Event]:
     if (f.outcome and f.outcome not in DeliveryStatus.values) or f.subject:
         return
-    rows = base.filter(created_at__lt=before)
+    # Trigger deliveries; a lifecycle event's are in its own log (LifecycleEvent's admin).
+    rows = base.filter(created_at__lt=before, event__isnull=False)
     if f.outcome:
         rows = rows.filter(status=f.outcome)
     rows = f.narrow(
@@ -197,6 +198,7 @@ def _deliveries(
     )
     chosen = rows.select_related("event__connector", "event__installation", "destination")
     for delivery in chosen.order_by("-created_at")[:limit]:
+        assert delivery.event is not None  # filtered above
         attempts = f", {delivery.attempts} attempt(s)" if delivery.attempts else ""
         yield Event(
             at=delivery.created_at,

@@ -21,6 +21,7 @@ from connect import errors, metrics
 from connect.callers import Caller
 from connect.kinds import Subject
 from connect.models import AuditEvent, Connector, Grant, Installation, Project, Role
+from connect.models.deliveries import LifecycleEventType
 from connect.models.installations import GrantStatus, SubjectType
 from connect.models.teams import role_allows
 from connect.providers.base import (
@@ -32,7 +33,7 @@ from connect.providers.base import (
     TokenSet,
     Unsupported,
 )
-from connect.services import links
+from connect.services import lifecycle, links
 from connect.services.audit import actor_label, audit_record
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,9 @@ def grants_revoke(
         upstream(token, hint, grant)
         with transaction.atomic():
             if grant.subject_type == SubjectType.USER:
+                lifecycle.lifecycle_emit(
+                    LifecycleEventType.GRANT_REVOKED, connector=connector, grant=grant, now=now
+                )
                 grant.delete()
                 counts.deleted += 1
             elif token:
@@ -312,8 +316,10 @@ def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) 
         scopes=tuple(scopes),
     )
     # Only the expiry is given, not how long the token was granted for.
+    was = None if created else grant.status
     grant.store_tokens(tokens, now=timezone.now(), lifetime_known=False, new_holder=new_holder)
     grant.save()
+    lifecycle.grant_tokens_stored(grant, connector=connector, was=was)
     return grant
 
 
@@ -353,6 +359,7 @@ def _refreshed(
     provider: Provider,
     request: TokenRequest,
     rejected_version: int | None = None,
+    force: bool = False,
 ) -> Grant | ProviderInvalidGrant:
     """With the grant held: leave a fresh token be, else ask the provider and store its answer.
     A token the provider refused (the grant still at ``rejected_version``) is never fresh.
@@ -363,7 +370,11 @@ def _refreshed(
     now = timezone.now()
     if grant.status != GrantStatus.ACTIVE:
         raise errors.NoToken("The grant needs re-authorization.")
-    if grant.version != rejected_version and grant.access_token_serves(request.scopes, now):
+    if (
+        not force
+        and grant.version != rejected_version
+        and grant.access_token_serves(request.scopes, now)
+    ):
         return grant
     credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
@@ -395,9 +406,7 @@ def _refreshed(
             raise errors.NoToken("The token expired and there is no refresh token.")
     except ProviderInvalidGrant as exc:
         metrics.refresh_failed(exc, connector_type=connector.type)
-        grant.status = GrantStatus.NEEDS_REAUTH
-        grant.updated_at = now
-        grant.save(update_fields=["status", "updated_at"])
+        grant_mark_needs_reauth(grant, connector=connector, error=provider_error_text(exc), now=now)
         return exc
     except ProviderUnavailable as exc:
         metrics.refresh_failed(exc, connector_type=connector.type)
@@ -419,6 +428,33 @@ def _refreshed(
         logger.warning("grant %s changed during its refresh; keeping the change", grant.public_id)
         return Grant.objects.get(pk=grant.pk)
     return grant
+
+
+def provider_error_text(exc: ProviderError) -> str:
+    """What the provider said, for the grant's record and its lifecycle event: its error code
+    and description where it gave them, else the driver's message."""
+    vendor = exc.vendor or {}
+    parts = [str(vendor.get(k)) for k in ("error", "error_description") if vendor.get(k)]
+    return (": ".join(parts) if parts else str(exc))[:500]
+
+
+def grant_mark_needs_reauth(
+    grant: Grant, *, connector: Connector, error: str, now: datetime
+) -> None:
+    """The grant's refresh token is dead: mark it and tell the app, in one transaction (the
+    caller holds the grant, which is active, so this happens once per transition)."""
+    with transaction.atomic():
+        grant.status = GrantStatus.NEEDS_REAUTH
+        grant.last_error = error[:500]
+        grant.updated_at = now
+        grant.save(update_fields=["status", "last_error", "updated_at"])
+        lifecycle.lifecycle_emit(
+            LifecycleEventType.GRANT_NEEDS_REAUTH,
+            connector=connector,
+            grant=grant,
+            error=error,
+            now=now,
+        )
 
 
 def _refresh(
@@ -630,6 +666,25 @@ def grants_due_for_refresh(*, now: datetime | None = None) -> list[int]:
         for pk, expires_at, lifetime in candidates
         if expires_at < now + Grant.refresh_margin_for(lifetime)
     ]
+
+
+def grant_refresh_now(*, grant: Grant) -> Grant:
+    """Refresh (or re-mint) one grant now, fresh token or not: a credential check. Holds the
+    grant like any refresh, so it never races a request's. A dead refresh token marks the grant
+    ``needs_reauth`` and emits its lifecycle event (``invalid_grant``); the provider's other
+    answers propagate as the API's errors, their cause chained."""
+    connector = grant.installation.connector
+    request = TokenRequest(scopes=tuple(grant.scopes or ()), tenant_id=grant.installation.tenant_id)
+    with _held(grant.pk) as held:
+        outcome = _refreshed(
+            held, connector=connector, provider=connector.provider, request=request, force=True
+        )
+    if isinstance(outcome, Grant):
+        return outcome
+    raise errors.InvalidGrant(
+        "The provider rejected the stored refresh token; the subject must authorize again.",
+        vendor=outcome.vendor or None,
+    ) from outcome
 
 
 def grant_refresh_ahead(*, grant_id: int) -> bool:

@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from connect.models import AuditEvent, Connector, Grant, Installation
 from connect.models.activity import ActivityKind
+from connect.models.deliveries import LifecycleEventType
 from connect.models.installations import GrantStatus
 from connect.providers import get_provider
 from connect.providers.base import ProviderError
-from connect.services import activity
+from connect.services import activity, lifecycle
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,19 @@ def installation_remove(
         label="removed" if revoke_upstream else "removed_upstream",
     )
     with transaction.atomic():
+        now = timezone.now()
+        for grant in grants:
+            if grant.status != GrantStatus.REVOKED:
+                lifecycle.lifecycle_emit(
+                    LifecycleEventType.GRANT_REVOKED, connector=connector, grant=grant, now=now
+                )
+        if installation.status != Installation.Status.REVOKED:
+            lifecycle.lifecycle_emit(
+                LifecycleEventType.INSTALLATION_REMOVED,
+                connector=connector,
+                installation=installation,
+                now=now,
+            )
         audit_record(
             team=connector.team_id,
             type=AuditEvent.Type.INSTALLATION_REMOVED,
@@ -72,7 +86,6 @@ def installation_remove(
         if delete:
             installation.delete()
             return
-        now = timezone.now()
         for grant in grants:
             grant.clear_tokens(now=now, status=GrantStatus.REVOKED)
             grant.save()
@@ -109,7 +122,9 @@ def installation_added_by_provider(
         installation, created = Installation.objects.select_for_update().get_or_create(
             connector=connector, tenant_id=tenant_id
         )
+        was = None if created else installation.status
         installation.attach(display_name=display_name, metadata=metadata, now=now)
+        lifecycle.installation_attached(installation, connector=connector, created=created, was=was)
         if created:
             activity.activity_count(connector=connector, kind=ActivityKind.INSTALL, label="added")
             audit_record(

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
-from connect import crypto, errors, metrics
+from connect import crypto, errors, generations, issue_writer, local_caches, metrics
 from connect.callers import Caller
 from connect.kinds import Subject
 from connect.models import (
@@ -22,6 +24,7 @@ from connect.models import (
     MintedToken,
     TokenIssue,
 )
+from connect.models.deliveries import LifecycleEventType
 from connect.models.installations import GrantStatus, SubjectType
 from connect.providers.base import (
     Provider,
@@ -31,7 +34,7 @@ from connect.providers.base import (
     TokenRequest,
     Unsupported,
 )
-from connect.services import grants, links, resolution
+from connect.services import grants, lifecycle, links, resolution
 from connect.services.resolution import Candidate, Resolution
 
 logger = logging.getLogger(__name__)
@@ -160,21 +163,34 @@ def _distinct_app_token(
     return tokens.access_token, tokens.expires_at
 
 
+def _grant_for(installation: Installation, **subject: Any) -> Grant:
+    """The grant a minted token is cached on; made (and announced) on first use."""
+    grant = Grant.objects.filter(installation=installation, **subject).first()
+    if grant is not None:
+        return grant
+    with transaction.atomic():
+        grant, created = Grant.objects.get_or_create(installation=installation, **subject)
+        if created:
+            lifecycle.lifecycle_emit(
+                LifecycleEventType.GRANT_CREATED,
+                connector=installation.connector,
+                installation=installation,
+                grant=grant,
+            )
+    return grant
+
+
 def _asserted_grant(installation: Installation, ask: TokenAsk) -> Grant:
-    grant, _ = Grant.objects.get_or_create(
-        installation=installation,
+    return _grant_for(
+        installation,
         subject_type=SubjectType.JWT_BEARER,
         subject_id=ask.subject.id,
         issuer=ask.subject.issuer,
     )
-    return grant
 
 
 def _app_grant(installation: Installation) -> Grant:
-    grant, _ = Grant.objects.get_or_create(
-        installation=installation, subject_type=SubjectType.APP, subject_id="", issuer=""
-    )
-    return grant
+    return _grant_for(installation, subject_type=SubjectType.APP, subject_id="", issuer="")
 
 
 @dataclass(frozen=True)
@@ -302,13 +318,81 @@ def token_obtain(*, choice: GrantChoice, now: datetime) -> ObtainedToken:
     return ObtainedToken(token=token, expires_at=expires_at, grant=grant)
 
 
+@dataclass(frozen=True)
+class _Answered:
+    """A resolution kept by this process: the choice and, unless the driver hands out a
+    static key, the token obtained for it."""
+
+    choice: GrantChoice
+    obtained: ObtainedToken | None
+
+
+#: Static keys (``api-key``) are kept this long at most; connector changes are pushed sooner.
+STATIC_SECONDS = 600.0
+
+
+def _remembered(
+    caller: Caller, connector_ref: str, ask: TokenAsk, now: datetime
+) -> tuple[GrantChoice, ObtainedToken]:
+    """``grant_choose`` and ``token_obtain`` through this process's cache: kept until a
+    generation of the caller's team or of the connector moves, and never a token within the
+    refresh margin of its expiry."""
+    cache = local_caches.cache("resolutions")
+    key = (
+        caller.team_id,
+        caller.project_id,
+        caller.environment,
+        connector_ref,
+        ask.subject,
+        ask.installation_ref,
+        ask.scopes,
+        ask.resources,
+        ask.audience,
+    )
+    margin = timedelta(seconds=settings.CONNECT_REFRESH_MARGIN_SECONDS)
+    found = cache.get(key, now.timestamp())
+    if isinstance(found, _Answered):
+        if found.obtained is None:
+            return found.choice, token_obtain(choice=found.choice, now=now)
+        if found.obtained.expires_at > now + margin:
+            return found.choice, found.obtained
+        cache.drop(key)
+    epoch = generations.epoch()
+    choice = grant_choose(caller=caller, connector_ref=connector_ref, ask=ask)
+    obtained = token_obtain(choice=choice, now=now)
+    if choice.provider.static_token:
+        kept, until = _Answered(choice=choice, obtained=None), time.time() + STATIC_SECONDS
+    elif choice.grant.access_token_serves(choice.request.scopes, now):
+        kept, until = (
+            _Answered(choice=choice, obtained=obtained),
+            (obtained.expires_at - margin).timestamp(),
+        )
+    else:
+        return choice, obtained
+    cache.put(
+        key,
+        kept,
+        scopes=(f"t:{caller.team_id}", f"c:{choice.connector.pk}"),
+        epoch=epoch,
+        expires_at=until,
+    )
+    return choice, obtained
+
+
 def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedToken:
     """Answer a runtime token request: choose the grant (``grant_choose``), obtain its token
-    (``token_obtain``), and record what was handed out to whom (a ``TokenIssue``)."""
-    choice = grant_choose(caller=caller, connector_ref=connector_ref, ask=ask)
+    (``token_obtain``), and record what was handed out to whom (a ``TokenIssue``, written by
+    ``connect.issue_writer``). With ``CONNECT_LOCAL_CACHES`` the first two come from this
+    process's cache while no generation they depend on moved (README, "Benchmarks");
+    requests with ``authorizationDetails`` are always answered afresh."""
     now = timezone.now()
-    obtained = token_obtain(choice=choice, now=now)
-    issue = TokenIssue.objects.record(
+    if local_caches.enabled() and not ask.authorization_details:
+        choice, obtained = _remembered(caller, connector_ref, ask, now)
+    else:
+        choice = grant_choose(caller=caller, connector_ref=connector_ref, ask=ask)
+        now = timezone.now()
+        obtained = token_obtain(choice=choice, now=now)
+    issue = issue_writer.record(
         TokenIssue(
             grant=obtained.grant,
             project_id=caller.project_id,

@@ -17,8 +17,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from connect import errors
+from connect import errors, generations, local_caches
 from connect.models import AuditEvent, Connector, Delivery, InboundEvent, TriggerDestination
+from connect.models.destinations import DestinationKind
 from connect.providers.base import (
     InvalidWebhook,
     MalformedWebhook,
@@ -87,19 +88,31 @@ def replay_slots(moment: float, window: int) -> tuple[int, int]:
     return (slot, slot + 1) if slot % 2 == 0 else (slot + 1, slot)
 
 
-def trigger_receive(
-    *,
-    connector_id: str,
-    headers: dict[str, str],
-    query: dict[str, str],
-    body: bytes,
-    content_type: str,
-    now: float | None = None,
-) -> TriggerReply:
-    """A provider's webhook for a connector: verify it, answer the provider's own handshakes,
-    follow installs and uninstalls it announces, store the event once (retries and replays
-    within the window are duplicates) and queue its deliveries."""
-    connector = (
+def _receiving_connector(connector_id: str) -> Connector | None:
+    """The connector receiving triggers at ``connector_id``; with ``CONNECT_LOCAL_CACHES``
+    kept by this process until the connector changes (its generation moves)."""
+    if not local_caches.enabled():
+        return _connector_lookup(connector_id)
+    generations.ensure_fresh()
+    cache = local_caches.cache("trigger_connectors")
+    found = cache.get(connector_id)
+    if isinstance(found, Connector):
+        return found
+    epoch = generations.epoch()
+    connector = _connector_lookup(connector_id)
+    if connector is not None:
+        cache.put(
+            connector_id,
+            connector,
+            scopes=(f"c:{connector.pk}",),
+            epoch=epoch,
+            expires_at=time.time() + 600,
+        )
+    return connector
+
+
+def _connector_lookup(connector_id: str) -> Connector | None:
+    return (
         Connector.objects.filter(public_id=connector_id, triggers_enabled=True)
         .only(
             "id",
@@ -112,6 +125,21 @@ def trigger_receive(
         )
         .first()
     )
+
+
+def trigger_receive(
+    *,
+    connector_id: str,
+    headers: dict[str, str],
+    query: dict[str, str],
+    body: bytes,
+    content_type: str,
+    now: float | None = None,
+) -> TriggerReply:
+    """A provider's webhook for a connector: verify it, answer the provider's own handshakes,
+    follow installs and uninstalls it announces, store the event once (retries and replays
+    within the window are duplicates) and queue its deliveries."""
+    connector = _receiving_connector(connector_id)
     if connector is None:
         raise errors.NotFound("No connector receives triggers here.")
     provider = connector.provider
@@ -176,14 +204,16 @@ def trigger_receive(
             if not skipped:
                 # No ordering: the default one joins seven tables to sort what is only inserted.
                 destinations = (
-                    TriggerDestination.objects.filter(connector_id=connector.pk, enabled=True)
+                    TriggerDestination.objects.filter(
+                        connector_id=connector.pk, enabled=True, kind=DestinationKind.TRIGGER
+                    )
                     .order_by()
                     .values_list("pk", flat=True)
                 )
                 Delivery.objects.bulk_create(
                     [Delivery(event=inbound, destination_id=pk) for pk in destinations]
                 )
-                transaction.on_commit(deliveries.deliveries_ring, robust=True)
+                transaction.on_commit(deliveries.deliveries_ring_soon, robust=True)
     except IntegrityError:
         # The provider retried (same event id), or someone replays a captured request (same
         # body within the window): acknowledge, store and forward nothing.

@@ -306,3 +306,28 @@ def test_the_test_is_a_post_and_another_teams_connector_is_404(
     assert member.get(dry_run_url(slack_connector)).status_code == 405
     theirs = make_connector(make_team(slug="globex"), uid="api-key/globex")
     assert member.post(dry_run_url(theirs)).status_code == 404
+
+
+def test_a_client_credentials_connectors_own_installation_is_labelled(
+    member: Client, team: Team, make_connector: Callable[..., Connector]
+) -> None:
+    connector = make_connector(team, uid="api-key/weather", secrets={"api_key": "k-1"})
+
+    html = member.get(change_url(connector)).content.decode()
+
+    assert "<strong>Automatic installation</strong>" in html
+    assert "the connector is its own tenant" in html
+
+
+def test_every_level_is_in_the_breadcrumbs_of_the_install_link_page(
+    member: Client, slack_connector: Connector
+) -> None:
+    page = member.get(reverse("admin:connect_connector_install_link", args=[slack_connector.pk]))
+    crumbs = page.content.decode().split('<div class="breadcrumbs">')[1].split("</div>")[0]
+
+    assert [part.split(">")[-1] for part in crumbs.split("</a>")[:-1]] == [
+        "Home",
+        "Connect",
+        "Connectors",
+        slack_connector.name,
+    ]

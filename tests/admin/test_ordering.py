@@ -65,3 +65,23 @@ def test_the_connector_autocomplete_pages_in_order(
         "Key 1 (api-key/k1)",
         "Key 2 (api-key/k2)",
     ]
+
+
+def test_the_navigation_is_grouped_by_task_not_alphabetically(
+    make_team: Callable[..., Team], make_member: Callable[..., User]
+) -> None:
+    client = Client()
+    client.force_login(make_member(make_team(), Role.OWNER))
+
+    app_list = client.get("/admin/").context["app_list"]
+
+    assert [app["name"] for app in app_list] == [
+        "Connectors",
+        "Projects & credentials",
+        "Activity",
+        "Team",
+    ]
+    names = {app["name"]: [m["object_name"] for m in app["models"]] for app in app_list}
+    assert names["Connectors"][:2] == ["Connector", "Installation"]
+    assert names["Activity"][0] == "Activity"  # the Activity page leads its group
+    assert "LifecycleEvent" in names["Activity"]

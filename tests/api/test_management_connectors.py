@@ -561,3 +561,17 @@ def test_create_without_uid_or_name_takes_them_from_the_project(
     assert [first.json()["uid"], second.json()["uid"]] == ["oauth/shop", "oauth/shop-2"]
     link = ProjectLink.objects.get(connector__public_id=first.json()["id"])
     assert link.environments == ["production", "preview"]  # the built-ins the project has
+
+
+def test_events_are_checked_by_the_models_rule(api_as: Callable[..., Api]) -> None:
+    api = api_as("member")
+    create_oauth(api)
+    path = "/v2/connect/connectors/oauth%2Facme"
+    status, code, message = error(api.call("patch", path, {"events": ["not an event."]}))
+    assert (status, code) == (400, "invalid_request")
+    assert message.startswith("events:")
+    assert api.call("patch", path, {"events": ["issues"]}).json()["connector"]["events"] == [
+        "issues"
+    ]
+    assert Connector.objects.get(uid="oauth/acme").event_selected("issues.opened")
+    assert not Connector.objects.get(uid="oauth/acme").event_selected("push")

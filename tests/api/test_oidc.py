@@ -294,9 +294,7 @@ def test_our_own_token_for_another_origin_says_wrong_audience(
 
 def test_a_forged_token_for_another_origin_learns_nothing(tenant: Tenant) -> None:
     """Signed with a key that is not ours but naming our kid: the generic refusal."""
-    other = serialization.load_pem_private_key(
-        oidc.rsa_private_key_pem().encode(), password=None
-    )
+    other = serialization.load_pem_private_key(oidc.rsa_private_key_pem().encode(), password=None)
     forged = jwt.encode(
         own_claims(tenant, aud="http://127.0.0.1:8123", iss="http://127.0.0.1:8123"),
         other,  # type: ignore[arg-type]

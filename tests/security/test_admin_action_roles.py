@@ -129,6 +129,7 @@ STANDARD_VIEWS = {"changelist", "add", "history", "delete", "change"}
 # Custom admin views: (least role, whether the URL names a row).
 CUSTOM_VIEWS: dict[str, tuple[Role, bool]] = {
     "connect_connector_install_link": (Role.MEMBER, True),
+    "connect_connector_test": (Role.MEMBER, True),  # the dry run (POST only)
     "connect_connector_preset": (Role.MEMBER, False),
     # A new secret's page: bound to the member who made it (tests/security/test_one_time_secrets).
     "connect_connector_one_time": (Role.MEMBER, False),

@@ -148,6 +148,8 @@ NOT_SECRET = {
     ("TriggerReply", "body"),
     ("Counted", "token_requests"),  # Prometheus counters of token requests
     ("Counted", "token_request_seconds"),
+    ("TeamActor", "token_id"),  # a team API token's row id and public id, not its secret
+    ("TeamActor", "token_public_id"),
 }
 
 
@@ -269,7 +271,9 @@ def test_api_views_handling_tokens_and_verifiers_are_sensitive(method: Any) -> N
     assert method.__code__.co_name == "sensitive_variables_wrapper"
 
 
-@pytest.mark.parametrize("model", ["connector", "deploymentcredential"])
+@pytest.mark.parametrize(
+    "model", ["connector", "deploymentcredential", "teamapitoken", "triggerdestination"]
+)
 def test_admin_forms_that_take_or_give_secrets_hide_their_post_data(
     admin_client: Client, model: str
 ) -> None:

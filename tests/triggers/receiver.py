@@ -128,6 +128,9 @@ class Receiver:
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the sender is gone (a test killed it); nobody to answer
 
+            # A check that calls a URL (an API key's verifyUrl) is recorded and answered alike.
+            do_GET = do_POST
+
             def _drip(self, every: float, length: int, phase: str) -> None:
                 if phase == "headers":
                     head = b"HTTP/1.1 200 OK\r\nX-Padding: "
