@@ -7,6 +7,7 @@ this file adds is:
   whatever ``--access-logformat`` asks for (see ``connect/redaction.py``), and carries each
   request's id (in the default format, and as ``request_id`` in JSON lines);
 - with ``LOG_FORMAT=json``, gunicorn's own lines (error and access log) as JSON objects too;
+- threaded workers (``gthread``), for the proxy's long calls;
 - Prometheus' multiprocess mode for ``/metrics``: every worker counts into ``var/metrics/web``
   (``connect/metrics_processes.py``), emptied when the master starts; a worker that exits is
   marked dead there.
@@ -23,6 +24,12 @@ from connect.redaction import RedactingFilter, redact_target, redact_text
 # Before the app is loaded (--preload loads it before on_starting): prometheus_client reads
 # the folder from the environment when it is first imported.
 metrics_processes.multiprocess_start("web", empty=False)
+
+# Threaded workers: a proxied call (connect/services/proxy.py) waits on a provider for up to
+# CONNECT_PROXY_TIMEOUT seconds, and must hold one thread for it, never a whole process. The
+# proxy takes at most CONNECT_PROXY_PROCESS_CONCURRENCY of a worker's threads.
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "8"))
 
 access_log_format = (
     '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" id=%({x-request-id}o)s'

@@ -455,6 +455,17 @@ CONNECT_RATE_LIMIT_READS = env_int("CONNECT_RATE_LIMIT_READS", 200)
 CONNECT_RATE_LIMIT_WRITES = env_int("CONNECT_RATE_LIMIT_WRITES", 50)
 CONNECT_RATE_LIMIT_PREFIX = os.environ.get("CONNECT_RATE_LIMIT_PREFIX", "connect:rl")
 
+# The authenticated proxy (/v1/connect/proxy/…, connect/services/proxy.py). A call (reading the
+# upload, the provider's answer, streaming it back) ends after CONNECT_PROXY_TIMEOUT seconds,
+# which must stay under gunicorn's --timeout (config/Procfile) less a refresh's wait.
+CONNECT_RATE_LIMIT_PROXY = env_int("CONNECT_RATE_LIMIT_PROXY", 600)
+CONNECT_PROXY_TIMEOUT_SECONDS = env_float("CONNECT_PROXY_TIMEOUT", 60.0)
+CONNECT_PROXY_MAX_BODY_BYTES = env_int("CONNECT_PROXY_MAX_BODY", 10 * 1024 * 1024)
+# Proxied calls in flight at once: per team across every process (counted in Redis), and per
+# process whoever the team (a semaphore), which keeps gunicorn's threads for other requests.
+CONNECT_PROXY_TEAM_CONCURRENCY = env_int("CONNECT_PROXY_TEAM_CONCURRENCY", 10)
+CONNECT_PROXY_PROCESS_CONCURRENCY = env_int("CONNECT_PROXY_PROCESS_CONCURRENCY", 6)
+
 # Forwarding: attempt delays in seconds (attempt 1 at the first, …); then the delivery fails.
 CONNECT_DELIVERY_SCHEDULE = [
     float(value)
@@ -499,6 +510,7 @@ CONNECT_RETAIN_TOKEN_ISSUES_DAYS = env_int("CONNECT_RETAIN_TOKEN_ISSUES_DAYS", 7
 CONNECT_RETAIN_EVENTS_DAYS = env_int("CONNECT_RETAIN_EVENTS_DAYS", 30)
 CONNECT_RETAIN_DELIVERY_ATTEMPTS_DAYS = env_int("CONNECT_RETAIN_DELIVERY_ATTEMPTS_DAYS", 30)
 CONNECT_RETAIN_AUDIT_DAYS = env_int("CONNECT_RETAIN_AUDIT_DAYS", 365)
+CONNECT_RETAIN_PROXY_CALLS_DAYS = env_int("CONNECT_RETAIN_PROXY_CALLS_DAYS", 7)
 # The per-hour counters (the admin's charts) outlive the rows they summarise.
 CONNECT_RETAIN_COUNTERS_DAYS = env_int("CONNECT_RETAIN_COUNTERS_DAYS", 400)
 # The admin's hourly activity counters are counted in each process's memory and written every

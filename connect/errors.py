@@ -48,6 +48,10 @@ MethodNotAllowed = _error("method_not_allowed", 405)
 UnsupportedMediaType = _error("unsupported_media_type", 415)
 PayloadTooLarge = _error("payload_too_large", 413)
 InternalError = _error("internal_error", 500)
+#: The proxy: the provider did not finish answering within the proxy's time limit.
+ProviderTimeout = _error("provider_timeout", 504)
+#: The proxy: a body sent without a length, by a server that cannot tell where it ends.
+LengthRequired = _error("length_required", 411)
 
 CODE_FOR_STATUS = {
     400: "invalid_request",
@@ -56,6 +60,7 @@ CODE_FOR_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    411: "length_required",
     415: "unsupported_media_type",
     429: "rate_limited",
 }

@@ -238,10 +238,21 @@ class Deadline:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self.detach()
+        self.close()
+
+    def detach(self) -> None:
+        """Stop watching the connections this thread opens from now on; those already watched
+        stay cut at the deadline. For an answer whose body is read later, elsewhere (a
+        streamed response): detach where the deadline was entered, ``close`` when done."""
         if self._token is not None:
             _DEADLINE.reset(self._token)
+            self._token = None
+
+    def close(self) -> None:
+        """The exchange is over: the timer stops and the watched connections are closed."""
+        if self._timer is not None:
+            self._timer.cancel()
         with self._lock:
             self._expired = True  # a timer that fires now finds nothing left to cut
             for sock in self._sockets:

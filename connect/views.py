@@ -9,7 +9,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from connect import oidc
-from connect.models import Connector
+from connect.models import AuthorizationRequest, Connector
 from connect.services import authorizations
 
 
@@ -49,11 +49,13 @@ def flow_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 
 def _flow_error(request: HttpRequest, error: authorizations.FlowError) -> HttpResponse:
-    flow = error.request
+    flow = error.flow
     # The app learns what happened in OAuth's own words, not always "access_denied".
-    code = {"denied": "access_denied", "expired": "expired_token"}.get(
-        flow.outcome if flow else "", "server_error"
-    )
+    codes: dict[str, str] = {
+        AuthorizationRequest.Outcome.DENIED: "access_denied",
+        AuthorizationRequest.Outcome.EXPIRED: "expired_token",
+    }
+    code = codes.get(flow.outcome if flow else "", "server_error")
     back = authorizations.return_redirect(flow, error=code) if flow else ""
     context = {
         "connector": flow.connector if flow else None,
@@ -76,7 +78,7 @@ def install_page(request: HttpRequest, connector_id: str) -> HttpResponse:
         )
     except authorizations.FlowError as error:
         return _flow_error(request, error)
-    context = {"connector": flow.connector, "request": flow, "provider_url": provider_url}
+    context = {"connector": flow.connector, "flow": flow, "provider_url": provider_url}
     response = render(request, "connect/flow_start.html", context)
     response["Cache-Control"] = "no-store"
     return response
@@ -103,8 +105,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     if done.redirect_to:
         return HttpResponseRedirect(done.redirect_to)
     context = {
-        "connector": done.request.connector,
-        "request": done.request,
+        "connector": done.flow.connector,
+        "flow": done.flow,
         "installation": done.installation,
     }
     return render(request, "connect/flow_done.html", context)

@@ -7,5 +7,6 @@ from connect.admin import (  # noqa: F401
     deliveries,
     installations,
     projects,
+    proxy_calls,
     teams,
 )

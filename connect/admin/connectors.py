@@ -18,6 +18,7 @@ from connect import charts, errors, presets
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
+from connect.kinds import AuthorizationKind
 from connect.models import Connector, Installation, ProjectLink, TriggerDestination
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.services import authorizations, configuration, connectors, destinations, health
@@ -91,6 +92,19 @@ class ConnectorForm(WriteOnlySecretsForm):
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
 
+    events_known = forms.MultipleChoiceField(
+        required=False,
+        label="Forward these events",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked and no other types: every event is forwarded. A type also "
+        "selects the types under it: issues selects issues.opened.",
+    )
+    events_other = forms.CharField(
+        required=False,
+        label="Other event types",
+        help_text="Comma-separated, as the provider names them (e.g. issues.opened).",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         kind = str(self.data.get("type") or self.initial.get("type") or self.instance.type)
@@ -100,9 +114,28 @@ class ConnectorForm(WriteOnlySecretsForm):
                 self.fields[name].label = secret_label(provider, name)
         if "config" in self.fields and provider is not None:
             self.fields["config"].help_text = config_help(provider)
+        # Shown (and so written) only where the type's fieldsets show them: a form field the
+        # page does not render posts nothing, which would read as "forward everything".
+        self.events_shown = provider is not None and bool(
+            provider.webhook_key or provider.secret_field("trigger_signing_secret")
+        )
+        known = list(provider.known_events) if provider is not None else []
+        selected = self.instance.events if isinstance(self.instance.events, list) else []
+        events_known = self.fields.get("events_known")
+        if isinstance(events_known, forms.MultipleChoiceField):
+            events_known.choices = [(e, e) for e in known]
+            self.initial.setdefault("events_known", [e for e in selected if e in known])
+        if "events_other" in self.fields:
+            others = [str(e) for e in selected if e not in known]
+            self.initial.setdefault("events_other", ", ".join(others))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if self.events_shown:
+            # Checked by the model's rules (after this), with the message on the form.
+            others = [e.strip() for e in (cleaned.get("events_other") or "").split(",")]
+            chosen = [*(cleaned.get("events_known") or []), *(e for e in others if e)]
+            self.instance.events = list(dict.fromkeys(chosen))
         issuer = cleaned.get("discovery_issuer")
         if issuer:
             try:
@@ -189,7 +222,7 @@ INSTALLATION_INLINE_FIELDS = (
 
 
 #: The connector page lists this many installations, the newest; the rest are one link away.
-INSTALLATIONS_SHOWN = 50
+INSTALLATIONS_SHOWN = 20
 
 
 class NewestInstallations(BaseInlineFormSet):
@@ -251,7 +284,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 ]
             },
         ),
-        ("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret"]}),
+        ("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret", "events_other"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
@@ -298,11 +331,14 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
             ),
             (f"{provider.label} settings", {"fields": settings_fields}),
         ]
+        events = ["events_known", "events_other"] if provider.known_events else ["events_other"]
         if provider.secret_field("trigger_signing_secret"):
-            sets.append(("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret"]}))
+            sets.append(
+                ("Triggers", {"fields": ["triggers_enabled", "trigger_signing_secret", *events]})
+            )
         elif provider.webhook_key:
             # Signed with the provider's own key (Discord's publicKey in the config): no secret.
-            sets.append(("Triggers", {"fields": ["triggers_enabled"]}))
+            sets.append(("Triggers", {"fields": ["triggers_enabled", *events]}))
         if obj is not None:
             sets.append(
                 ("Status", {"fields": ["public_id", "reconsent", "created_at", "updated_at"]})
@@ -376,7 +412,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
             try:
                 started = authorizations.authorization_start(
                     connector=connector,
-                    kind="install",
+                    kind=AuthorizationKind.INSTALL,
                     subject=None,
                     scopes=None,
                     tenant_hint=request.POST.get("tenant", "").strip(),
@@ -386,7 +422,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 messages.error(request, exc.message)
             else:
                 context["link"] = started.url
-                context["expires_at"] = started.request.expires_at
+                context["expires_at"] = started.flow.expires_at
         return TemplateResponse(request, "admin/connect/connector/install_link.html", context)
 
     def preset_view(self, request: HttpRequest) -> HttpResponse:

@@ -24,6 +24,7 @@ EVENT_FIELDS = (
     "event_type",
     "tenant_id",
     "verified",
+    "skipped",
     "received_at",
     "content_type",
     "headers_shown",
@@ -92,8 +93,16 @@ class DeliveryAttemptInline(TeamScopedInline, admin.TabularInline):
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
-    list_display = ["public_id", "connector", "event_type", "tenant_id", "verified", "received_at"]
-    list_filter = ["verified", ("connector", TeamRelatedFilter)]
+    list_display = [
+        "public_id",
+        "connector",
+        "event_type",
+        "tenant_id",
+        "verified",
+        "forwarded",
+        "received_at",
+    ]
+    list_filter = ["verified", "skipped", ("connector", TeamRelatedFilter)]
     list_select_related = ["connector"]
     exact_search = ("public_id", "provider_event_id", "body_sha256")
     fields = EVENT_FIELDS
@@ -101,6 +110,11 @@ class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin
     inlines = [DeliveryInline]
     actions = ["replay"]
     show_full_result_count = False
+
+    @admin.display(description="Forwarded", boolean=True)
+    def forwarded(self, obj: InboundEvent) -> bool:
+        """False: received and skipped, the connector's events do not select its type."""
+        return not obj.skipped
 
     @admin.display(description="Headers")
     def headers_shown(self, obj: InboundEvent) -> str:

@@ -20,6 +20,7 @@ from connect.request_ids import REQUEST_ID_HEADER, request_id_for
 logger = logging.getLogger(__name__)
 
 API_PREFIXES = ("/v1/", "/.well-known/", "/connect/trigger/")
+PROXY_PREFIX = "/v1/connect/proxy/"
 
 
 def error_body(code: str, message: str, vendor: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -86,6 +87,13 @@ class ApiEnvelopeMiddleware:
             return self.get_response(request)
         request_id = request_id_for(request)
         response = self.get_response(request)
+        if getattr(response, "connect_passthrough", False):
+            # A provider's answer through the proxy: passed back as the provider gave it.
+            response[REQUEST_ID_HEADER] = request_id
+            return response
+        if request.path.startswith(PROXY_PREFIX):
+            # Anything else on the proxy's paths is Connect's own answer, and says so.
+            response["Connect-Error"] = "1"
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
             "application/json"
         ):
@@ -96,7 +104,7 @@ class ApiEnvelopeMiddleware:
                 ),
                 status=response.status_code,
             )
-            for header in ("Allow", "Retry-After"):
+            for header in ("Allow", "Retry-After", "Connect-Error"):
                 if header in response:
                     replacement[header] = response[header]
             response = replacement
@@ -107,4 +115,7 @@ class ApiEnvelopeMiddleware:
         if not request.path.startswith(API_PREFIXES):
             return None
         logger.exception("unexpected error on %s", request.path)
-        return JsonResponse(error_body("internal_error", "Something went wrong."), status=500)
+        response = JsonResponse(error_body("internal_error", "Something went wrong."), status=500)
+        if request.path.startswith(PROXY_PREFIX):
+            response["Connect-Error"] = "1"
+        return response

@@ -232,21 +232,21 @@ class InstallRequestSerializer(FlowRequestSerializer):
 def flow_body(started: StartedFlow) -> dict[str, Any]:
     return {
         "url": started.url,
-        "request": started.request.public_id,
+        "request": started.flow.public_id,
         "verifier": started.verifier,
-        "expiresAt": millis(started.request.expires_at),
-        "connector": connector_ref(started.request.connector),
+        "expiresAt": millis(started.flow.expires_at),
+        "connector": connector_ref(started.flow.connector),
     }
 
 
-def result_body(request: AuthorizationRequest) -> dict[str, Any]:
-    installation = request.installation
+def result_body(flow: AuthorizationRequest) -> dict[str, Any]:
+    installation = flow.installation
     return {
-        "status": request.outcome,
-        "request": request.public_id,
-        "kind": request.kind,
-        "connector": connector_ref(request.connector),
+        "status": flow.outcome,
+        "request": flow.public_id,
+        "kind": flow.kind,
+        "connector": connector_ref(flow.connector),
         "installationId": installation.public_id if installation else None,
         "tenantId": installation.tenant_id if installation else None,
-        "subject": {"type": request.subject_type, "id": request.subject_id or None},
+        "subject": {"type": flow.subject_type, "id": flow.subject_id or None},
     }

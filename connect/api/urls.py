@@ -1,6 +1,6 @@
-from django.urls import path, register_converter
+from django.urls import path, re_path, register_converter
 
-from connect.api import views
+from connect.api import proxy, views
 
 
 class ConnectorRefConverter:
@@ -25,6 +25,8 @@ urlpatterns = [
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/token/<connector:connector>", views.TokenView.as_view()),
+    # Everything under the prefix, newlines included: the view reads the raw target itself.
+    re_path(r"^v1/connect/proxy/(?P<rest>(?s:.*))$", proxy.proxy_view),
     path("v1/connect/authorize/<connector:connector>", views.AuthorizeView.as_view()),
     path("v1/connect/install/<connector:connector>", views.InstallView.as_view()),
     path("v1/connect/result/<str:verifier>", views.ResultView.as_view()),

@@ -12,6 +12,7 @@ from connect import errors, health
 from connect.api import serializers
 from connect.api.authentication import RuntimeCallerAuthentication, TeamRateThrottle
 from connect.callers import Caller
+from connect.kinds import AuthorizationKind
 from connect.metrics import CountedTokenRequests
 from connect.models import InboundEvent, TriggerDestination
 from connect.services import authorizations, deliveries, destinations, grants, links, tokens
@@ -160,7 +161,7 @@ class AuthorizeView(RuntimeView):
         scopes = data.get("scopes")
         started = authorizations.authorization_start(
             connector=found,
-            kind="consent",
+            kind=AuthorizationKind.CONSENT,
             subject=serializers.subject_from(data["subject"], caller),
             scopes=None if scopes is None else tuple(scopes),
             return_url=data.get("returnUrl") or "",
@@ -185,7 +186,7 @@ class InstallView(RuntimeView):
         scopes = data.get("scopes")
         started = authorizations.authorization_start(
             connector=found,
-            kind="install",
+            kind=AuthorizationKind.INSTALL,
             subject=None,
             scopes=None if scopes is None else tuple(scopes),
             return_url=data.get("returnUrl") or "",
@@ -203,7 +204,7 @@ class ResultView(RuntimeView):
 
     @sensitive_variables()  # the result verifier
     def get(self, request: Request, verifier: str) -> Response:
-        found = authorizations.authorization_result(
+        flow = authorizations.authorization_result(
             team_id=self.caller(request).team_id, verifier=verifier
         )
-        return Response(serializers.result_body(found))
+        return Response(serializers.result_body(flow))

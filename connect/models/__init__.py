@@ -10,6 +10,7 @@ from connect.models.heartbeats import Heartbeat
 from connect.models.installations import Grant, Installation
 from connect.models.links import ProjectLink
 from connect.models.projects import Environment, Project
+from connect.models.proxy_calls import ProxyCall
 from connect.models.signing_keys import SigningKey
 from connect.models.teams import Membership, Team
 from connect.models.tokens import MintedToken, TokenIssue
@@ -32,6 +33,7 @@ __all__ = [
     "MintedToken",
     "Project",
     "ProjectLink",
+    "ProxyCall",
     "Role",
     "SigningKey",
     "Team",

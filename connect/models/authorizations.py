@@ -1,5 +1,4 @@
 import hashlib
-import hmac
 from datetime import datetime
 
 from django.conf import settings
@@ -97,6 +96,3 @@ class AuthorizationRequest(SealedSecrets):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.public_id}"
-
-    def verifier_matches(self, verifier: str) -> bool:
-        return hmac.compare_digest(self.verifier_sha256, verifier_digest(verifier))

@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
+from connect.models.installations import Installation, InstallationStatus
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.providers.base import GRANT_TOKENS, ProviderCredentials
 from connect.providers.schema import ConfigInvalid
@@ -17,6 +18,24 @@ UID_PATTERN = r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$"
 COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 #: An Ed25519 public key as Discord shows it: 32 bytes in hex.
 PUBLIC_KEY_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
+#: A provider event type as an admin or the API may select it (``issues``, ``message.im``,
+#: ``ENTITLEMENT_CREATE``): visible characters, not ending in the separator.
+EVENT_TYPE_PATTERN = re.compile(r"[!-~]{0,119}[!-\-/-~]")
+MAX_SELECTED_EVENTS = 200
+
+
+def event_selected(selection: object, event_type: str) -> bool:
+    """Whether ``event_type`` passes a connector's ``events`` selection: an empty selection
+    passes everything; an entry passes itself and the types under it (``issues`` passes
+    ``issues.opened``, not ``issues_comment``). Case as the provider spells it."""
+    if not selection or not isinstance(selection, list):
+        return True
+    return any(
+        isinstance(entry, str)
+        and entry
+        and (event_type == entry or event_type.startswith(entry + "."))
+        for entry in selection
+    )
 
 
 def connector_type_choices() -> list[tuple[str, str]]:
@@ -36,7 +55,6 @@ class ConnectorQuerySet(TeamScopedQuerySet):
     def with_installation_counts(self) -> "ConnectorQuerySet":
         """Each connector's active installations, counted by a subquery on the (connector,
         status) index: no join that multiplies rows, no GROUP BY over the connectors."""
-        from connect.models.installations import Installation, InstallationStatus
 
         active = (
             Installation.objects.filter(
@@ -81,6 +99,9 @@ class Connector(SealedSecrets):
     )
     allowed_return_origins = models.JSONField(default=list, blank=True)
     triggers_enabled = models.BooleanField(default=False)
+    #: Vercel's ``events``: the provider event types forwarded to destinations; empty, all of
+    #: them. ``issues`` also selects ``issues.opened`` (see ``event_selected``).
+    events = models.JSONField(default=list, blank=True)
     client_secret_sealed = sealed_field()
     private_key_sealed = sealed_field()
     api_key_sealed = sealed_field()
@@ -124,7 +145,8 @@ class Connector(SealedSecrets):
 
     def clean(self) -> None:
         problems: dict[str, list[str]] = {}
-        for field, message in [*self._url_problems(), *self._trigger_problems()]:
+        problems_found = [*self._url_problems(), *self._trigger_problems(), *self._event_problems()]
+        for field, message in problems_found:
             problems.setdefault(field, []).append(message)
         if problems:
             raise ValidationError(problems)
@@ -178,6 +200,31 @@ class Connector(SealedSecrets):
                     check_web_origin(origin)
                 except UnsafeURL as exc:
                     problems.append(("allowed_return_origins", f"{origin!r} {exc}."))
+        return problems
+
+    def event_selected(self, event_type: str) -> bool:
+        """Whether an inbound event of this type is forwarded: every type when ``events`` is
+        empty, else a listed type or one under it (``issues`` selects ``issues.opened``)."""
+        return event_selected(self.events, event_type)
+
+    def _event_problems(self) -> list[tuple[str, str]]:
+        events = self.events
+        if not isinstance(events, list):
+            return [("events", "A JSON list of provider event types.")]
+        if len(events) > MAX_SELECTED_EVENTS:
+            return [("events", f"At most {MAX_SELECTED_EVENTS} event types.")]
+        problems = []
+        for entry in events:
+            if not isinstance(entry, str) or not EVENT_TYPE_PATTERN.fullmatch(entry):
+                problems.append(
+                    (
+                        "events",
+                        f"{entry!r} is not an event type: up to 120 visible characters, "
+                        "no spaces, not ending in a dot.",
+                    )
+                )
+        if len(set(map(str, events))) != len(events):
+            problems.append(("events", "Each event type once."))
         return problems
 
     def _trigger_problems(self) -> list[tuple[str, str]]:

@@ -122,12 +122,6 @@ class DeploymentCredential(models.Model):
         self.secret_sha256 = credential_digest(token)
         return token
 
-    def matches(self, token: str) -> bool:
-        return hmac.compare_digest(self.secret_sha256, credential_digest(token))
-
-    def last_use_is_stale(self, now: datetime) -> bool:
-        return self.last_used_at is None or now - self.last_used_at >= LAST_USED_RESOLUTION
-
 
 class TrustedIssuerQuerySet(TeamScopedQuerySet):
     pass

@@ -2,6 +2,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from connect.kinds import SubjectType
 from connect.providers.base import Provider, ProviderCredentials, TokenRequest, TokenSet
 from connect.providers.schema import ConfigField, ConfigInvalid, ConnectorFields, SecretField
 
@@ -34,7 +35,7 @@ class ApiKeyProvider(Provider):
     )
     single_account = True
     browser_flow = False
-    subject_types = frozenset({"app"})
+    subject_types = frozenset({SubjectType.APP})
     static_token = True
     mints_app_tokens = True
 
@@ -46,7 +47,7 @@ class ApiKeyProvider(Provider):
         rest = {k: v for k, v in data.items() if k not in ("values", "subjectType")}
         fields = super().from_data(rest, partial=True)
         errors: dict[str, list[str]] = {}
-        if data.get("subjectType", "app") != "app":
+        if data.get("subjectType", SubjectType.APP) != SubjectType.APP:
             errors["subjectType"] = ["subjectType must be app: an API key belongs to the app."]
         secrets: dict[str, str] = {}
         values = data.get("values")
@@ -71,7 +72,7 @@ class ApiKeyProvider(Provider):
         return ConnectorFields(client_id=None, config=fields.config, secrets=secrets)
 
     def to_data(self, client_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
-        return {"subjectType": "app", **super().to_data(client_id, config)}
+        return {"subjectType": SubjectType.APP.value, **super().to_data(client_id, config)}
 
     def mint_app_token(
         self, credentials: ProviderCredentials, request: TokenRequest, *, now: datetime

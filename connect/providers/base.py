@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from connect.kinds import SubjectType
 from connect.providers.schema import GRANT_TOKENS as GRANT_TOKENS  # re-exported for callers
 from connect.providers.schema import (
     ConfigField,
@@ -98,8 +99,8 @@ class IssuerMismatch(ProviderError):
 
 @dataclass(frozen=True)
 class AuthorizeRequest:
-    kind: str  # "install" or "consent"
-    subject_type: str  # "app" or "user"
+    kind: str  # an AuthorizationKind
+    subject_type: str  # a SubjectType: app or user
     scopes: Sequence[str]
     redirect_uri: str
     state: str = field(repr=False)
@@ -217,7 +218,7 @@ class Provider:
     single_account: ClassVar[bool] = False
     #: Installs and consents go through the provider's pages in a browser.
     browser_flow: ClassVar[bool] = True
-    subject_types: ClassVar[frozenset[str]] = frozenset({"app", "user"})
+    subject_types: ClassVar[frozenset[str]] = frozenset({SubjectType.APP, SubjectType.USER})
     #: Whether the type can mint tokens for a subject with an RFC 7523 JWT bearer assertion.
     jwt_bearer: ClassVar[bool] = False
     #: The endpoints can be discovered from an issuer (RFC 8414 / OpenID metadata).
@@ -266,6 +267,16 @@ class Provider:
     def api_base_url(self, config: Mapping[str, Any]) -> str:
         """The provider's REST API base for this connector (for the proxy); "" if none."""
         return ""
+
+    def proxy_base_url(self, config: Mapping[str, Any], installation: Mapping[str, Any]) -> str:
+        """Where the proxy sends a connector's calls: ``api_base_url`` unless the base belongs
+        to the installation (Salesforce's instance URL, from its ``metadata``); "" if none.
+        The proxy checks it like any configured URL and sends it through the SSRF guard."""
+        return self.api_base_url(config)
+
+    def proxy_authorization(self, token: str, *, subject_type: str) -> str:
+        """The ``Authorization`` header the provider's API takes with ``token``."""
+        return f"Bearer {token}"
 
     def validate_config(self, config: object) -> dict[str, Any]:
         """``config`` cleaned (typed, URLs checked per ``connect.web_urls``), or ConfigInvalid.

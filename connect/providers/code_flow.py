@@ -17,6 +17,7 @@ import jwt
 import requests
 
 from connect import http
+from connect.kinds import SubjectType
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -63,6 +64,11 @@ def client_assertion(credentials: ProviderCredentials, audience: str, *, now: da
     return jwt.encode(
         claims, credentials.private_key, algorithm="RS256", headers={"kid": credentials.key_id}
     )
+
+
+#: The client authentication methods ``authenticate`` knows, in the order discovery prefers
+#: them (RFC 8414 ``token_endpoint_auth_methods_supported``).
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
 
 def authenticate(
@@ -134,14 +140,6 @@ def check_token_payload(status: int, payload: Mapping[str, Any]) -> None:
         raise ProviderError(
             f"token endpoint answered {status} ({error or 'no access_token'})", vendor=vendor
         )
-
-
-def parse_token_response(
-    response: requests.Response, *, now: datetime, requested: tuple[str, ...]
-) -> TokenSet:
-    payload = read_json(response)
-    check_token_payload(response.status_code, payload)
-    return tokens_from(payload, now=now, requested=requested)
 
 
 def call(method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -258,7 +256,7 @@ class CodeFlowProvider(Provider, abc.ABC):
         now: datetime,
     ) -> InstallResult:
         """By default an install yields the app's tokens, a consent the user's."""
-        if callback.subject_type == "user":
+        if callback.subject_type == SubjectType.USER:
             return InstallResult(user_tokens=tokens)
         return InstallResult(app_tokens=tokens)
 

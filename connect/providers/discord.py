@@ -48,7 +48,8 @@ class DiscordProvider(CodeFlowProvider):
             "url",
             "Base URL",
             help="Default https://discord.com.",
-            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            # The proxy sends the bot token (the API key) to its API as well.
+            receives=frozenset({"client_secret", "api_key", GRANT_TOKENS}),
             default=WEB,
         ),
     )
@@ -58,12 +59,15 @@ class DiscordProvider(CodeFlowProvider):
     setup_links = {"Developer Portal": "https://discord.com/developers/applications"}
     mints_app_tokens = True
     pkce = False
-    token_auth_default = "client_secret_post"
     # Discord signs with its own key: the verifier needs the application's public key.
     webhook_key = ("config", "publicKey")
 
     def api_base_url(self, config: Mapping[str, Any]) -> str:
         return f"{str(config.get('baseUrl') or WEB).rstrip('/')}/api/v10"
+
+    def proxy_authorization(self, token: str, *, subject_type: str) -> str:
+        # The app's token is the bot token, which Discord takes as "Bot", never "Bearer".
+        return f"Bot {token}" if subject_type == "app" else f"Bearer {token}"
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         web = self.base(credentials, "baseUrl", WEB)

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 
 from connect import signatures
+from connect.kinds import AuthorizationKind
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -137,7 +138,6 @@ class GitHubProvider(CodeFlowProvider):
     setup_links = {"GitHub Apps": "https://github.com/settings/apps"}
     webhook_signs_time = False  # X-Hub-Signature-256 covers the body alone
     mints_app_tokens = True
-    token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # the applications API revokes by access_token only
     webhook_key = ("secret", "trigger_signing_secret")
 
@@ -175,7 +175,7 @@ class GitHubProvider(CodeFlowProvider):
     # Install and consent ------------------------------------------------------------------------
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
-        if request.kind == "install":
+        if request.kind == AuthorizationKind.INSTALL:
             slug = str(credentials.config.get("appSlug") or "")
             if not slug:
                 raise ProviderError("the GitHub App needs its slug to be installed")
@@ -186,7 +186,7 @@ class GitHubProvider(CodeFlowProvider):
     def complete(
         self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
     ) -> InstallResult:
-        if callback.kind != "install":
+        if callback.kind != AuthorizationKind.INSTALL:
             return super().complete(credentials, callback, now=now)
         params = callback.params
         if params.get("error"):

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from connect import signatures
+from connect.kinds import SubjectType
 from connect.providers.base import (
     AuthorizeRequest,
     CallbackRequest,
@@ -71,7 +72,6 @@ class LinearProvider(CodeFlowProvider):
     )
     setup_links = {"Linear OAuth applications": "https://linear.app/settings/api/applications"}
     scope_separator = ","
-    token_auth_default = "client_secret_post"
     revokes_refresh_tokens = False  # /oauth/revoke revokes the bearer access token
     webhook_key = ("secret", "trigger_signing_secret")
 
@@ -92,7 +92,7 @@ class LinearProvider(CodeFlowProvider):
     ) -> dict[str, str]:
         params = super().authorize_params(credentials, request)
         # An install makes the app itself the actor of what it does in the workspace.
-        params["actor"] = "app" if request.subject_type == "app" else "user"
+        params["actor"] = "app" if request.subject_type == SubjectType.APP else "user"
         params["prompt"] = "consent"
         return params
 
@@ -122,7 +122,7 @@ class LinearProvider(CodeFlowProvider):
             raise TenantUnproven(
                 f"Linear did not say which workspace this is ({response.status_code})"
             )
-        is_user = callback.subject_type == "user"
+        is_user = callback.subject_type == SubjectType.USER
         return InstallResult(
             tenant_id=text(organization.get("id")),
             display_name=text(organization.get("name")),

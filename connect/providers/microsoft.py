@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from connect.kinds import AuthorizationKind
 from connect.providers import id_tokens
 from connect.providers.base import (
     AuthorizationDenied,
@@ -54,6 +55,16 @@ class MicrosoftProvider(CodeFlowProvider):
             receives=frozenset({"client_secret", GRANT_TOKENS}),
             default=LOGIN,
         ),
+        ConfigField(
+            "graphBaseUrl",
+            "url",
+            "Microsoft Graph base URL",
+            help="National clouds only (default https://graph.microsoft.com/v1.0).",
+            # The proxy sends it app tokens minted with the client secret, and users' tokens.
+            receives=frozenset({"client_secret", GRANT_TOKENS}),
+            data_name="",  # not part of Vercel's data: set in the admin
+            default=GRAPH,
+        ),
     )
     trigger_scheme = "microsoft-graph-client-state"
     # Microsoft Graph change notifications carry a changeType, not an event name.
@@ -64,11 +75,10 @@ class MicrosoftProvider(CodeFlowProvider):
         )
     }
     mints_app_tokens = True
-    token_auth_default = "client_secret_post"
     webhook_key = ("secret", "trigger_signing_secret")
 
     def api_base_url(self, config: Mapping[str, Any]) -> str:
-        return GRAPH
+        return str(config.get("graphBaseUrl") or GRAPH).rstrip("/")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)
@@ -79,7 +89,7 @@ class MicrosoftProvider(CodeFlowProvider):
         )
 
     def authorize_url(self, credentials: ProviderCredentials, request: AuthorizeRequest) -> str:
-        if request.kind == "install":
+        if request.kind == AuthorizationKind.INSTALL:
             # Admin consent through the authorization-code flow rather than /adminconsent:
             # the code exchange yields an id_token Microsoft signed, whose `tid` proves the
             # tenant. /adminconsent only redirects with ?tenant=, which anyone can type.
@@ -121,7 +131,7 @@ class MicrosoftProvider(CodeFlowProvider):
     def complete(
         self, credentials: ProviderCredentials, callback: CallbackRequest, *, now: datetime
     ) -> InstallResult:
-        if callback.kind != "install":
+        if callback.kind != AuthorizationKind.INSTALL:
             return super().complete(credentials, callback, now=now)
         params = callback.params
         if params.get("error"):

@@ -1,11 +1,13 @@
 """Any OAuth 2.0 / OIDC authorization server (RFC 6749, 7009, 7523, 8414, 8707)."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import jwt
 
 from connect import signatures
+from connect.kinds import SubjectType
 from connect.providers import base
 from connect.providers.base import (
     CallbackRequest,
@@ -18,6 +20,7 @@ from connect.providers.base import (
     WebhookRequest,
 )
 from connect.providers.code_flow import (
+    TOKEN_AUTH_METHODS,
     CodeFlowProvider,
     Endpoints,
     client_assertion,
@@ -26,7 +29,6 @@ from connect.providers.code_flow import (
 from connect.providers.schema import GRANT_TOKENS, ConfigField, SecretField
 from connect.providers.webhook_bodies import json_object, text
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_RECEIVER = frozenset({"client_secret", "private_key", GRANT_TOKENS})
 #: Who the connector trusts: a new issuer (or its keys) is a new party, which must be given the
@@ -86,12 +88,21 @@ class OAuthProvider(CodeFlowProvider):
             "Sends iss in the authorization response (RFC 9207)",
             data_name="serverConfig.authorizationResponseIssParameterSupported",
         ),
+        ConfigField(
+            "apiBaseUrl",
+            "url",
+            "API base URL",
+            help="Where the proxy sends calls (/v1/connect/proxy/…), with the grant's token.",
+            # App tokens minted with the client's credentials go there: whoever moves it must
+            # know those credentials, as for the token endpoint.
+            receives=TOKEN_RECEIVER,
+        ),
         ConfigField("clientName", "str", "Client name"),
         ConfigField(
             "tokenEndpointAuthMethod",
             "choice",
             "Token endpoint authentication",
-            choices=AUTH_METHODS,
+            choices=TOKEN_AUTH_METHODS,
             default="client_secret_basic",
         ),
         ConfigField("responseType", "str", "Response type"),
@@ -142,6 +153,9 @@ class OAuthProvider(CodeFlowProvider):
     mints_app_tokens = True
     token_auth_default = "client_secret_basic"
     webhook_key = ("secret", "trigger_signing_secret")
+
+    def api_base_url(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("apiBaseUrl") or "").rstrip("/")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         config = credentials.config
@@ -208,7 +222,7 @@ class OAuthProvider(CodeFlowProvider):
                 )
             except jwt.PyJWTError:
                 subject = ""
-        if callback.subject_type == "user":
+        if callback.subject_type == SubjectType.USER:
             return InstallResult(user_tokens=tokens, external_subject=subject)
         return InstallResult(app_tokens=tokens, external_subject=subject)
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from connect.kinds import SubjectType
 from connect.providers.base import (
     CallbackRequest,
     InstallResult,
@@ -78,7 +79,9 @@ class SalesforceProvider(CodeFlowProvider):
             data["loginHost"] = urlsplit(str(data["loginHost"])).netloc
         return data
 
-    token_auth_default = "client_secret_post"
+    def proxy_base_url(self, config: Mapping[str, Any], installation: Mapping[str, Any]) -> str:
+        """The org's instance URL, as the token endpoint named it when the org was connected."""
+        return str(installation.get("instanceUrl") or "").rstrip("/")
 
     def endpoints(self, credentials: ProviderCredentials, tenant_id: str = "") -> Endpoints:
         login = self.base(credentials, "loginBaseUrl", LOGIN)
@@ -115,7 +118,7 @@ class SalesforceProvider(CodeFlowProvider):
         identity = text(payload.get("id")).rstrip("/").split("/")
         org_id, user_id = (identity[-2], identity[-1]) if len(identity) >= 2 else ("", "")
         tokens = self._nominal(credentials, tokens, now)
-        is_user = callback.subject_type == "user"
+        is_user = callback.subject_type == SubjectType.USER
         return InstallResult(
             metadata={"instanceUrl": text(payload.get("instance_url")), "organizationId": org_id},
             app_tokens=None if is_user else tokens,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from connect import signatures
+from connect.kinds import SubjectType
 from connect.providers.base import (
     AuthorizeRequest,
     CallbackRequest,
@@ -80,7 +81,6 @@ class SlackProvider(CodeFlowProvider):
     scope_separator = ","
     pkce = False  # a confidential client; Slack's v2 install takes no PKCE
     revokes_refresh_tokens = False  # auth.revoke revokes the token that authenticates it
-    token_auth_default = "client_secret_post"
     webhook_key = ("secret", "trigger_signing_secret")
 
     def api_base_url(self, config: Mapping[str, Any]) -> str:
@@ -100,7 +100,7 @@ class SlackProvider(CodeFlowProvider):
         params = super().authorize_params(credentials, request)
         params.pop("response_type", None)
         # Bot scopes go in `scope`, user scopes in `user_scope`; a consent asks only the latter.
-        if request.subject_type == "user":
+        if request.subject_type == SubjectType.USER:
             params.pop("scope", None)
             params["user_scope"] = ",".join(request.scopes)
         else:

@@ -9,6 +9,7 @@ Actor = AbstractBaseUser | AnonymousUser | str | None
 
 
 def actor_label(actor: Actor) -> str:
+    """How the log names an actor: a user by id and name, a label as given, else system."""
     if actor is None:
         return "system"
     if isinstance(actor, str):
@@ -19,12 +20,13 @@ def actor_label(actor: Actor) -> str:
 def audit_record(
     *,
     team: Team | int,
-    type: str,
+    type: AuditEvent.Type,
     actor: Actor = None,
     targets: dict[str, str] | None = None,
     correlation: dict[str, str] | None = None,
     fields: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    """Record an event of ``type`` in ``team``'s audit log, by ``actor``, naming its targets."""
     return AuditEvent.objects.create(
         team_id=team if isinstance(team, int) else team.pk,
         type=type,

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from connect import errors, metrics
 from connect.kinds import Subject
-from connect.models import AuthorizationRequest, Connector, Grant, Installation
+from connect.models import AuditEvent, AuthorizationRequest, Connector, Grant, Installation
 from connect.models.activity import ActivityKind
 from connect.models.authorizations import AuthorizationKind, AuthorizationOutcome, verifier_digest
 from connect.models.installations import SubjectType
@@ -54,25 +54,27 @@ APPROVAL_PENDING = "approval_pending"
 class FlowError(Exception):
     """A flow cannot go on; the page says why, in words a tenant understands."""
 
-    def __init__(self, title: str, detail: str, *, request: AuthorizationRequest | None = None):
+    def __init__(self, title: str, detail: str, *, flow: AuthorizationRequest | None = None):
         super().__init__(detail)
         self.title = title
         self.detail = detail
-        self.request = request
+        self.flow = flow
 
 
 @dataclass(frozen=True)
 class StartedFlow:
-    request: AuthorizationRequest
+    flow: AuthorizationRequest
     verifier: str = field(repr=False)
     url: str
 
 
 def redirect_uri() -> str:
+    """The one callback URL every provider sends tenants back to."""
     return f"{settings.PUBLIC_URL}/connect/callback"
 
 
 def origin_of(url: str) -> str:
+    """A URL's scheme and host (with port), lowercased, to compare origins."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
@@ -86,6 +88,7 @@ def return_url_allowed(connector: Connector, url: str) -> bool:
 
 
 def flow_provider(connector: Connector) -> Provider:
+    """The connector's driver, if its type has a browser flow; else InvalidRequest."""
     provider = connector.provider
     if not provider.browser_flow:
         raise errors.InvalidRequest(f"{connector.type} connectors have no browser flow.")
@@ -101,7 +104,9 @@ def _flow_installation(
     connector: Connector, kind: str, installation_ref: str | None
 ) -> Installation | None:
     """The installation a consent is for (an install makes or finds its own)."""
-    installations = Installation.objects.filter(connector=connector, status="active")
+    installations = Installation.objects.filter(
+        connector=connector, status=Installation.Status.ACTIVE
+    )
     if installation_ref:
         found = installations.filter(public_id=installation_ref).first()
         if found is None:
@@ -158,7 +163,7 @@ def authorization_start(
             raise errors.InvalidRequest("tenantId is not the tenant of installationId.")
         tenant_hint = installation.tenant_id
     verifier = "scv_" + secrets.token_urlsafe(32)
-    request = AuthorizationRequest(
+    flow = AuthorizationRequest(
         kind=kind,
         connector=connector,
         project_id=project_id,
@@ -175,49 +180,45 @@ def authorization_start(
         expires_at=timezone.now() + ttl,
         created_by=actor if isinstance(actor, User) else None,
     )
-    request.seal("pkce_verifier", secrets.token_urlsafe(64))
-    request.save()
+    flow.seal("pkce_verifier", secrets.token_urlsafe(64))
+    flow.save()
     audit_record(
         team=connector.team_id,
-        type="authorization.started",
+        type=AuditEvent.Type.AUTHORIZATION_STARTED,
         actor=actor,
         targets={"connectorId": connector.public_id},
-        correlation={"authorizationId": request.public_id},
+        correlation={"authorizationId": flow.public_id},
         fields={"kind": kind},
     )
-    url = f"{settings.PUBLIC_URL}/connect/install/{connector.public_id}?request={request.public_id}"
-    return StartedFlow(request=request, verifier=verifier, url=url)
+    url = f"{settings.PUBLIC_URL}/connect/install/{connector.public_id}?request={flow.public_id}"
+    return StartedFlow(flow=flow, verifier=verifier, url=url)
 
 
 def authorization_page(*, connector_id: str, request_id: str) -> tuple[AuthorizationRequest, str]:
     """The pending request behind an install link, and the provider URL to continue to."""
-    request = (
+    flow = (
         AuthorizationRequest.objects.select_related("connector", "installation")
         .filter(public_id=request_id, connector__public_id=connector_id)
         .first()
     )
-    if request is None:
+    if flow is None:
         raise FlowError("This link is not valid", "Ask for a new install link.")
-    if request.outcome != AuthorizationOutcome.PENDING or request.consumed_at is not None:
-        raise FlowError(
-            "This link was already used", "Ask for a new install link.", request=request
-        )
-    if request.expires_at <= timezone.now():
-        raise FlowError("This link has expired", "Ask for a new install link.", request=request)
-    provider = flow_provider(request.connector)
+    if flow.outcome != AuthorizationOutcome.PENDING or flow.consumed_at is not None:
+        raise FlowError("This link was already used", "Ask for a new install link.", flow=flow)
+    if flow.expires_at <= timezone.now():
+        raise FlowError("This link has expired", "Ask for a new install link.", flow=flow)
+    provider = flow_provider(flow.connector)
     url = provider.authorize_url(
-        request.connector.provider_credentials(),
+        flow.connector.provider_credentials(),
         AuthorizeRequest(
-            kind=request.kind,
-            subject_type=request.subject_type,
-            scopes=list(request.scopes),
+            kind=flow.kind,
+            subject_type=flow.subject_type,
+            scopes=list(flow.scopes),
             redirect_uri=redirect_uri(),
-            state=request.state,
-            code_challenge=_pkce_challenge(request.reveal("pkce_verifier"))
-            if provider.pkce
-            else "",
-            tenant_hint=request.tenant_hint
-            or (request.installation.tenant_id if request.installation else ""),
+            state=flow.state,
+            code_challenge=_pkce_challenge(flow.reveal("pkce_verifier")) if provider.pkce else "",
+            tenant_hint=flow.tenant_hint
+            or (flow.installation.tenant_id if flow.installation else ""),
         ),
     )
     if not is_web_url(url):
@@ -225,86 +226,84 @@ def authorization_page(*, connector_id: str, request_id: str) -> tuple[Authoriza
         raise FlowError(
             "This connector is misconfigured",
             "Its sign-in address is not a web address. Tell the app's team.",
-            request=request,
+            flow=flow,
         )
-    return request, url
+    return flow, url
 
 
 def _claim(state: str, now: datetime) -> AuthorizationRequest:
     """Find the request by its state and spend it: a state works exactly once."""
-    request = (
+    flow = (
         AuthorizationRequest.objects.select_related("connector", "installation")
         .filter(state=state)
         .first()
         if state
         else None
     )
-    if request is None:
+    if flow is None:
         raise FlowError(
             "We could not match this sign-in", "The link is unknown or was tampered with."
         )
     spent = AuthorizationRequest.objects.filter(
-        pk=request.pk, consumed_at__isnull=True, outcome=AuthorizationOutcome.PENDING
+        pk=flow.pk, consumed_at__isnull=True, outcome=AuthorizationOutcome.PENDING
     ).update(consumed_at=now)
     if not spent:
-        raise FlowError(
-            "This link was already used", "Start the installation again.", request=request
-        )
-    if request.expires_at <= now:
-        _finish(request, AuthorizationOutcome.EXPIRED, "expired")
-        raise FlowError("This link has expired", "Start the installation again.", request=request)
-    return request
+        raise FlowError("This link was already used", "Start the installation again.", flow=flow)
+    if flow.expires_at <= now:
+        _finish(flow, AuthorizationOutcome.EXPIRED, "expired")
+        raise FlowError("This link has expired", "Start the installation again.", flow=flow)
+    return flow
 
 
-def _finish(request: AuthorizationRequest, outcome: str, error: str = "") -> None:
-    AuthorizationRequest.objects.filter(pk=request.pk).update(outcome=outcome, error=error[:255])
-    request.outcome, request.error = outcome, error
-    if request.kind == AuthorizationKind.CONSENT:
-        activity.activity_count(
-            connector=request.connector, kind=ActivityKind.CONSENT, label=outcome
-        )
+def _finish(flow: AuthorizationRequest, outcome: AuthorizationOutcome, error: str = "") -> None:
+    AuthorizationRequest.objects.filter(pk=flow.pk).update(outcome=outcome, error=error[:255])
+    flow.outcome, flow.error = outcome, error
+    if flow.kind == AuthorizationKind.CONSENT:
+        activity.activity_count(connector=flow.connector, kind=ActivityKind.CONSENT, label=outcome)
     audit_record(
-        team=request.connector.team_id,
-        type="authorization.completed" if outcome == "completed" else "authorization.failed",
-        targets={"connectorId": request.connector.public_id},
-        correlation={"authorizationId": request.public_id},
+        team=flow.connector.team_id,
+        type=AuditEvent.Type.AUTHORIZATION_COMPLETED
+        if outcome == AuthorizationOutcome.COMPLETED
+        else AuditEvent.Type.AUTHORIZATION_FAILED,
+        targets={"connectorId": flow.connector.public_id},
+        correlation={"authorizationId": flow.public_id},
         fields={"outcome": outcome, "error": error[:255]},
     )
 
 
-def _check_pinned(provider: Provider, request: AuthorizationRequest, result: InstallResult) -> None:
+def _check_pinned(provider: Provider, flow: AuthorizationRequest, result: InstallResult) -> None:
     """A flow started for one tenant (``tenantId``, or an installation) completes only into
     the tenant the provider proved to be that one."""
-    pinned = request.tenant_hint
+    pinned = flow.tenant_hint
     if pinned and result.tenant_id and not provider.tenant_matches(pinned, result.tenant_id):
         raise FlowError(
             "This link is for another organization",
             "You signed in to a different workspace or organization than this link was made "
             "for, so nothing was installed. Sign in to the right one, or ask for a new link.",
-            request=request,
+            flow=flow,
         )
 
 
 @transaction.atomic
-def _record(request: AuthorizationRequest, result: InstallResult, now: datetime) -> Installation:
+def _record(flow: AuthorizationRequest, result: InstallResult, now: datetime) -> Installation:
     """Attach the flow to the tenant the provider proved. Without one (GitHub user tokens,
     single-account types) the flow keeps the installation its starter chose; drivers of
     multi-tenant providers raise TenantUnproven rather than return no tenant."""
-    connector = request.connector
+    connector = flow.connector
     created = False
     if result.tenant_id:
         installation, created = Installation.objects.select_for_update().get_or_create(
             connector=connector,
             tenant_id=result.tenant_id,
-            defaults={"installed_by": request.created_by},
+            defaults={"installed_by": flow.created_by},
         )
-    elif request.installation is not None:
-        installation = Installation.objects.select_for_update().get(pk=request.installation.pk)
+    elif flow.installation is not None:
+        installation = Installation.objects.select_for_update().get(pk=flow.installation.pk)
     else:
         raise FlowError(
             "The installation could not be completed",
             "The provider did not say which workspace or organization this is.",
-            request=request,
+            flow=flow,
         )
     installation.attach(display_name=result.display_name, metadata=result.metadata, now=now)
     if result.app_tokens is not None:
@@ -313,31 +312,31 @@ def _record(request: AuthorizationRequest, result: InstallResult, now: datetime)
         )
         grant.store_tokens(result.app_tokens, now=now)
         grant.save()
-    if result.user_tokens is not None and request.subject_type == SubjectType.USER:
+    if result.user_tokens is not None and flow.subject_type == SubjectType.USER:
         grant, _ = Grant.objects.select_for_update().get_or_create(
             installation=installation,
             subject_type=SubjectType.USER,
-            subject_id=request.subject_id,
-            issuer=request.issuer,
-            defaults={"project_id": request.project_id},  # whose consent made it
+            subject_id=flow.subject_id,
+            issuer=flow.issuer,
+            defaults={"project_id": flow.project_id},  # whose consent made it
         )
         grant.store_tokens(result.user_tokens, now=now, external_subject=result.external_subject)
         grant.save()
-    AuthorizationRequest.objects.filter(pk=request.pk).update(installation=installation)
+    AuthorizationRequest.objects.filter(pk=flow.pk).update(installation=installation)
     if created:
         activity.activity_count(connector=connector, kind=ActivityKind.INSTALL, label="added")
         audit_record(
             team=connector.team_id,
-            type="installation.added",
+            type=AuditEvent.Type.INSTALLATION_ADDED,
             targets={"connectorId": connector.public_id, "installationId": installation.public_id},
-            correlation={"authorizationId": request.public_id},
+            correlation={"authorizationId": flow.public_id},
         )
     return installation
 
 
 @dataclass(frozen=True)
 class CompletedFlow:
-    request: AuthorizationRequest
+    flow: AuthorizationRequest
     installation: Installation
     redirect_to: str
 
@@ -353,17 +352,19 @@ class FlowNotice:
     back_url: str = ""
 
 
-def return_redirect(request: AuthorizationRequest, **params: str) -> str:
-    if not request.return_url or not is_web_url(request.return_url):
+def return_redirect(flow: AuthorizationRequest, **params: str) -> str:
+    """Where a finished flow sends the browser: its return URL with the flow's id and
+    ``params`` added, or empty when it has none (or it is not a web URL)."""
+    if not flow.return_url or not is_web_url(flow.return_url):
         return ""
-    joiner = "&" if "?" in request.return_url else "?"
-    return request.return_url + joiner + urlencode({"request": request.public_id, **params})
+    joiner = "&" if "?" in flow.return_url else "?"
+    return flow.return_url + joiner + urlencode({"request": flow.public_id, **params})
 
 
-def _declined_detail(request: AuthorizationRequest, exc: AuthorizationDenied) -> str:
+def _declined_detail(flow: AuthorizationRequest, exc: AuthorizationDenied) -> str:
     """What the person who said no reads: what happened, that nothing changed, how to retry."""
     reason = str(exc)
-    if request.kind == AuthorizationKind.INSTALL:
+    if flow.kind == AuthorizationKind.INSTALL:
         outcome, again = "nothing was installed", "ask for a new install link"
     else:
         outcome, again = "nothing was shared", "start again from the app"
@@ -392,61 +393,61 @@ def _setup_without_state(params: dict[str, str]) -> FlowNotice:
     )
 
 
-def _refused(request: AuthorizationRequest, exc: ProviderError) -> FlowError:
+def _refused(flow: AuthorizationRequest, exc: ProviderError) -> FlowError:
     """The page for a provider answer that attaches nothing; the flow is marked failed."""
-    _finish(request, AuthorizationOutcome.FAILED, str(exc))
-    name = request.connector.name
-    installing = request.kind == AuthorizationKind.INSTALL
+    _finish(flow, AuthorizationOutcome.FAILED, str(exc))
+    name = flow.connector.name
+    installing = flow.kind == AuthorizationKind.INSTALL
     nothing = "nothing was installed" if installing else "nothing was shared"
     reason = f"{str(exc)[:1].upper()}{str(exc)[1:]}"
     if isinstance(exc, SetupRequired):
         return FlowError(
             f"{name} is not set up to finish this yet",
             f"{reason}. Until the app's team does this, {nothing}.",
-            request=request,
+            flow=flow,
         )
     if isinstance(exc, TenantUnproven):
         return FlowError(
             "We could not confirm your organization",
-            f"{request.connector.get_type_display()} did not confirm the organization this "
+            f"{flow.connector.get_type_display()} did not confirm the organization this "
             f"sign-in names ({exc}), so {nothing}. Start again from a new link, signed in to "
             "an organization you manage.",
-            request=request,
+            flow=flow,
         )
     if isinstance(exc, IssuerMismatch):
         return FlowError(
             "This answer came from the wrong server",
             f"The sign-in did not come back from {name}'s own authorization server ({exc}), "
             f"so {nothing}. Start again from a new link.",
-            request=request,
+            flow=flow,
         )
     return FlowError(
         "The provider did not complete the authorization",
         f"{name} could not finish it ({exc}). Ask for a new link and try "
         "again; if it keeps failing, tell the app's team.",
-        request=request,
+        flow=flow,
     )
 
 
-def _pending_approval(request: AuthorizationRequest) -> FlowNotice:
+def _pending_approval(flow: AuthorizationRequest) -> FlowNotice:
     """The request stays pending (its state is spent): no installation exists until the
     provider announces it, and polling says so until the request lapses."""
-    AuthorizationRequest.objects.filter(pk=request.pk).update(error=APPROVAL_PENDING)
+    AuthorizationRequest.objects.filter(pk=flow.pk).update(error=APPROVAL_PENDING)
     audit_record(
-        team=request.connector.team_id,
-        type="authorization.approval_requested",
-        targets={"connectorId": request.connector.public_id},
-        correlation={"authorizationId": request.public_id},
+        team=flow.connector.team_id,
+        type=AuditEvent.Type.AUTHORIZATION_APPROVAL_REQUESTED,
+        targets={"connectorId": flow.connector.public_id},
+        correlation={"authorizationId": flow.public_id},
     )
     return FlowNotice(
         title="Waiting for an owner's approval",
         detail=(
-            f"You asked to install {request.connector.name}. An owner of the organization must "
+            f"You asked to install {flow.connector.name}. An owner of the organization must "
             "approve the request on GitHub; the installation appears here once they do. "
             "Nothing else is needed from you, and you can close this window."
         ),
-        connector=request.connector,
-        back_url=return_redirect(request, status="pending"),
+        connector=flow.connector,
+        back_url=return_redirect(flow, status=AuthorizationOutcome.PENDING),
     )
 
 
@@ -456,73 +457,70 @@ def authorization_complete(*, params: dict[str, str]) -> CompletedFlow | FlowNot
     if not params.get("state") and params.get("setup_action") in ("install", "update"):
         return _setup_without_state(params)
     now = timezone.now()
-    request = _claim(params.get("state", ""), now)
-    provider = flow_provider(request.connector)
+    flow = _claim(params.get("state", ""), now)
+    provider = flow_provider(flow.connector)
     callback = CallbackRequest(
-        kind=request.kind,
-        subject_type=request.subject_type,
-        scopes=list(request.scopes),
+        kind=flow.kind,
+        subject_type=flow.subject_type,
+        scopes=list(flow.scopes),
         params=params,
         redirect_uri=redirect_uri(),
-        code_verifier=request.reveal("pkce_verifier") if provider.pkce else "",
-        tenant_id=request.installation.tenant_id if request.installation else "",
-        tenant_hint=request.tenant_hint
-        or (request.installation.tenant_id if request.installation else ""),
+        code_verifier=flow.reveal("pkce_verifier") if provider.pkce else "",
+        tenant_id=flow.installation.tenant_id if flow.installation else "",
+        tenant_hint=flow.tenant_hint or (flow.installation.tenant_id if flow.installation else ""),
     )
     try:
-        result = provider.complete(request.connector.provider_credentials(), callback, now=now)
+        result = provider.complete(flow.connector.provider_credentials(), callback, now=now)
     except AuthorizationDenied as exc:
-        _finish(request, AuthorizationOutcome.DENIED, "access_denied")
+        _finish(flow, AuthorizationOutcome.DENIED, "access_denied")
         raise FlowError(
-            "Authorization was declined", _declined_detail(request, exc), request=request
+            "Authorization was declined", _declined_detail(flow, exc), flow=flow
         ) from exc
     except (ProviderUnavailable, ProviderError, Unsupported) as exc:
-        metrics.provider_failed(exc, connector_type=request.connector.type)
-        raise _refused(request, exc) from exc
+        metrics.provider_failed(exc, connector_type=flow.connector.type)
+        raise _refused(flow, exc) from exc
     if result.pending_approval:
-        return _pending_approval(request)
+        return _pending_approval(flow)
     try:
-        _check_pinned(provider, request, result)
-        installation = _record(request, result, now)
+        _check_pinned(provider, flow, result)
+        installation = _record(flow, result, now)
     except FlowError as exc:
-        _finish(request, AuthorizationOutcome.FAILED, exc.detail)
+        _finish(flow, AuthorizationOutcome.FAILED, exc.detail)
         raise
-    _finish(request, AuthorizationOutcome.COMPLETED)
+    _finish(flow, AuthorizationOutcome.COMPLETED)
     return CompletedFlow(
-        request=request,
+        flow=flow,
         installation=installation,
-        redirect_to=return_redirect(request, status="completed"),
+        redirect_to=return_redirect(flow, status=AuthorizationOutcome.COMPLETED),
     )
 
 
 def authorization_result(*, team_id: int, verifier: str) -> AuthorizationRequest:
     """Polling by the verifier the start call returned; the codes of SPEC section 3."""
-    request = (
+    flow = (
         AuthorizationRequest.objects.select_related("connector", "installation")
         .filter(verifier_sha256=verifier_digest(verifier), connector__team_id=team_id)
         .first()
     )
-    if request is None:
+    if flow is None:
         raise errors.NotFound("No authorization request with this verifier.")
-    if not cache.add(f"connect:poll:{request.pk}", 1, POLL_INTERVAL_SECONDS):
+    if not cache.add(f"connect:poll:{flow.pk}", 1, POLL_INTERVAL_SECONDS):
         raise errors.SlowDown("Poll at most once a second.")
-    if request.outcome == AuthorizationOutcome.PENDING and request.expires_at <= timezone.now():
-        _finish(request, AuthorizationOutcome.EXPIRED, "expired")
+    if flow.outcome == AuthorizationOutcome.PENDING and flow.expires_at <= timezone.now():
+        _finish(flow, AuthorizationOutcome.EXPIRED, "expired")
     outcome_errors: dict[str, Any] = {
         AuthorizationOutcome.PENDING: errors.AuthorizationPending(
             "Waiting for an organization owner to approve the installation."
-            if request.error == APPROVAL_PENDING
+            if flow.error == APPROVAL_PENDING
             else "Not completed yet."
         ),
         AuthorizationOutcome.DENIED: errors.AccessDenied("The authorization was declined."),
         AuthorizationOutcome.EXPIRED: errors.ExpiredToken("The authorization request expired."),
-        AuthorizationOutcome.FAILED: errors.AccessDenied(
-            request.error or "The authorization failed."
-        ),
+        AuthorizationOutcome.FAILED: errors.AccessDenied(flow.error or "The authorization failed."),
     }
-    if request.outcome in outcome_errors:
-        raise outcome_errors[request.outcome]
-    return request
+    if flow.outcome in outcome_errors:
+        raise outcome_errors[flow.outcome]
+    return flow
 
 
 def authorization_requests_expire() -> int:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from django.db import models, transaction
 
 from connect.models import (
+    AuditEvent,
     Connector,
     DeploymentCredential,
     Environment,
@@ -40,7 +41,7 @@ Change = Literal["created", "updated", "deleted"]
 @dataclass(frozen=True)
 class Audited:
     #: The event type of each change made through here (the others have services of their own).
-    types: dict[Change, str]
+    types: dict[Change, AuditEvent.Type]
     #: The row (and its parent) by public id, as the event's targets.
     targets: Callable[[Any], dict[str, str]]
     #: Fields whose values the event records, before and after: where things go, who may act.
@@ -50,24 +51,27 @@ class Audited:
 AUDITED: dict[type[models.Model], Audited] = {
     # Teams are made by team_create (or a superuser here); a deleted team's log goes with it.
     Team: Audited(
-        {"created": "team.created", "updated": "team.updated"},
+        {"created": AuditEvent.Type.TEAM_CREATED, "updated": AuditEvent.Type.TEAM_UPDATED},
         lambda team: {"teamId": team.public_id},
         ("name",),
     ),
     # Members are added and removed by services.teams (which invites new ones).
     Membership: Audited(
-        {"updated": "member.role_changed"},
+        {"updated": AuditEvent.Type.MEMBER_ROLE_CHANGED},
         lambda membership: {"userId": str(membership.user_id)},
         ("role",),
     ),
     # project_delete and environment_delete also strip the links that name them.
     Project: Audited(
-        {"created": "project.created", "updated": "project.updated"},
+        {"created": AuditEvent.Type.PROJECT_CREATED, "updated": AuditEvent.Type.PROJECT_UPDATED},
         lambda project: {"projectId": project.public_id},
         ("name", "slug"),
     ),
     Environment: Audited(
-        {"created": "environment.created", "updated": "environment.updated"},
+        {
+            "created": AuditEvent.Type.ENVIRONMENT_CREATED,
+            "updated": AuditEvent.Type.ENVIRONMENT_UPDATED,
+        },
         lambda environment: {
             "projectId": environment.project.public_id,
             "environment": environment.slug,
@@ -76,18 +80,22 @@ AUDITED: dict[type[models.Model], Audited] = {
     ),
     # Saved by connector_save, which sees their secrets.
     Connector: Audited(
-        {"deleted": "connector.deleted"},
+        {"deleted": AuditEvent.Type.CONNECTOR_DELETED},
         lambda connector: {"connectorId": connector.public_id},
         ("uid",),
     ),
     ProjectLink: Audited(
-        {"created": "link.created", "updated": "link.updated", "deleted": "link.deleted"},
+        {
+            "created": AuditEvent.Type.LINK_CREATED,
+            "updated": AuditEvent.Type.LINK_UPDATED,
+            "deleted": AuditEvent.Type.LINK_DELETED,
+        },
         lambda link: {"connectorId": link.connector.public_id, "projectId": link.project.public_id},
         ("environments",),
     ),
     # Saved by destination_save, which gives a new one its secret.
     TriggerDestination: Audited(
-        {"deleted": "destination.deleted"},
+        {"deleted": AuditEvent.Type.DESTINATION_DELETED},
         lambda destination: {
             "connectorId": destination.connector.public_id,
             "destinationId": destination.public_id,
@@ -96,7 +104,7 @@ AUDITED: dict[type[models.Model], Audited] = {
     ),
     # Installed by flows and webhooks, removed by installation_remove.
     Installation: Audited(
-        {"updated": "installation.updated"},
+        {"updated": AuditEvent.Type.INSTALLATION_UPDATED},
         lambda installation: {
             "connectorId": installation.connector.public_id,
             "installationId": installation.public_id,
@@ -104,7 +112,7 @@ AUDITED: dict[type[models.Model], Audited] = {
         ("status", "is_default"),
     ),
     Grant: Audited(
-        {"updated": "grant.updated", "deleted": "grant.deleted"},
+        {"updated": AuditEvent.Type.GRANT_UPDATED, "deleted": AuditEvent.Type.GRANT_DELETED},
         lambda grant: {
             "connectorId": grant.installation.connector.public_id,
             "grantId": grant.public_id,
@@ -113,7 +121,10 @@ AUDITED: dict[type[models.Model], Audited] = {
     ),
     # Created by deployment_credential_create, revoked by deployment_credentials_revoke.
     DeploymentCredential: Audited(
-        {"updated": "credential.updated", "deleted": "credential.deleted"},
+        {
+            "updated": AuditEvent.Type.CREDENTIAL_UPDATED,
+            "deleted": AuditEvent.Type.CREDENTIAL_DELETED,
+        },
         lambda credential: {
             "credentialId": credential.public_id,
             "projectId": credential.project.public_id,
@@ -122,18 +133,18 @@ AUDITED: dict[type[models.Model], Audited] = {
     ),
     TrustedIssuer: Audited(
         {
-            "created": "trusted_issuer.created",
-            "updated": "trusted_issuer.updated",
-            "deleted": "trusted_issuer.deleted",
+            "created": AuditEvent.Type.TRUSTED_ISSUER_CREATED,
+            "updated": AuditEvent.Type.TRUSTED_ISSUER_UPDATED,
+            "deleted": AuditEvent.Type.TRUSTED_ISSUER_DELETED,
         },
         lambda issuer: {"trustedIssuerId": issuer.public_id},
         ("issuer", "jwks_url", "audience"),
     ),
     TrustedIssuerRule: Audited(
         {
-            "created": "trusted_issuer_rule.created",
-            "updated": "trusted_issuer_rule.updated",
-            "deleted": "trusted_issuer_rule.deleted",
+            "created": AuditEvent.Type.TRUSTED_ISSUER_RULE_CREATED,
+            "updated": AuditEvent.Type.TRUSTED_ISSUER_RULE_UPDATED,
+            "deleted": AuditEvent.Type.TRUSTED_ISSUER_RULE_DELETED,
         },
         lambda rule: {
             "trustedIssuerId": rule.trusted_issuer.public_id,
@@ -191,6 +202,8 @@ def configuration_save(
 
 @transaction.atomic
 def configuration_delete(*, obj: models.Model, actor: Actor) -> None:
+    """Delete a configuration row and record it deleted, with the recorded fields' last
+    values."""
     recorded = AUDITED[type(obj)].recorded
     before = {name: getattr(obj, name) for name in recorded}
     _record(obj, "deleted", actor=actor, fields={"before": before} if before else {})

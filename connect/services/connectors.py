@@ -5,7 +5,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors, http, oidc
-from connect.models import Connector, Grant, Installation
+from connect.models import AuditEvent, Connector, Grant, Installation
+from connect.providers.code_flow import TOKEN_AUTH_METHODS
 from connect.services.audit import Actor, audit_record
 from connect.web_urls import UnsafeURL, check_web_url
 
@@ -54,7 +55,7 @@ def connector_save(
         )
     audit_record(
         team=connector.team_id,
-        type="connector.created" if created else "connector.updated",
+        type=AuditEvent.Type.CONNECTOR_CREATED if created else AuditEvent.Type.CONNECTOR_UPDATED,
         actor=actor,
         targets={"connectorId": connector.public_id},
         # Names of the secrets that changed, never their values.
@@ -177,8 +178,9 @@ def connector_discover(*, issuer: str) -> dict[str, Any]:
                 except UnsafeURL as exc:
                     raise errors.InvalidRequest(f"{issuer}'s {theirs} {exc}.") from exc
         methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-        preferred = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-        config["tokenEndpointAuthMethod"] = next((m for m in preferred if m in methods), methods[0])
+        config["tokenEndpointAuthMethod"] = next(
+            (m for m in TOKEN_AUTH_METHODS if m in methods), methods[0]
+        )
         challenge_methods = document.get("code_challenge_methods_supported")
         config["pkce"] = challenge_methods is None or "S256" in challenge_methods
         if "authorization_response_iss_parameter_supported" in document:
@@ -194,7 +196,7 @@ def connector_reconsent_needed(*, connector: Connector) -> list[Grant]:
     again to get the new scopes (existing grants are left as they are)."""
     stale = []
     for grant in Grant.objects.filter(
-        installation__connector=connector, status="active"
+        installation__connector=connector, status=Grant.Status.ACTIVE
     ).select_related("installation")[:500]:
         wanted = set(connector.default_scopes.get(grant.subject_type, []) or [])
         if grant.scopes and not wanted <= set(grant.scopes):

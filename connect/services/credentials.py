@@ -2,7 +2,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from connect.models import DeploymentCredential
+from connect.models import AuditEvent, DeploymentCredential
 from connect.services.audit import Actor, audit_record
 
 
@@ -14,7 +14,7 @@ def deployment_credential_create(*, credential: DeploymentCredential, actor: Act
     credential.save()
     audit_record(
         team=credential.project.team_id,
-        type="credential.created",
+        type=AuditEvent.Type.CREDENTIAL_CREATED,
         actor=actor,
         targets={"credentialId": credential.public_id, "projectId": credential.project.public_id},
         fields={"environment": credential.environment.slug},
@@ -26,6 +26,8 @@ def deployment_credential_create(*, credential: DeploymentCredential, actor: Act
 def deployment_credentials_revoke(
     *, credentials: QuerySet[DeploymentCredential], actor: Actor
 ) -> int:
+    """Revoke these credentials (their tokens stop working at once), each recorded; how
+    many were revoked."""
     revoked = list(credentials.select_related("project"))
     now = timezone.now()
     for credential in revoked:
@@ -33,7 +35,7 @@ def deployment_credentials_revoke(
         credential.save(update_fields=["revoked_at"])
         audit_record(
             team=credential.project.team_id,
-            type="credential.revoked",
+            type=AuditEvent.Type.CREDENTIAL_REVOKED,
             actor=actor,
             targets={"credentialId": credential.public_id},
         )

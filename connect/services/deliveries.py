@@ -27,7 +27,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from connect import http, oidc, signatures, tasks
-from connect.models import Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
+from connect.models import AuditEvent, Delivery, DeliveryAttempt, InboundEvent, TriggerDestination
 from connect.models.activity import ActivityKind
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason
@@ -71,6 +71,7 @@ class Outcome:
 
 
 def destination_url(destination: TriggerDestination) -> str:
+    """Where a destination's deliveries go: its environment's base URL and its path."""
     base = destination.environment.base_url.rstrip("/")
     if not base:
         raise ValueError(f"environment {destination.environment} has no base URL")
@@ -119,6 +120,8 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
 
 
 def delivery_headers(delivery: Delivery, url: str, *, now: datetime) -> dict[str, str]:
+    """A delivery's headers: a short-lived OIDC bearer for the destination's origin and the
+    Standard Webhooks signature under the current secret (and the previous one while it lasts)."""
     event, destination = delivery.event, delivery.destination
     project = destination.environment.project
     parts = urlsplit(url)
@@ -290,6 +293,7 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
     # One commit for the log and the state: a commit waits for the disk.
     with transaction.atomic():
         DeliveryAttempt.objects.create(
+            team_id=delivery.team_id,
             delivery=delivery,
             started_at=now,
             status_code=outcome.status_code,
@@ -395,6 +399,7 @@ def deliveries_send(*, budget_seconds: float | None = None) -> int:
 
 
 def deliveries_due(*, now: datetime | None = None) -> int:
+    """How many deliveries a worker could claim now."""
     now = now or timezone.now()
     return Delivery.objects.claimable(now).count()
 
@@ -419,7 +424,7 @@ def event_replay(*, event: InboundEvent, actor: Actor, project_id: int | None = 
     count = _reset(deliveries, now)
     audit_record(
         team=event.connector.team_id,
-        type="trigger.replayed",
+        type=AuditEvent.Type.TRIGGER_REPLAYED,
         actor=actor,
         correlation={"triggerRequestId": event.public_id},
         fields={"deliveries": count},
@@ -430,11 +435,12 @@ def event_replay(*, event: InboundEvent, actor: Actor, project_id: int | None = 
 
 @transaction.atomic
 def destination_replay_failed(*, destination: TriggerDestination, actor: Actor) -> int:
+    """Send a destination's failed deliveries again (same webhook-ids), recorded; how many."""
     now = timezone.now()
     count = _reset(destination.deliveries.filter(status=DeliveryStatus.FAILED), now)
     audit_record(
         team=destination.connector.team_id,
-        type="destination.replayed",
+        type=AuditEvent.Type.DESTINATION_REPLAYED,
         actor=actor,
         targets={"destinationId": destination.public_id},
         fields={"deliveries": count},

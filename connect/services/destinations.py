@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connect import errors
-from connect.models import Connector, Delivery, Environment, TriggerDestination
+from connect.models import AuditEvent, Connector, Delivery, Environment, TriggerDestination
 from connect.models.deliveries import DeliveryStatus
 from connect.models.destinations import DisabledReason, new_signing_secret
 from connect.services.audit import Actor, audit_record
@@ -23,7 +23,7 @@ def destination_save(*, destination: TriggerDestination, actor: Actor) -> Trigge
     if reenabled:
         audit_record(
             team=destination.connector.team_id,
-            type="destination.reenabled",
+            type=AuditEvent.Type.DESTINATION_REENABLED,
             actor=actor,
             targets={
                 "connectorId": destination.connector.public_id,
@@ -36,7 +36,7 @@ def destination_save(*, destination: TriggerDestination, actor: Actor) -> Trigge
     destination.save()
     audit_record(
         team=destination.connector.team_id,
-        type="destination.saved",
+        type=AuditEvent.Type.DESTINATION_SAVED,
         actor=actor,
         targets={
             "connectorId": destination.connector.public_id,
@@ -148,7 +148,7 @@ def destinations_replace(
         kept.append(destination)
     audit_record(
         team=connector.team_id,
-        type="destinations.replaced",
+        type=AuditEvent.Type.DESTINATIONS_REPLACED,
         actor=actor,
         targets={"connectorId": connector.public_id},
         fields={"count": len(kept)},
@@ -168,7 +168,7 @@ def destination_rotate_secret(
     destination.save()
     audit_record(
         team=destination.connector.team_id,
-        type="destination.secret_rotated",
+        type=AuditEvent.Type.DESTINATION_SECRET_ROTATED,
         actor=actor,
         targets={"destinationId": destination.public_id},
     )
@@ -198,7 +198,7 @@ def destination_disable(
     connector = destination.connector
     audit_record(
         team=connector.team_id,
-        type="destination.disabled",
+        type=AuditEvent.Type.DESTINATION_DISABLED,
         targets={"connectorId": connector.public_id, "destinationId": destination.public_id},
         fields={"reason": reason.value, "pendingFailed": abandoned, **(fields or {})},
     )

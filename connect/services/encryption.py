@@ -18,6 +18,7 @@ class RotationReport:
 
 
 def sealed_models() -> Iterator[type[SealedSecrets]]:
+    """Every model with sealed fields."""
     for model in apps.get_models():
         if issubclass(model, SealedSecrets) and model.SEALED_FIELDS:
             yield model

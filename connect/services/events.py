@@ -25,12 +25,12 @@ from connect.models.deliveries import DeliveryStatus
 
 #: Audit rows shown among the events (the rest are configuration: the audit log has them).
 AUDIT_TYPES = (
-    "installation.added",
-    "installation.removed",
-    "grant.needs_reauth",
-    "token.revoked",
-    "token.imported",
-    "trigger.rejected",
+    AuditEvent.Type.INSTALLATION_ADDED,
+    AuditEvent.Type.INSTALLATION_REMOVED,
+    AuditEvent.Type.GRANT_NEEDS_REAUTH,
+    AuditEvent.Type.TOKEN_REVOKED,
+    AuditEvent.Type.TOKEN_IMPORTED,
+    AuditEvent.Type.TRIGGER_REJECTED,
 )
 
 TOKEN_OUTCOMES = ("issued",)
@@ -61,7 +61,9 @@ class EventFilter:
     outcome: str = ""
 
     def subject_parts(self) -> tuple[str, str]:
-        """``user:42`` is a type and an id; ``42`` is an id of any type."""
+        """``user:42`` is a type and an id; ``42`` is an id of any type; ``app`` the app."""
+        if self.subject == "app":
+            return "app", ""
         kind, sep, rest = self.subject.partition(":")
         return (kind, rest) if sep and kind in ("app", "user", "jwt_bearer") else ("", self.subject)
 

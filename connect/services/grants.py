@@ -20,7 +20,7 @@ from django.utils import timezone
 from connect import errors, metrics
 from connect.callers import Caller
 from connect.kinds import Subject
-from connect.models import Connector, Grant, Installation, Project, Role
+from connect.models import AuditEvent, Connector, Grant, Installation, Project, Role
 from connect.models.installations import GrantStatus, SubjectType
 from connect.models.teams import role_allows
 from connect.providers.base import (
@@ -127,7 +127,7 @@ def grants_revoke(
                 counts.deleted += 1
     audit_record(
         team=connector.team_id,
-        type="token.revoked",
+        type=AuditEvent.Type.TOKEN_REVOKED,
         actor=caller.label,
         targets={"connectorId": connector.public_id},
         fields={"subject": subject.type, **counts.as_wire()},
@@ -233,7 +233,7 @@ def grants_import(
         result.items.append(ImportedGrant(grant=grant, echo=echo))
     audit_record(
         team=connector.team_id,
-        type="token.imported",
+        type=AuditEvent.Type.TOKEN_IMPORTED,
         actor=importer.user if importer.user is not None else importer.label,
         targets={"connectorId": connector.public_id},
         fields={"accepted": result.accepted, "imported": result.imported},
@@ -259,7 +259,9 @@ def _import_one(importer: Importer, connector: Connector, item: dict[str, Any]) 
         raise errors.InvalidRequest("subject must be an object.")
     subject = importer.subject(raw_subject)
     installation_ref = item.get("installationId")
-    installations = Installation.objects.filter(connector=connector, status="active")
+    installations = Installation.objects.filter(
+        connector=connector, status=Installation.Status.ACTIVE
+    )
     if installation_ref:
         installation = installations.filter(public_id=installation_ref).first()
     else:
@@ -329,9 +331,15 @@ def _held(grant_id: int) -> Iterator[Grant]:
 
 
 def _refreshed(
-    grant: Grant, *, connector: Connector, provider: Provider, request: TokenRequest
+    grant: Grant,
+    *,
+    connector: Connector,
+    provider: Provider,
+    request: TokenRequest,
+    rejected_version: int | None = None,
 ) -> Grant | ProviderInvalidGrant:
     """With the grant held: leave a fresh token be, else ask the provider and store its answer.
+    A token the provider refused (the grant still at ``rejected_version``) is never fresh.
 
     A dead refresh token marks the grant ``needs_reauth`` and comes back as the provider's
     error, for the caller to answer once that is committed.
@@ -339,7 +347,7 @@ def _refreshed(
     now = timezone.now()
     if grant.status != GrantStatus.ACTIVE:
         raise errors.NoToken("The grant needs re-authorization.")
-    if grant.access_token_serves(request.scopes, now):
+    if grant.version != rejected_version and grant.access_token_serves(request.scopes, now):
         return grant
     credentials = connector.provider_credentials()
     endpoints = connector.grant_endpoints_digest()
@@ -398,15 +406,26 @@ def _refreshed(
 
 
 def _refresh(
-    *, grant_id: int, connector: Connector, provider: Provider, request: TokenRequest
+    *,
+    grant_id: int,
+    connector: Connector,
+    provider: Provider,
+    request: TokenRequest,
+    rejected_version: int | None = None,
 ) -> Grant:
     with _held(grant_id) as grant:
-        outcome = _refreshed(grant, connector=connector, provider=provider, request=request)
+        outcome = _refreshed(
+            grant,
+            connector=connector,
+            provider=provider,
+            request=request,
+            rejected_version=rejected_version,
+        )
     if isinstance(outcome, Grant):
         return outcome
     audit_record(
         team=connector.team_id,
-        type="grant.needs_reauth",
+        type=AuditEvent.Type.GRANT_NEEDS_REAUTH,
         targets={"connectorId": connector.public_id, "grantId": grant.public_id},
     )
     raise errors.InvalidGrant(
@@ -415,14 +434,15 @@ def _refresh(
     )
 
 
-#: Refreshes in flight in this process, by grant and scopes: whoever asks for one that is
-#: running waits for it instead of starting another.
-_flights: dict[tuple[int, tuple[str, ...]], "Future[Grant]"] = {}
+#: Refreshes in flight in this process, by grant, scopes and the version refused (if any):
+#: whoever asks for one that is running waits for it instead of starting another.
+_FlightKey = tuple[int, tuple[str, ...], int | None]
+_flights: dict[_FlightKey, "Future[Grant]"] = {}
 _flights_guard = threading.Lock()
 
 
 def _fly(
-    key: tuple[int, tuple[str, ...]],
+    key: _FlightKey,
     future: "Future[Grant]",
     *,
     connector: Connector,
@@ -431,7 +451,13 @@ def _fly(
 ) -> None:
     """A refresh on its own thread and database connection, run to the end whoever waits."""
     try:
-        grant = _refresh(grant_id=key[0], connector=connector, provider=provider, request=request)
+        grant = _refresh(
+            grant_id=key[0],
+            connector=connector,
+            provider=provider,
+            request=request,
+            rejected_version=key[2],
+        )
     except BaseException as exc:
         # Whoever started this may have been answered already: the outcome is logged here
         # (a provider outage where it became the API's error, with its cause).
@@ -452,11 +478,16 @@ def _fly(
 
 
 def _flight(
-    grant_id: int, *, connector: Connector, provider: Provider, request: TokenRequest
+    grant_id: int,
+    *,
+    connector: Connector,
+    provider: Provider,
+    request: TokenRequest,
+    rejected_version: int | None = None,
 ) -> tuple["Future[Grant]", bool]:
     """The refresh of this grant for these scopes, started unless one is in flight; and
     whether it was started now."""
-    key = (grant_id, tuple(request.scopes))
+    key = (grant_id, tuple(request.scopes), rejected_version)
     with _flights_guard:
         future = _flights.get(key)
         if future is not None:
@@ -487,6 +518,7 @@ def grant_refresh_on_demand(
     provider: Provider,
     request: TokenRequest,
     wait: float | None,
+    rejected_version: int | None = None,
 ) -> Grant:
     """Refresh (or re-mint) one grant's token: one provider call however many ask at once.
 
@@ -497,18 +529,33 @@ def grant_refresh_on_demand(
     rotates refresh tokens has already spent the old one, and presenting it again would make
     it revoke the whole grant. A dead refresh token marks the grant ``needs_reauth``,
     committed before answering ``invalid_grant``.
+
+    ``rejected_version``: the provider refused the token of that version of the grant (a 401
+    to a proxied call), so it is renewed even if it looks fresh, unless it has been already.
     """
     if connection.in_atomic_block:
         # Another connection could not see what this transaction has not committed; the
         # refresh runs here, inside it, and is committed with it.
-        return _refresh(grant_id=grant_id, connector=connector, provider=provider, request=request)
+        return _refresh(
+            grant_id=grant_id,
+            connector=connector,
+            provider=provider,
+            request=request,
+            rejected_version=rejected_version,
+        )
     if getattr(connection, "pool", None) is not None:
         # Hand the pooled connection back while waiting: the refresh thread needs one, and
         # would get none while every pooled connection serves a request waiting here.
         connection.close()
     deadline = None if wait is None else time.monotonic() + wait
     while True:
-        future, started = _flight(grant_id, connector=connector, provider=provider, request=request)
+        future, started = _flight(
+            grant_id,
+            connector=connector,
+            provider=provider,
+            request=request,
+            rejected_version=rejected_version,
+        )
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         if not futures.wait([future], timeout=remaining).done:
             logger.warning(

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from connect.models import Connector, Grant, Installation
+from connect.models import AuditEvent, Connector, Grant, Installation
 from connect.models.activity import ActivityKind
 from connect.models.installations import GrantStatus
 from connect.providers import get_provider
@@ -64,7 +64,7 @@ def installation_remove(
     with transaction.atomic():
         audit_record(
             team=connector.team_id,
-            type="installation.removed",
+            type=AuditEvent.Type.INSTALLATION_REMOVED,
             actor=actor,
             targets={"connectorId": connector.public_id, "installationId": installation.public_id},
             fields={"grants": len(grants), "providerRevoked": confirmed, "deleted": delete},
@@ -83,6 +83,9 @@ def installation_remove(
 
 
 def installation_removed_by_provider(*, connector: Connector, tenant_id: str) -> bool:
+    """The provider, in a verified webhook, says the app was removed from ``tenant_id``:
+    the installation ends (its grants' tokens forgotten, nothing revoked upstream). False when
+    no active installation of that tenant exists."""
     installation = Installation.objects.filter(
         connector=connector, tenant_id=tenant_id, status=Installation.Status.ACTIVE
     ).first()
@@ -111,7 +114,7 @@ def installation_added_by_provider(
             activity.activity_count(connector=connector, kind=ActivityKind.INSTALL, label="added")
             audit_record(
                 team=connector.team_id,
-                type="installation.added",
+                type=AuditEvent.Type.INSTALLATION_ADDED,
                 actor=f"provider:{connector.type}",
                 targets={
                     "connectorId": connector.public_id,

@@ -1,6 +1,6 @@
 from django.db import transaction
 
-from connect.models import Environment, Project, ProjectLink
+from connect.models import AuditEvent, Environment, Project, ProjectLink
 from connect.services.audit import Actor, audit_record
 
 
@@ -17,7 +17,7 @@ def environment_delete(*, environment: Environment, actor: Actor) -> None:
             link.save(update_fields=["environments"])
     audit_record(
         team=project.team_id,
-        type="environment.deleted",
+        type=AuditEvent.Type.ENVIRONMENT_DELETED,
         actor=actor,
         targets={"projectId": project.public_id, "environment": environment.slug},
     )
@@ -26,9 +26,10 @@ def environment_delete(*, environment: Environment, actor: Actor) -> None:
 
 @transaction.atomic
 def project_delete(*, project: Project, actor: Actor) -> None:
+    """Delete a project (its environments, links and credentials go with it), recorded."""
     audit_record(
         team=project.team_id,
-        type="project.deleted",
+        type=AuditEvent.Type.PROJECT_DELETED,
         actor=actor,
         targets={"projectId": project.public_id},
     )

@@ -106,7 +106,7 @@ def _statement(
         LEFT JOIN {_table(ProjectLink)} l
             ON l.{qn("connector_id")} = c.{qn("id")} AND l.{qn("project_id")} = %s
         LEFT JOIN {_table(Installation)} i
-            ON i.{qn("connector_id")} = c.{qn("id")} AND i.{qn("status")} = 'active'
+            ON i.{qn("connector_id")} = c.{qn("id")} AND i.{qn("status")} = %s
             {pick_installation}
         LEFT JOIN {_table(Grant)} g ON {grant_match}
         WHERE c.{qn("team_id")} = %s AND c.{qn(by)} = %s {only_granted}
@@ -133,7 +133,7 @@ def resolve(
     only ``SLIM_FIELDS``.
     """
     explicit = installation_ref not in (None, "*")
-    params: list[Any] = [project_id]
+    params: list[Any] = [project_id, Installation.Status.ACTIVE.value]
     if explicit:
         params.append(installation_ref)
     params += [subject.type, subject.id, subject.issuer, team_id, connector_ref]

@@ -28,6 +28,7 @@ from connect.models import (
     Delivery,
     DeliveryAttempt,
     InboundEvent,
+    ProxyCall,
     TokenIssue,
 )
 from connect.models.deliveries import DeliveryStatus
@@ -104,6 +105,9 @@ RETAINED: tuple[Retained, ...] = (
     ),
     Retained("events", "CONNECT_RETAIN_EVENTS_DAYS", _events_batch),
     Retained("audit_events", "CONNECT_RETAIN_AUDIT_DAYS", _older_than(AuditEvent, "created_at")),
+    Retained(
+        "proxy_calls", "CONNECT_RETAIN_PROXY_CALLS_DAYS", _older_than(ProxyCall, "created_at")
+    ),
     Retained("counters", "CONNECT_RETAIN_COUNTERS_DAYS", _older_than(ActivityCount, "hour")),
 )
 

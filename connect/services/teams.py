@@ -10,7 +10,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 
-from connect.models import Membership, Role, Team
+from connect.models import AuditEvent, Membership, Role, Team
 from connect.services.audit import Actor, audit_record
 
 logger = logging.getLogger(__name__)
@@ -57,13 +57,14 @@ def user_invite(*, user: User) -> str:
 
 @transaction.atomic
 def membership_add(*, team: Team, email: str, role: Role, actor: Actor) -> Membership:
+    """Give the user with this email (invited if new) ``role`` in ``team``, recorded."""
     user, created = user_for_email(email=email)
     membership, _ = Membership.objects.update_or_create(
         team=team, user=user, defaults={"role": role}
     )
     audit_record(
         team=team,
-        type="member.added",
+        type=AuditEvent.Type.MEMBER_ADDED,
         actor=actor,
         targets={"userId": str(user.pk)},
         fields={"role": role.value},
@@ -75,9 +76,10 @@ def membership_add(*, team: Team, email: str, role: Role, actor: Actor) -> Membe
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor: Actor) -> None:
+    """Remove a member from their team, recorded."""
     audit_record(
         team=membership.team_id,
-        type="member.removed",
+        type=AuditEvent.Type.MEMBER_REMOVED,
         actor=actor,
         targets={"userId": str(membership.user_id)},
     )
@@ -93,5 +95,10 @@ def team_create(*, slug: str, name: str, owner_email: str, actor: Actor = None) 
     team.full_clean()
     team.save()
     membership_add(team=team, email=owner_email, role=Role.OWNER, actor=actor)
-    audit_record(team=team, type="team.created", actor=actor, targets={"teamId": team.public_id})
+    audit_record(
+        team=team,
+        type=AuditEvent.Type.TEAM_CREATED,
+        actor=actor,
+        targets={"teamId": team.public_id},
+    )
     return team

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from connect import errors
-from connect.models import Connector, Delivery, InboundEvent, TriggerDestination
+from connect.models import AuditEvent, Connector, Delivery, InboundEvent, TriggerDestination
 from connect.providers.base import (
     InvalidWebhook,
     MalformedWebhook,
@@ -70,6 +70,7 @@ def signature_headers(config: Mapping[str, Any]) -> frozenset[str]:
 
 
 def redacted(headers: Mapping[str, str], *, also: Iterable[str] = ()) -> dict[str, str]:
+    """Headers as stored: credentials and signatures (and ``also``) replaced by a marker."""
     hidden = REDACTED_HEADERS | SIGNATURE_HEADERS | {name.lower() for name in also}
     return {
         storable(k): ("[redacted]" if k.lower() in hidden else storable(v))
@@ -95,9 +96,20 @@ def trigger_receive(
     content_type: str,
     now: float | None = None,
 ) -> TriggerReply:
+    """A provider's webhook for a connector: verify it, answer the provider's own handshakes,
+    follow installs and uninstalls it announces, store the event once (retries and replays
+    within the window are duplicates) and queue its deliveries."""
     connector = (
         Connector.objects.filter(public_id=connector_id, triggers_enabled=True)
-        .only("id", "public_id", "team_id", "type", "config", "trigger_signing_secret_sealed")
+        .only(
+            "id",
+            "public_id",
+            "team_id",
+            "type",
+            "config",
+            "events",
+            "trigger_signing_secret_sealed",
+        )
         .first()
     )
     if connector is None:
@@ -116,7 +128,7 @@ def trigger_receive(
     except InvalidWebhook as exc:
         audit_record(
             team=connector.team_id,
-            type="trigger.rejected",
+            type=AuditEvent.Type.TRIGGER_REJECTED,
             targets={"connectorId": connector.public_id},
             fields={"reason": str(exc)},
         )
@@ -132,12 +144,16 @@ def trigger_receive(
             connector=connector, tenant_id=event.tenant_id
         )
     even, odd = replay_slots(moment, provider.webhook_replay_window(credentials))
+    event_type = storable(event.event_type)[:120]
+    # Selected on the type as stored, the same one the admin log shows.
+    skipped = not connector.event_selected(event_type)
     try:
         with transaction.atomic():
             inbound = InboundEvent.objects.create(
+                team_id=connector.team_id,
                 connector_id=connector.pk,
                 provider_event_id=storable(event.event_id)[:255],
-                event_type=storable(event.event_type)[:120],
+                event_type=event_type,
                 tenant_id=storable(event.tenant_id)[:255],
                 headers=redacted(headers, also=signature_headers(connector.config)),
                 content_type=storable(content_type)[:255],
@@ -146,6 +162,7 @@ def trigger_receive(
                 replay_slot_even=even,
                 replay_slot_odd=odd,
                 verified=True,
+                skipped=skipped,
                 received_at=datetime.fromtimestamp(moment, UTC),
             )
             if event.adds_installation and event.tenant_id:
@@ -157,16 +174,20 @@ def trigger_receive(
                     display_name=event.display_name,
                     metadata=event.metadata,
                 )
-            # No ordering: the default one joins seven tables to sort what is only inserted.
-            destinations = (
-                TriggerDestination.objects.filter(connector_id=connector.pk, enabled=True)
-                .order_by()
-                .values_list("pk", flat=True)
-            )
-            Delivery.objects.bulk_create(
-                [Delivery(event=inbound, destination_id=pk) for pk in destinations]
-            )
-            transaction.on_commit(deliveries.deliveries_ring, robust=True)
+            if not skipped:
+                # No ordering: the default one joins seven tables to sort what is only inserted.
+                destinations = (
+                    TriggerDestination.objects.filter(connector_id=connector.pk, enabled=True)
+                    .order_by()
+                    .values_list("pk", flat=True)
+                )
+                Delivery.objects.bulk_create(
+                    [
+                        Delivery(team_id=connector.team_id, event=inbound, destination_id=pk)
+                        for pk in destinations
+                    ]
+                )
+                transaction.on_commit(deliveries.deliveries_ring, robust=True)
     except IntegrityError:
         # The provider retried (same event id), or someone replays a captured request (same
         # body within the window): acknowledge, store and forward nothing.

@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from connect.callers import caller_from_credential
 from connect.models import (
     AuditEvent,
     AuthorizationRequest,
@@ -238,7 +239,8 @@ def everything_with_secrets(
     # The whole token: the page also names the credential by its (public) prefix.
     token = re.search(r"cdc_[A-Za-z0-9]{12}_[A-Za-z0-9]{24}", shown_once.content.decode())
     assert token, "the new credential is shown once"
-    assert DeploymentCredential.objects.get(name="ci").matches(token.group(0))
+    credential = DeploymentCredential.objects.get(name="ci")
+    assert caller_from_credential(token.group(0)).label == f"credential:{credential.public_id}"
 
     plaintexts = [
         *SECRETS.values(),

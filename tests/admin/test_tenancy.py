@@ -35,6 +35,7 @@ from connect.models import (
     Membership,
     Project,
     ProjectLink,
+    ProxyCall,
     Role,
     Team,
     TokenIssue,
@@ -66,6 +67,7 @@ TEAM_PATH: dict[type[models.Model], str] = {
     DeliveryAttempt: "delivery__event__connector__team",
     AuditEvent: "team",
     AuthorizationRequest: "connector__team",
+    ProxyCall: "team",
 }
 CONNECT_ADMINS = sorted(
     (model for model in admin.site._registry if model._meta.app_label == "connect"),
@@ -175,6 +177,18 @@ def make_world(
             environment=environment,
         )
         audit = audit_record(team=team, type=f"{tag}.happened", actor="test")
+        proxied = ProxyCall.objects.create(
+            team=team,
+            connector=connector,
+            grant=grant,
+            project=project,
+            environment="production",
+            method="GET",
+            path=f"/{tag}/conversations.list",
+            outcome="answered",
+            status=200,
+            latency_ms=12,
+        )
         return {
             Team: team,
             Project: project,
@@ -192,6 +206,7 @@ def make_world(
             DeploymentCredential: credential,
             TrustedIssuer: issuer,
             AuditEvent: audit,
+            ProxyCall: proxied,
         }
 
     return make

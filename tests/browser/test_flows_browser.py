@@ -491,8 +491,8 @@ def test_a_declined_install_shows_a_clear_page_and_installs_nothing(
     assert slack.issued == []
     assert not Installation.objects.filter(connector=connector).exists()
     assert not Grant.objects.filter(installation__connector=connector).exists()
-    request = AuthorizationRequest.objects.get(public_id=flow["request"])
-    assert request.outcome == "denied"
+    stored = AuthorizationRequest.objects.get(public_id=flow["request"])
+    assert stored.outcome == "denied"
     assert AuditEvent.objects.filter(
         type="authorization.failed", correlation__authorizationId=flow["request"]
     ).exists()

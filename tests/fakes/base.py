@@ -21,7 +21,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,6 +77,8 @@ class Reply:
     body: Any = None  # dict/list: JSON; str: HTML (or ``content_type``); None: empty
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = ""
+    #: Sent instead of ``body`` with ``Transfer-Encoding: chunked``, one chunk as each comes.
+    stream: Iterable[bytes] | None = None
 
     def encoded(self) -> tuple[bytes, str]:
         if self.body is None:
@@ -615,6 +617,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.status == 0:
             self.close_connection = True
             return
+        if reply.stream is not None:
+            self._stream(reply)
+            return
         data, content_type = reply.encoded()
         self.send_response(reply.status)
         if content_type:
@@ -625,6 +630,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type or "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        assert reply.stream is not None
+        try:
+            for chunk in reply.stream:
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True  # the caller went away mid-stream
 
     do_GET = _handle
     do_POST = _handle

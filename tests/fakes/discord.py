@@ -46,6 +46,7 @@ class DiscordFake(FakeProvider):
             ("POST", "/api/oauth2/token", self.token),
             ("POST", "/api/oauth2/token/revoke", self.revoke),
             ("GET", "/api/users/@me", self.me),
+            ("GET", "/api/v10/users/@me", self.me_v10),
         ]
 
     def _form(self, request: Request) -> dict[str, str]:
@@ -129,6 +130,20 @@ class DiscordFake(FakeProvider):
             raise discord_error(400, "invalid_request", "token is required")
         self.revoke_token(form["token"])
         return Reply(200, {})
+
+    def me_v10(self, request: Request) -> Reply:
+        """The versioned API: a user's Bearer token, or the bot's token as ``Bot <token>``
+        (Discord refuses a bot token sent as Bearer)."""
+        authorization = request.headers.get("Authorization") or ""
+        bot = authorization == f"Bot {self.bot_token}"
+        if not bot and self.access_family(request.bearer()) is None:
+            return Reply(401, {"message": "401: Unauthorized", "code": 0})
+        headers = {
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "4",
+            "X-RateLimit-Bucket": "b1",
+        }
+        return Reply(200, payload("discord", "user"), headers)
 
     def me(self, request: Request) -> Reply:
         if self.access_family(request.bearer()) is None:

@@ -140,6 +140,7 @@ class GitHubFake(FakeProvider):
                 rf"{API}/user/installations/(?P<id>\d+)/repositories",
                 self.user_installation_repositories,
             ),
+            ("GET", f"{API}/installation/repositories", self.installation_repositories),
             ("DELETE", f"{API}/installation/token", self.delete_installation_token),
             ("DELETE", rf"{API}/applications/(?P<client_id>[^/]+)/token", self.delete_user_token),
         ]
@@ -397,6 +398,38 @@ class GitHubFake(FakeProvider):
             repositories=repositories[: int(per_page)],
         )
         return Reply(200, body)
+
+    def installation_repositories(self, request: Request) -> Reply:
+        """GET /installation/repositories: what an installation token sees (the same shape as
+        the user's listing), paged, with GitHub's rate-limit and Link headers."""
+        family = self.access_family(request.bearer())
+        if family is None or "installation" not in family.extra:
+            raise Refused(
+                api_error(401, "not_found", "Bad credentials"), "not an installation token"
+            )
+        found = self.installations[family.extra["installation"]]
+        per_page = int(request.query.get("per_page", "30"))
+        template = payload("github", "user_installation_repositories")
+        sample = template["repositories"][0]
+        owner = found["account"]["login"]
+        repositories = [
+            {**sample, "name": name, "full_name": f"{owner}/{name}"}
+            for name in found["repositories"]
+        ]
+        body = fill(
+            template,
+            total_count=len(repositories),
+            repository_selection="all",
+            repositories=repositories[:per_page],
+        )
+        headers = {
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": "4987",
+            "X-RateLimit-Resource": "core",
+            "X-GitHub-Request-Id": "F00D:1234:5678",
+            "Link": f'<{self.api_url}/installation/repositories?page=2>; rel="next"',
+        }
+        return Reply(200, body, headers)
 
     def delete_installation_token(self, request: Request) -> Reply:
         presented = request.bearer()

@@ -45,6 +45,7 @@ token answers in ``issued``, revocations in ``revocations``.
 """
 
 import base64
+import hashlib
 import hmac
 import html
 import json
@@ -54,6 +55,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -63,6 +65,7 @@ import jwt
 from tests.fakes.base import (
     SILENCE,
     LoopbackServer,
+    Recorded,
     Refused,
     Reply,
     Request,
@@ -79,6 +82,7 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 600
 REPEATABLE = frozenset({"resource", "audience"})  # RFC 8707 lets these repeat
 METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+API_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CODE_LIFETIME = 600
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 4.1
 
@@ -170,6 +174,14 @@ class OAuthFake(LoopbackServer):
         self.revocations: list[dict[str, Any]] = []
         #: Every successful token answer, in order.
         self.issued: list[dict[str, Any]] = []
+        #: Every call to the resource server under /api, in order.
+        self.api_calls: list[Recorded] = []
+        #: The API answers 401 to every token (the app lost its access at the provider).
+        self.api_refusing = False
+        #: How long /api/slow holds its answer.
+        self.api_hang_seconds = 5.0
+        #: Set it to let /api/stream send its chunks without waiting.
+        self.stream_step = threading.Event()
 
     def routes(self) -> list[Route]:
         base = re.escape(self.base_path)
@@ -181,6 +193,12 @@ class OAuthFake(LoopbackServer):
             ("POST", base + r"/token", self._token),
             ("POST", base + r"/revoke", self._guarded("/revoke", self._revoke)),
             ("GET", base + r"/(?P<endpoint>token|revoke)", self._post_only),
+            # The resource server, for the proxy: its API under /api.
+            ("GET", r"/api/me", self._api_me),
+            *((method, r"/api/echo(?P<rest>/.*)?", self._api_echo) for method in API_METHODS),
+            ("GET", r"/api/stream", self._api_stream),
+            ("GET", r"/api/slow", self._api_slow),
+            ("GET", r"/api/plain-404", self._api_plain_404),
         ]
 
     # Where it is -------------------------------------------------------------------------------
@@ -554,6 +572,113 @@ class OAuthFake(LoopbackServer):
         family.revoked_because = because
         for token in family.access_tokens:
             self._access.pop(token, None)
+
+    # The resource server (an API the proxy calls) -------------------------------------------
+
+    def api_reject(self, token: str) -> None:
+        """The API stops taking this access token before its expiry (the provider revoked it,
+        or rotated its keys): the next call with it is a 401."""
+        with self.lock:
+            self._access.pop(token, None)
+
+    def _api_caller(self, request: Request) -> str:
+        """The bearer token, if the API takes it; every call is recorded in ``api_calls``."""
+        with self.lock:
+            self.api_calls.append(
+                Recorded(
+                    request.method,
+                    request.path,
+                    dict(request.query),
+                    {k: v for k, v in request.headers.items()},
+                    request.body,
+                )
+            )
+        token = request.bearer()
+        if not token or not self.access_token_active(token) or self.api_refusing:
+            raise Refused(
+                Reply(
+                    401,
+                    {"error": "invalid_token"},
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                ),
+                "API call without a valid access token",
+            )
+        return token
+
+    def _api_refused(self, handler: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
+        def guarded(request: Request) -> Reply:
+            try:
+                return handler(request)
+            except Refused as refusal:
+                with self.lock:
+                    self.rejections.append(
+                        {"endpoint": request.path, "status": refusal.reply.status}
+                    )
+                return refusal.reply
+
+        return guarded
+
+    def _rate_headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": "5000",
+            "X-RateLimit-Remaining": "4999",
+            "X-RateLimit-Reset": str(int(time.time()) + 3600),
+            # What a proxy must never pass back, or act on.
+            "Set-Cookie": "provider_session=secret; Path=/",
+            "Connection": "X-Provider-Hop",
+            "X-Provider-Hop": "1",
+        }
+
+    def _api_me(self, request: Request) -> Reply:
+        def me(request: Request) -> Reply:
+            token = self._api_caller(request)
+            with self.lock:
+                client_id = self._access[token][0]
+            return Reply(
+                200, {"client_id": client_id, "token_tail": token[-6:]}, self._rate_headers()
+            )
+
+        return self._api_refused(me)(request)
+
+    def _api_echo(self, request: Request) -> Reply:
+        def echo(request: Request) -> Reply:
+            self._api_caller(request)
+            return Reply(
+                200,
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "query": request.query,
+                    "content_type": request.headers.get("Content-Type"),
+                    "length": len(request.body),
+                    "sha256": hashlib.sha256(request.body).hexdigest(),
+                },
+                self._rate_headers(),
+            )
+
+        return self._api_refused(echo)(request)
+
+    def _api_stream(self, request: Request) -> Reply:
+        def stream(request: Request) -> Reply:
+            self._api_caller(request)
+            count = int(request.query.get("chunks", "5"))
+
+            def chunks() -> Iterator[bytes]:
+                for index in range(count):
+                    yield f"chunk {index}\n".encode()
+                    # The next chunk waits for the test to ask for it (or for a short while).
+                    self.stream_step.wait(0.2)
+
+            return Reply(200, content_type="text/plain", stream=chunks())
+
+        return self._api_refused(stream)(request)
+
+    def _api_slow(self, request: Request) -> Reply:
+        self.released.wait(self.api_hang_seconds)
+        return Reply(200, {"slow": True})
+
+    def _api_plain_404(self, request: Request) -> Reply:
+        return Reply(404, "no such thing here", content_type="text/plain")
 
     # Revocation (RFC 7009) ---------------------------------------------------------------------
 

@@ -114,6 +114,7 @@ def test_each_kind_goes_exactly_when_older_than_its_setting(world: World) -> Non
         "delivery_attempts": 2,
         "events": 1,
         "audit_events": 1,
+        "proxy_calls": 0,
         "counters": 0,
     }
     assert list(TokenIssue.objects.values_list("pk", flat=True)) == [kept_issue.pk]
@@ -197,6 +198,7 @@ def test_rows_go_in_batches_of_a_few_statements_each(
         "delivery_attempts": 0,
         "events": rows,
         "audit_events": rows,
+        "proxy_calls": 0,
         "counters": 0,
     }
     assert not TokenIssue.objects.exists()
@@ -210,11 +212,12 @@ def test_rows_go_in_batches_of_a_few_statements_each(
         "connect_deliveryattempt": 1 + batches,  # the attempts' own run finds none
         "connect_delivery": batches,
         "connect_inboundevent": batches,
+        "connect_proxycall": 1,  # none to delete: one statement finds that out
         "connect_activitycount": 1,  # none to prune
     }
     event_queries = 5 * batches
-    # Token issues and audit; attempts and counters: one each that found none.
-    plain_queries = 2 * batches + 2
+    # token issues and audit; attempts, proxy calls and counters: one each that found none
+    plain_queries = 2 * batches + 3
     # The test's own transaction turns each batch's into a savepoint: not a statement of ours.
     statements = [q for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(statements) == event_queries + plain_queries

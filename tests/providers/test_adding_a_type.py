@@ -18,12 +18,13 @@ from django.db import connection, models
 from django.test import Client
 from django.urls import reverse
 
-from connect.models import Connector, Role, Team
+from connect.models import Connector, Project, ProjectLink, Role, Team
 from connect.providers import PROVIDERS, get_provider, provider_for_wire
 from connect.providers.base import Provider, ProviderCredentials, TokenRequest, TokenSet
 from connect.providers.schema import GRANT_TOKENS, ConfigField, ConfigInvalid, SecretField
 from connect.services.connectors import connector_save
 from tests.admin.pages import form_data, help_text
+from tests.api.wire import APP, assert_error, post_json
 
 # --- the module: connect/providers/example.py ------------------------------------------------
 
@@ -170,3 +171,33 @@ def test_the_admin_form_offers_and_saves_the_new_type(
     assert connector.get_type_display() == "Example"
     assert connector.reveal("api_key") == "ex-token-1"
     assert connector.config == {"apiBaseUrl": "https://api.example.eu", "region": "eu"}
+
+
+def test_a_deployment_gets_a_token_from_the_new_type(
+    example_type: Provider,
+    client: Client,
+    make_team: Callable[..., Team],
+    make_project: Callable[..., Project],
+    make_connector: Callable[..., Connector],
+    make_link: Callable[..., ProjectLink],
+    make_credential: Callable[..., str],
+) -> None:
+    team = make_team()
+    project = make_project(team)
+    connector = make_connector(
+        team, uid="example/acme", type="example", secrets={"api_key": "ex-token-2"}
+    )
+    make_link(connector, project, ["production"])
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {make_credential(project)}"}
+
+    response = post_json(client, "/v1/connect/token/example%2Facme", APP, **auth)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["token"] == "ex-token-2"
+    metadata = client.get("/v1/connect/connectors/example%2Facme", **auth).json()
+    assert metadata["type"] == "example"
+    assert metadata["supportedSubjectTypes"] == ["app"]
+    # The type declares app subjects only: a user subject is refused, not answered.
+    user = {"subject": {"type": "user", "id": "u-1"}}
+    refused = post_json(client, "/v1/connect/token/example%2Facme", user, **auth)
+    assert_error(refused, 400, "invalid_request")

@@ -3,6 +3,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from connect.models import Role
 from connect.services import teams
 
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        owner = team.memberships.select_related("user").get(role="owner").user
+        owner = team.memberships.select_related("user").get(role=Role.OWNER).user
         how = (
             "A password link was sent by email."
             if not owner.has_usable_password()

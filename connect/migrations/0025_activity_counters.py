@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connect", "0015_registry_connector_type_choices"),
+        ("connect", "0022_proxy_calls"),
     ]
 
     operations = [
