@@ -350,7 +350,7 @@ INSTALLATION_INLINE_FIELDS = (
 
 
 #: The connector page lists this many installations, the newest; the rest are one link away.
-INSTALLATIONS_SHOWN = 50
+INSTALLATIONS_SHOWN = 20
 
 
 class NewestInstallations(BaseInlineFormSet):
