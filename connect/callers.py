@@ -13,6 +13,7 @@ from connect import errors, generations, local_caches, oidc
 from connect.errors import Unauthorized
 from connect.kinds import Subject, SubjectType
 from connect.models import DeploymentCredential, Project
+from connect.models.api_tokens import API_TOKEN_PREFIX
 from connect.models.credentials import CREDENTIAL_TOKEN_PREFIX, LAST_USED_RESOLUTION
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ def caller_from_authorization(header: str) -> Caller:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Send Authorization: Bearer <deployment credential or OIDC token>.")
+    if token.startswith(f"{API_TOKEN_PREFIX}_"):
+        # Every runtime path (the hand-parsed token view, the proxy, the DRF views) asks here.
+        raise errors.Forbidden(
+            "Team API tokens manage a team; runtime calls (tokens, flows) take a "
+            "deployment credential or an OIDC token."
+        )
     if local_caches.enabled():
         return _remembered(token)
     return _verified(token).caller

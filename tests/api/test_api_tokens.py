@@ -181,6 +181,9 @@ def test_team_tokens_cannot_use_the_runtime_api(
     )
     assert error_of(response) == (403, "forbidden")
     assert "deployment credential" in response.json()["error"]["message"]
+    # Nor the proxy, which reads its caller by itself.
+    proxied = client.get("/v1/connect/proxy/api-key%2Fkey/v1/things", **bearer(token))
+    assert error_of(proxied) == (403, "forbidden")
 
 
 def test_deployment_credentials_cannot_use_the_management_api(
