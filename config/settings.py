@@ -307,6 +307,7 @@ SPECTACULAR_SETTINGS = {
             "pattern": r"^(scl_[A-Za-z0-9]+|[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*)$",
         }
     },
+    "PREPROCESSING_HOOKS": ["connect.api.schema.token_fast_path"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "connect.api.schema.error_responses_everywhere",

@@ -43,7 +43,6 @@ InvalidRequest = _error("invalid_request", 400)
 InvalidScope = _error("invalid_scope", 400)
 Unauthorized = _error("unauthorized", 401)
 Forbidden = _error("forbidden", 403)
-Conflict = _error("conflict", 409)
 RateLimited = _error("rate_limited", 429)
 MethodNotAllowed = _error("method_not_allowed", 405)
 UnsupportedMediaType = _error("unsupported_media_type", 415)
@@ -61,7 +60,6 @@ CODE_FOR_STATUS = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
-    409: "conflict",
     405: "method_not_allowed",
     413: "payload_too_large",
     411: "length_required",

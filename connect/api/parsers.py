@@ -33,6 +33,11 @@ def _storable(value: Any) -> bool:
     return True
 
 
+def storable_json(raw: bytes, data: Any) -> bool:
+    """Whether ``data``, parsed from ``raw``, holds no NUL and no lone surrogate."""
+    return not SUSPECT_ESCAPE.search(raw) or _storable(data)
+
+
 class StrictJSONParser(JSONParser):
     def parse(
         self,
@@ -42,6 +47,6 @@ class StrictJSONParser(JSONParser):
     ) -> Any:
         raw = stream.read()
         data = super().parse(io.BytesIO(raw), media_type, parser_context)
-        if SUSPECT_ESCAPE.search(raw) and not _storable(data):
+        if not storable_json(raw, data):
             raise ParseError("The body spells a NUL or a lone surrogate.")
         return data

@@ -20,8 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connect import errors, health
+from connect.api import connector_docs, parsers, serializers, shapes
 from connect.api import connectors as management_connectors
-from connect.api import serializers, shapes
 from connect.api.authentication import (
     ManagementRateThrottle,
     RuntimeCallerAuthentication,
@@ -57,6 +57,16 @@ class TokenView(CountedTokenRequests, RuntimeView):
 
     @extend_schema(
         operation_id="token_mint",
+        parameters=[
+            OpenApiParameter(
+                "connector",
+                str,
+                OpenApiParameter.PATH,
+                description="The connector's `scl_` id, or its uid `service/name` (send the "
+                "`/` as `%2F`).",
+                pattern=r"^(scl_[A-Za-z0-9]+|[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*)$",
+            )
+        ],
         summary="Mint a token for a subject",
         description="The hot path: a provider access token for the app or a user, refreshed "
         "when it is near expiry. Counted as a read for the rate limit.",
@@ -134,6 +144,8 @@ def token(request: HttpRequest, connector: str) -> HttpResponse:
         data = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RequestDataTooBig):
         return _token_view(request, connector=connector)
+    if not parsers.storable_json(request.body, data):
+        return _token_view(request, connector=connector)  # refused there, in the envelope
     started = time.perf_counter()
     caller: Caller | None = None
     try:
@@ -228,7 +240,7 @@ class ConnectorView(SharedView):
         summary="A connector's public metadata",
         description="Public configuration only, never a secret; the same link check as the "
         "token endpoint (the caller's project must be linked in its environment).",
-        responses={200: shapes.RuntimeConnector},
+        responses={200: connector_docs.CONNECTOR_EITHER},
         examples=[
             OpenApiExample(
                 "Connector",
@@ -261,6 +273,13 @@ class ConnectorView(SharedView):
         found = links.linked_connector(caller=self.caller(request), connector_ref=connector)
         return Response(serializers.connector_body(found))
 
+    @extend_schema(
+        operation_id="connector_delete",
+        summary="Delete a connector (Vercel's deleteConnector; team tokens)",
+        description="Its active installations are uninstalled first (provider revocation "
+        "included).",
+        responses={204: None, **error_responses(409, 422, 502)},
+    )
     def delete(self, request: Request, connector: str) -> Response:
         actor = self.team_actor(request)
         if actor is None:
@@ -379,7 +398,7 @@ class TriggerDestinationsView(SharedView):
         description="The full set of where this project receives the connector's webhooks. "
         "A destination's `signingSecret` is in the answer that created it, and never again.",
         request=shapes.DestinationsRequest,
-        responses={200: shapes.DestinationsResponse, **error_responses(422)},
+        responses={200: connector_docs.DESTINATIONS_EITHER, **error_responses(422)},
         examples=[
             OpenApiExample(
                 "Production",

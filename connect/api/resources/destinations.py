@@ -220,6 +220,7 @@ class DestinationTestView(ManagementView):
         actor = self.actor(request, Action.CHANGE)
         found = _found(request, actor.team_id, destination)
         delivery = deliveries.destination_test_event(destination=found, actor=actor.label)
+        assert delivery.event is not None  # a test event is a received one, made up
         return Response(
             {"eventId": delivery.payload_public_id, "deliveryId": delivery.webhook_id}, status=201
         )

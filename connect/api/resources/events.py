@@ -39,7 +39,9 @@ class AttemptOut(serializers.Serializer):
 
 class DeliveryOut(serializers.Serializer):
     id = serializers.CharField(help_text="The `webhook-id` the destination received.")
-    eventId = serializers.CharField()
+    eventId = serializers.CharField(
+        allow_null=True, help_text="The received webhook; null for a lifecycle event's."
+    )
     destinationId = serializers.CharField()
     status = serializers.ChoiceField(choices=DeliveryStatus.values)
     attempts = serializers.IntegerField()
@@ -73,7 +75,7 @@ def event_body(event: InboundEvent) -> dict[str, Any]:
 def delivery_body(delivery: Delivery) -> dict[str, Any]:
     return {
         "id": delivery.webhook_id,
-        "eventId": delivery.payload_public_id,
+        "eventId": delivery.event.public_id if delivery.event else None,
         "destinationId": delivery.destination.public_id,
         "status": delivery.status,
         "attempts": delivery.attempts,
