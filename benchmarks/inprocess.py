@@ -25,6 +25,8 @@ os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://12
 os.environ["CONNECT_RATE_LIMIT_READS"] = "100000000"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("ALLOWED_HOSTS", "*")
+# The keys benchmarks/run.py made with the rows it sealed.
+os.environ["CONNECT_VAR_DIR"] = os.environ.get("BENCH_VAR_DIR", str(ROOT / "var" / "bench"))
 
 import django  # noqa: E402
 

@@ -34,6 +34,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 REVOCATIONS = int(os.environ.get("BENCH_REVOCATIONS", "30"))
+VAR_DIR = Path(os.environ.get("BENCH_VAR_DIR", str(ROOT / "var" / "bench")))
 
 
 def free_port() -> int:
@@ -99,7 +100,10 @@ def main() -> int:
         return 2
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    var_dir = tempfile.mkdtemp(prefix="connect-bench-")
+    # Kept after the run: benchmarks/inprocess.py opens the same sealed rows with its keys.
+    var_dir = str(VAR_DIR)
+    shutil.rmtree(var_dir, ignore_errors=True)
+    VAR_DIR.mkdir(parents=True)
     env = {
         **os.environ,
         "DATABASE_URL": DATABASE_URL,
@@ -169,7 +173,6 @@ def main() -> int:
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-    shutil.rmtree(var_dir, ignore_errors=True)
     print(f"{CONNECTIONS} connections, {WORKERS} gunicorn workers, {SECONDS}s each")
     print("warm: the token path's process-local caches on (default); cold: CONNECT_LOCAL_CACHES=0")
     print(f"{'scenario':38} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
