@@ -61,7 +61,6 @@ CODE_FOR_STATUS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
-    409: "conflict",
     413: "payload_too_large",
     411: "length_required",
     415: "unsupported_media_type",

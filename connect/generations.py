@@ -14,8 +14,9 @@ parent), on a connection of its own outside the pool:
 
 A message makes the listener read the generations of the scopes this process caches (one
 query). While the listener is not known to be subscribed (not started, reconnecting, killed,
-SQLite), ``ensure_fresh`` does that read on the request thread at most once per
-``CHECK_INTERVAL`` seconds: a change is then seen within that bound, as with the listener.
+SQLite), and always with Redis (which hears only this app's writes, not psql's),
+``ensure_fresh`` does that read on the request thread at most once per ``CHECK_INTERVAL``
+seconds: a change is then seen within that bound, as with the listener.
 
 Caches stamp each entry with ``epoch()`` before they read the database and keep it only if no
 generation they depend on moved since (``still``).
@@ -69,6 +70,10 @@ class _State:
         self.listener: threading.Thread | None = None
         self.stop = threading.Event()
         self.checks = 0  # how many reads of the table this process made (tests, metrics)
+        #: Redis hears only this app's writes (the publishing wrapper); a write from elsewhere
+        #: (psql, another program) bumps a generation all the same, so with Redis the
+        #: once-a-second read keeps running as a backstop, listener or not.
+        self.backstop = False
 
 
 _state = _State()
@@ -151,7 +156,7 @@ def ensure_fresh(now: Callable[[], float] = time.monotonic) -> None:
     state = _state
     if state.listener_pid != os.getpid():
         start_listener()
-    if state.healthy:
+    if state.healthy and not state.backstop:
         return
     if now() - state.last_check >= CHECK_INTERVAL:
         check_now()
@@ -180,6 +185,7 @@ def start_listener() -> None:
     if not settings.CONNECT_GENERATIONS_LISTENER:
         return
     if settings.REDIS_URL:
+        state.backstop = True
         target: Callable[[threading.Event], None] = _listen_redis
     elif connection.vendor == "postgresql":
         target = _listen_postgresql

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from connect import kinds
 from connect.models import (
+    ActivityCount,
     AuthorizationRequest,
     Connector,
     Delivery,
@@ -213,6 +214,14 @@ def make_world(
         )
         delivery = Delivery.objects.create(event=event, destination=destination)
         DeliveryAttempt.objects.create(delivery=delivery, status_code=200, latency_ms=12)
+        ActivityCount.objects.create(
+            team=team,
+            connector=connector,
+            hour=timezone.now().replace(minute=0, second=0, microsecond=0),
+            kind=ActivityCount.Kind.TOKEN,
+            label="ok",
+            count=1,
+        )
 
         after = snapshot()
         rows = {name: after[name] - before[name] for name in after}
@@ -483,6 +492,7 @@ def replay_slotted(event: InboundEvent) -> InboundEvent:
 
 
 VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
+    "connect_activity_unique": lambda w: copy_of(one(ActivityCount, w), count=5),
     "connect_connector_unique_uid": lambda w: copy_of(one(Connector, w)),
     "connect_connector_uid_format": lambda w: copy_of(one(Connector, w), uid="no-slash"),
     "connect_connector_type_valid": lambda w: copy_of(

@@ -319,11 +319,19 @@ class TriggerDestinationInline(ChoicesReadOnce, TeamScopedInline, admin.TabularI
         return obj.pk is not None and obj.has_secret("signing_secret")
 
 
+class LifecycleDestinationFormSet(BaseInlineFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        # Its own: the trigger destinations' inline has the relation's name.
+        return "lifecycle_destinations"
+
+
 class LifecycleDestinationInline(TriggerDestinationInline):
     """Where the app hears of installations and grants made, broken, recovered or removed:
     one path per project link and environment."""
 
     model = LifecycleDestination
+    formset = LifecycleDestinationFormSet
     verbose_name = "lifecycle destination"
     verbose_name_plural = "lifecycle destinations (installation and grant events)"
 
@@ -342,7 +350,7 @@ INSTALLATION_INLINE_FIELDS = (
 
 
 #: The connector page lists this many installations, the newest; the rest are one link away.
-INSTALLATIONS_SHOWN = 50
+INSTALLATIONS_SHOWN = 20
 
 
 class NewestInstallations(BaseInlineFormSet):
@@ -552,8 +560,11 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         elif provider.webhook_key:
             # Signed with the provider's own key (Discord's publicKey in the config): no secret.
             sets.append(("Triggers", {"fields": ["triggers_enabled", *events]}))
-        sets.append(("Credential checks", {"fields": ["check_interval_seconds", "secret_health"]}))
         if obj is not None:
+            # On the change page only: a new connector starts with the daily default.
+            sets.append(
+                ("Credential checks", {"fields": ["check_interval_seconds", "secret_health"]})
+            )
             sets.append(
                 ("Status", {"fields": ["public_id", "reconsent", "created_at", "updated_at"]})
             )

@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from connect import errors
 from connect.admin.filters import ExactIdSearch, TeamRelatedFilter
 from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
-from connect.kinds import Subject
+from connect.kinds import AuthorizationKind, Subject
 from connect.models import Grant, Installation, TokenIssue
 from connect.models.installations import GrantStatus, SubjectType
 from connect.services import authorizations, installations
@@ -87,7 +87,7 @@ class ReconnectAdmin(TeamScopedAdmin):
             try:
                 started = authorizations.authorization_start(
                     connector=installation.connector,
-                    kind="consent" if user else "install",
+                    kind=AuthorizationKind.CONSENT if user else AuthorizationKind.INSTALL,
                     subject=subject,
                     scopes=tuple(grant.scopes) if grant.scopes else None,
                     installation_ref=installation.public_id,

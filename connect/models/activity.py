@@ -1,5 +1,7 @@
 from django.db import models
 
+from connect.models.base import TeamScopedQuerySet
+
 
 class ActivityKind(models.TextChoices):
     """What an hourly counter counts; its ``label`` says which of it (see each comment)."""
@@ -18,6 +20,10 @@ class ActivityKind(models.TextChoices):
     PROVIDER_ERROR = "provider_error", "Provider errors"
 
 
+class ActivityCountQuerySet(TeamScopedQuerySet):
+    pass
+
+
 class ActivityCount(models.Model):
     """How many of one thing happened on one connector in one hour.
 
@@ -33,6 +39,8 @@ class ActivityCount(models.Model):
     kind = models.CharField(max_length=20, choices=ActivityKind.choices)
     label = models.CharField(max_length=40)
     count = models.BigIntegerField(default=0)
+
+    objects = ActivityCountQuerySet.as_manager()
 
     class Meta:
         ordering = ["-hour"]

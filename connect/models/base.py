@@ -56,6 +56,15 @@ class TeamScopedQuerySet(models.QuerySet):
             return self.none()
         if getattr(user, "is_superuser", False):
             return self.all()
+        if self.team_path == "team":
+            # Rows that carry their team (logs among them): one indexed column against the
+            # user's teams, no join through the row's parents or its team.
+            from django.apps import apps
+
+            memberships = apps.get_model("connect", "Membership")._default_manager.filter(
+                user_id=user.pk, role__in=roles_at_least(min_role)
+            )
+            return self.filter(team_id__in=memberships.values("team_id"))
         prefix = f"{self.team_path}__" if self.team_path else ""
         return self.filter(
             **{
@@ -71,7 +80,16 @@ class TeamScopedQuerySet(models.QuerySet):
         *hops, last = self.team_path.split("__")
         for hop in hops:
             obj = getattr(obj, hop)
-        return int(getattr(obj, f"{last}_id"))
+        team_id = getattr(obj, f"{last}_id")
+        if team_id is None and obj.pk is not None:
+            # A log row written without its team: the database filled it in; read it back.
+            team_id = (
+                type(obj)
+                ._default_manager.filter(pk=obj.pk)
+                .values_list(f"{last}_id", flat=True)
+                .first()
+            )
+        return int(team_id)
 
 
 class SealedSecrets(models.Model):
@@ -95,7 +113,9 @@ class SealedSecrets(models.Model):
 
     @classmethod
     def binding_for(cls, public_id: str, name: str) -> str:
-        return f"{cls._meta.label_lower}:{public_id}:{name}"
+        # The concrete model's: a proxy (the lifecycle kind of destination) is the same row.
+        concrete = cls._meta.concrete_model or cls
+        return f"{concrete._meta.label_lower}:{public_id}:{name}"
 
     def secret_binding(self, name: str) -> str:
         return self.binding_for(self.public_id, name)

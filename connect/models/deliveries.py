@@ -8,13 +8,24 @@ from connect.models.base import TeamScopedQuerySet, public_id_field
 
 
 class InboundEventQuerySet(TeamScopedQuerySet):
-    team_path = "connector__team"
+    team_path = "team"
 
 
 class InboundEvent(models.Model):
     """A provider webhook as received: raw body, redacted headers, whether it verified."""
 
     public_id = public_id_field("trq")
+    #: The team, copied from the parent row so that team scoping needs no join: written by the
+    #: writer, or by the database when a writer leaves it out (a trigger, migration 0027).
+    team = models.ForeignKey(
+        "connect.Team",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the (team, time) index below serves it
+    )
     connector = models.ForeignKey(
         "connect.Connector", on_delete=models.CASCADE, related_name="inbound_events"
     )
@@ -62,6 +73,7 @@ class InboundEvent(models.Model):
             models.Index(fields=["connector", "-received_at"], name="connect_event_recent"),
             # Retention finds the oldest events across every connector by it.
             models.Index(fields=["received_at"], name="connect_event_received"),
+            models.Index(fields=["team", "-received_at"], name="connect_event_team_recent"),
         ]
 
     def __str__(self) -> str:
@@ -126,8 +138,7 @@ def new_webhook_id() -> str:
 
 
 class DeliveryQuerySet(TeamScopedQuerySet):
-    # Through the destination: a delivery carries an inbound or a lifecycle event.
-    team_path = "destination__connector__team"
+    team_path = "team"
 
     def due(self, now: datetime) -> "DeliveryQuerySet":
         """Rows a worker should take: pending and due, or delivering with a lapsed lease."""
@@ -151,6 +162,17 @@ class Delivery(models.Model):
 
     Status = DeliveryStatus
 
+    #: The team, copied from the parent row so that team scoping needs no join: written by the
+    #: writer, or by the database when a writer leaves it out (a trigger, migration 0027).
+    team = models.ForeignKey(
+        "connect.Team",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the (team, time) index below serves it
+    )
     event = models.ForeignKey(
         InboundEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
@@ -202,6 +224,7 @@ class Delivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="connect_delivery_due"),
             # The admin list's order, and its filters by status and destination.
             models.Index(fields=["-created_at"], name="connect_delivery_newest"),
+            models.Index(fields=["team", "-created_at"], name="connect_delivery_team_recent"),
             models.Index(fields=["status", "-created_at"], name="connect_delivery_by_status"),
             models.Index(fields=["destination", "-created_at"], name="connect_delivery_by_dest"),
             # Search by the start of a webhook-id (LIKE 'msg_…%', PostgreSQL).
@@ -215,12 +238,30 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return self.webhook_id
 
+    @property
+    def payload_public_id(self) -> str:
+        """The public id of what this delivery carries: an inbound event or a lifecycle event."""
+        payload = self.event if self.event_id is not None else self.lifecycle_event
+        assert payload is not None  # a check constraint: exactly one of the two
+        return payload.public_id
+
 
 class DeliveryAttemptQuerySet(TeamScopedQuerySet):
-    team_path = "delivery__destination__connector__team"
+    team_path = "team"
 
 
 class DeliveryAttempt(models.Model):
+    #: The team, copied from the parent row so that team scoping needs no join: written by the
+    #: writer, or by the database when a writer leaves it out (a trigger, migration 0027).
+    team = models.ForeignKey(
+        "connect.Team",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the (team, time) index below serves it
+    )
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
     started_at = models.DateTimeField(default=timezone.now)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -232,7 +273,10 @@ class DeliveryAttempt(models.Model):
     class Meta:
         ordering = ["-started_at"]
         # Retention deletes the oldest by it; /metrics counts the last minutes' by it.
-        indexes = [models.Index(fields=["started_at"], name="connect_attempt_started")]
+        indexes = [
+            models.Index(fields=["started_at"], name="connect_attempt_started"),
+            models.Index(fields=["team", "-started_at"], name="connect_attempt_team_recent"),
+        ]
 
     def __str__(self) -> str:
         outcome = self.status_code if self.status_code is not None else (self.error or "no answer")

@@ -24,6 +24,7 @@ from connect.models import (
     Environment,
     Grant,
     Installation,
+    LifecycleDestination,
     Membership,
     Project,
     ProjectLink,
@@ -160,6 +161,8 @@ AUDITED: dict[type[models.Model], Audited] = {
         ("required_claims",),
     ),
 }
+# The lifecycle kind of destination, as the connector page edits it: the same row and events.
+AUDITED[LifecycleDestination] = AUDITED[TriggerDestination]
 
 
 def _team_id(obj: models.Model) -> int:

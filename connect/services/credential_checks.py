@@ -36,7 +36,7 @@ from django.utils import timezone
 from connect import errors, http
 from connect.models import Connector, Grant
 from connect.models.deliveries import LifecycleEventType
-from connect.models.installations import GrantStatus, SubjectType
+from connect.models.installations import GrantStatus, InstallationStatus, SubjectType
 from connect.providers import PROVIDERS
 from connect.providers.api_key import ApiKeyProvider
 from connect.providers.base import ProviderError
@@ -66,7 +66,7 @@ def checkable_grants() -> QuerySet[Grant]:
     app_mints = Q(
         subject_type=SubjectType.APP,
         installation__connector__type__in=_minting_types(),
-        installation__status="active",
+        installation__status=InstallationStatus.ACTIVE,
     )
     return Grant.objects.filter(status=GrantStatus.ACTIVE).filter(
         ~Q(refresh_token_sealed="") | app_mints

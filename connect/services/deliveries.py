@@ -325,6 +325,7 @@ def delivery_attempt(*, delivery: Delivery, now: datetime | None = None) -> Outc
     # One commit for the log and the state: a commit waits for the disk.
     with transaction.atomic():
         DeliveryAttempt.objects.create(
+            team_id=delivery.team_id,
             delivery=delivery,
             started_at=now,
             status_code=outcome.status_code,

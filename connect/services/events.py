@@ -66,7 +66,9 @@ class EventFilter:
     outcome: str = ""
 
     def subject_parts(self) -> tuple[str, str]:
-        """``user:42`` is a type and an id; ``42`` is an id of any type."""
+        """``user:42`` is a type and an id; ``42`` is an id of any type; ``app`` the app."""
+        if self.subject == "app":
+            return "app", ""
         kind, sep, rest = self.subject.partition(":")
         return (kind, rest) if sep and kind in SubjectType.values else ("", self.subject)
 

@@ -394,6 +394,7 @@ def token_issue(*, caller: Caller, connector_ref: str, ask: TokenAsk) -> IssuedT
         obtained = token_obtain(choice=choice, now=now)
     issue = issue_writer.record(
         TokenIssue(
+            team_id=choice.connector.team_id,
             grant=obtained.grant,
             project_id=caller.project_id,
             environment=caller.environment,

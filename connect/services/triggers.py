@@ -178,6 +178,7 @@ def trigger_receive(
     try:
         with transaction.atomic():
             inbound = InboundEvent.objects.create(
+                team_id=connector.team_id,
                 connector_id=connector.pk,
                 provider_event_id=storable(event.event_id)[:255],
                 event_type=event_type,
@@ -211,7 +212,10 @@ def trigger_receive(
                     .values_list("pk", flat=True)
                 )
                 Delivery.objects.bulk_create(
-                    [Delivery(event=inbound, destination_id=pk) for pk in destinations]
+                    [
+                        Delivery(team_id=connector.team_id, event=inbound, destination_id=pk)
+                        for pk in destinations
+                    ]
                 )
                 transaction.on_commit(deliveries.deliveries_ring_soon, robust=True)
     except IntegrityError:

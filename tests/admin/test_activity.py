@@ -347,6 +347,7 @@ def test_the_activity_page_lists_events_with_their_correlation_ids(
         ("?outcome=verified", ["trigger"]),
         ("?subject=user:42", ["token", "authorization"]),
         ("?subject=app:42", []),
+        ("?subject=app", ["token"]),
         ("?installation={second}", ["trigger", "token"]),
         ("?connector={connector}&outcome=issued", ["token", "token"]),
     ],

@@ -29,6 +29,7 @@ from connect.models import (
     Environment,
     Grant,
     Installation,
+    LifecycleDestination,
     Membership,
     Project,
     ProjectLink,
@@ -40,6 +41,7 @@ from connect.models import (
     TrustedIssuerRule,
 )
 from connect.services.audit import actor_label
+from connect.services.destinations import destination_save
 from tests.admin.pages import form_data
 from tests.admin.test_tenancy import World, make_world  # noqa: F401 (a fixture)
 from tests.security.test_admin_action_roles import stored_secrets
@@ -77,6 +79,9 @@ WALK: dict[tuple[str, str, str], str] = {
     ("connector", "triggerdestination", "add"): "destination.saved",
     ("connector", "triggerdestination", "change"): "destination.saved",
     ("connector", "triggerdestination", "delete"): "destination.deleted",
+    ("connector", "lifecycledestination", "add"): "destination.saved",
+    ("connector", "lifecycledestination", "change"): "destination.saved",
+    ("connector", "lifecycledestination", "delete"): "destination.deleted",
     ("installation", "", "change"): "installation.updated",
     ("installation", "", "delete"): "installation.removed",
     ("installation", "grant", "delete"): "grant.deleted",
@@ -112,6 +117,10 @@ TARGETS: dict[type[models.Model], Callable[[Any], dict[str, str]]] = {
         "connectorId": o.connector.public_id,
         "destinationId": o.public_id,
     },
+    LifecycleDestination: lambda o: {
+        "connectorId": o.connector.public_id,
+        "destinationId": o.public_id,
+    },
     Installation: lambda o: {"connectorId": o.connector.public_id, "installationId": o.public_id},
     Grant: lambda o: {"connectorId": o.installation.connector.public_id, "grantId": o.public_id},
     DeploymentCredential: lambda o: {"credentialId": o.public_id, "projectId": o.project.public_id},
@@ -135,6 +144,16 @@ def world(make_world: Callable[[Team, str], World], make_team: Callable[..., Tea
     # A second project of the team, for a new link to name.
     second = Project.objects.create(team=world[Team], name="Second", slug="alpha-second")
     second.environments.create(slug="production")
+    # The connector's lifecycle destination, for the inline's change and delete.
+    destination_save(
+        destination=LifecycleDestination(
+            connector=world[Connector],
+            project=world[Project],
+            environment=world[Environment],
+            path="/alpha-lifecycle",
+        ),
+        actor="test",
+    )
     return world
 
 
@@ -245,6 +264,12 @@ def new_row(model: type[models.Model], world: World) -> dict[str, str]:
             "path": "/alpha-new",
             "enabled": "on",
         },
+        LifecycleDestination: {
+            "project": str(second.pk),
+            "environment": str(second.environments.get().pk),
+            "path": "/alpha-events",
+            "enabled": "on",
+        },
         DeploymentCredential: {
             "project": str(project.pk),
             "environment": str(environment.pk),
@@ -275,6 +300,7 @@ CHANGES: dict[type[models.Model], tuple[str, str | list[str] | None]] = {
     Connector: ("name", "Renamed bot"),
     ProjectLink: ("environments", ["production", "preview"]),  # two ticked checkboxes
     TriggerDestination: ("enabled", None),
+    LifecycleDestination: ("enabled", None),
     Installation: ("display_name", "Renamed workspace"),
     Grant: ("status", "revoked"),
     DeploymentCredential: ("name", "renamed"),
@@ -299,6 +325,7 @@ def inline_row(world: World, users: dict[str, User], inline_model: type[models.M
         TrustedIssuerRule: lambda: world[TrustedIssuer].rules.get(),
         ProjectLink: lambda: world[ProjectLink],
         TriggerDestination: lambda: world[TriggerDestination],
+        LifecycleDestination: lambda: LifecycleDestination.objects.get(path="/alpha-lifecycle"),
         Grant: lambda: world[Grant],
     }
     return rows[inline_model]()

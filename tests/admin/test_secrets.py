@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from connect.callers import caller_from_credential
+from connect.callers import caller_from_authorization
 from connect.models import (
     AuditEvent,
     AuthorizationRequest,
@@ -240,7 +240,8 @@ def everything_with_secrets(
     token = re.search(r"cdc_[A-Za-z0-9]{12}_[A-Za-z0-9]{24}", shown_once.content.decode())
     assert token, "the new credential is shown once"
     credential = DeploymentCredential.objects.get(name="ci")
-    assert caller_from_credential(token.group(0)).label == f"credential:{credential.public_id}"
+    caller = caller_from_authorization(f"Bearer {token.group(0)}")
+    assert caller.label == f"credential:{credential.public_id}"
 
     plaintexts = [
         *SECRETS.values(),

@@ -32,6 +32,7 @@ from connect.models import (
     Grant,
     InboundEvent,
     Installation,
+    LifecycleEvent,
     Membership,
     Project,
     ProjectLink,
@@ -65,6 +66,7 @@ TEAM_PATH: dict[type[models.Model], str] = {
     TrustedIssuer: "team",
     TriggerDestination: "connector__team",
     InboundEvent: "connector__team",
+    LifecycleEvent: "connector__team",
     Delivery: "event__connector__team",
     DeliveryAttempt: "delivery__event__connector__team",
     AuditEvent: "team",
@@ -155,6 +157,9 @@ def make_world(
             body=b"{}",
         )
         delivery = Delivery.objects.create(event=event, destination=destination)
+        lifecycle_event = LifecycleEvent.objects.create(
+            connector=connector, type="grant.created", body=b'{"type": "grant.created"}'
+        )
         attempt = DeliveryAttempt.objects.create(
             delivery=delivery, status_code=500, error=f"{tag} upstream error"
         )
@@ -206,6 +211,7 @@ def make_world(
             Grant: grant,
             TriggerDestination: destination,
             InboundEvent: event,
+            LifecycleEvent: lifecycle_event,
             Delivery: delivery,
             DeliveryAttempt: attempt,
             TokenIssue: issue,

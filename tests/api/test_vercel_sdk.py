@@ -67,7 +67,7 @@ def test_vercel_sdk_connect_calls_work_unchanged(
             timeout=120,
         )
     lines = run.stdout.strip().splitlines()
-    assert run.returncode == 0, (lines[-1:] if lines else run.stderr[-3000:])
+    assert run.returncode == 0, lines[-1:] if lines else run.stderr[-3000:]
     result: dict[str, Any] = json.loads(lines[-1])
     seen = result["seen"]
     created = seen["createConnector"]

@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import reverse
 
 from connect.admin import one_time
-from connect.callers import caller_from_credential
+from connect.callers import caller_from_authorization
 from connect.models import (
     Connector,
     DeploymentCredential,
@@ -119,7 +119,8 @@ def test_a_new_deployment_credential_is_shown_once_and_never_put_in_a_cookie(
     token = found.group(0)
     assert_shown_once_and_nowhere_else(posted, response, token)
     credential = DeploymentCredential.objects.get(name="ci")
-    assert caller_from_credential(token).label == f"credential:{credential.public_id}"
+    caller = caller_from_authorization(f"Bearer {token}")
+    assert caller.label == f"credential:{credential.public_id}"
     stored = DeploymentCredential.objects.filter(pk=credential.pk).values().get()
     assert not any(token in str(value) for value in stored.values()), "stored only as a digest"
     # The page leads on; that page, and a fresh load of the form, show it no more.
@@ -246,7 +247,8 @@ def test_reloading_a_new_credentials_page_makes_no_second_credential_and_shows_n
     assert_shows_nothing(reloaded, token.group(0))
     assert DeploymentCredential.objects.count() == 1, "the reload posted nothing"
     credential = DeploymentCredential.objects.get()
-    assert caller_from_credential(token.group(0)).label == f"credential:{credential.public_id}"
+    caller = caller_from_authorization(f"Bearer {token.group(0)}")
+    assert caller.label == f"credential:{credential.public_id}"
 
 
 def test_reloading_a_rotated_secrets_page_rotates_nothing_and_shows_nothing(
@@ -298,7 +300,8 @@ def test_another_user_of_the_same_team_cannot_open_a_new_secrets_page(
     token = TOKEN.search(mine.content.decode())
     assert token
     credential = DeploymentCredential.objects.get()
-    assert caller_from_credential(token.group(0)).label == f"credential:{credential.public_id}"
+    caller = caller_from_authorization(f"Bearer {token.group(0)}")
+    assert caller.label == f"credential:{credential.public_id}"
 
 
 def test_the_reference_of_a_new_secrets_page_cannot_be_guessed(

@@ -222,5 +222,5 @@ class DestinationTestView(ManagementView):
         delivery = deliveries.destination_test_event(destination=found, actor=actor.label)
         assert delivery.event is not None  # a test event is a received one, made up
         return Response(
-            {"eventId": delivery.event.public_id, "deliveryId": delivery.webhook_id}, status=201
+            {"eventId": delivery.payload_public_id, "deliveryId": delivery.webhook_id}, status=201
         )

@@ -5,7 +5,8 @@ One team ("scale") whose owner ``scale-owner`` sees everything: connectors, 100,
 installations with a grant each, 1,000,000 token issues, 1,000,000 events with a delivery and
 an attempt each, audit rows, flows and a week of hourly counters. Rows are written by
 ``INSERT … SELECT … FROM generate_series`` (seconds per million), every column from a model
-instance built once, so the rows are what the app itself would write.
+instance built once, so the rows are what the app itself would write (their team included, so
+the database's fill-in trigger has nothing to look up).
 """
 
 import time
@@ -173,7 +174,7 @@ class Command(BaseCommand):
         insert_series(
             TokenIssue,
             issues,
-            TokenIssue(grant_id=grant0, project=project, environment="production"),
+            TokenIssue(team=team, grant_id=grant0, project=project, environment="production"),
             {
                 "public_id": "'stk_seed' || lpad(i::text, 9, '0')",
                 "grant_id": f"{grant0} + (i % {installs})",
@@ -187,7 +188,13 @@ class Command(BaseCommand):
         insert_series(
             InboundEvent,
             events,
-            InboundEvent(connector=connectors[0], event_type="message", body=b"{}", verified=True),
+            InboundEvent(
+                team=team,
+                connector=connectors[0],
+                event_type="message",
+                body=b"{}",
+                verified=True,
+            ),
             {
                 "public_id": "'trq_seed' || lpad(i::text, 9, '0')",
                 # The installation's own connector (installation j has connector j % k).
@@ -202,7 +209,7 @@ class Command(BaseCommand):
         insert_series(
             Delivery,
             events,
-            Delivery(event_id=event0, destination=destinations[0], attempts=1),
+            Delivery(team=team, event_id=event0, destination=destinations[0], attempts=1),
             {
                 "event_id": f"{event0} - 1 + i",
                 "destination_id": (
@@ -218,7 +225,7 @@ class Command(BaseCommand):
         insert_series(
             DeliveryAttempt,
             events,
-            DeliveryAttempt(delivery_id=delivery0, latency_ms=40),
+            DeliveryAttempt(team=team, delivery_id=delivery0, latency_ms=40),
             {
                 "delivery_id": f"{delivery0} - 1 + i",
                 "status_code": "CASE WHEN i % 20 = 0 THEN 500 ELSE 200 END",
