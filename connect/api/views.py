@@ -27,6 +27,7 @@ from connect.api.authentication import (
     RuntimeCallerAuthentication,
     TeamRateThrottle,
     TeamTokenOrRuntimeAuthentication,
+    is_team_token,
     team_rate_check,
 )
 from connect.api.envelope import exception_handler
@@ -138,6 +139,8 @@ def token(request: HttpRequest, connector: str) -> HttpResponse:
         request.method != "POST"
         or request.content_type != "application/json"
         or not request.META.get("HTTP_AUTHORIZATION")
+        # A team API token is refused by TokenView's authentication with its own 403.
+        or is_team_token(request.META["HTTP_AUTHORIZATION"].partition(" ")[2].strip())
     ):
         return _token_view(request, connector=connector)
     try:
