@@ -66,7 +66,7 @@ def drop_triggers(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connect", "0026_list_indexes"),
+        ("connect", "0019_list_indexes"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connect", "0025_activity_counters"),
+        ("connect", "0019_activity_counters"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
