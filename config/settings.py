@@ -319,6 +319,7 @@ SPECTACULAR_SETTINGS = {
         "GrantStatusEnum": "connect.api.shapes.GRANT_STATUSES",
         "DeliveryStatusEnum": "connect.api.shapes.DELIVERY_STATUSES",
         "AuthorizationOutcomeEnum": "connect.api.shapes.AUTHORIZATION_OUTCOMES",
+        "DestinationKindEnum": "connect.models.destinations.DestinationKind",
     },
 }
 

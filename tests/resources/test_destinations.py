@@ -1,6 +1,11 @@
 """Trigger destinations: the signing secret once, rotation with overlap, a test event."""
 
+from django.db import transaction
+
 from connect.models import Delivery, TriggerDestination
+from connect.models.deliveries import LifecycleEventType
+from connect.models.destinations import DestinationKind
+from connect.services import lifecycle
 from tests.resources.conftest import Api, World
 
 V = "/v1/connect"
@@ -89,3 +94,48 @@ def test_the_per_connector_limit_holds(api: Api, acme: World, settings: object) 
     )
     assert third.status == 400
     assert "At most 2" in third.body["error"]["message"]
+
+
+def test_a_lifecycle_destination_is_set_once_per_link_and_environment(
+    api: Api, acme: World
+) -> None:
+    created = _create(api, acme, kind="lifecycle", path="/connect/lifecycle")
+    assert created["kind"] == "lifecycle"
+    secret = created["signingSecret"]
+    assert secret.startswith("whsec_")
+    row = TriggerDestination.objects.get(public_id=created["id"])
+    assert row.kind == DestinationKind.LIFECYCLE
+    assert row.reveal("signing_secret") == secret
+
+    moved = api.post(
+        f"{V}/destinations",
+        acme.member,
+        {"connector": acme.connector.uid, "projectId": "web", "environment": "production",
+         "path": "/connect/moved", "kind": "lifecycle"},
+    )
+    assert moved.status == 200, moved.body
+    assert moved.body["id"] == created["id"]
+    assert moved.body["path"] == "/connect/moved"
+    assert "signingSecret" not in moved.body
+    assert TriggerDestination.objects.filter(kind=DestinationKind.LIFECYCLE).count() == 1
+
+    with transaction.atomic():
+        lifecycle.lifecycle_emit(
+            LifecycleEventType.INSTALLATION_CREATED,
+            connector=acme.connector,
+            installation=acme.installation,
+        )
+    delivered = Delivery.objects.get(destination__public_id=created["id"])
+    assert delivered.lifecycle_event is not None
+    assert delivered.lifecycle_event.type == "installation.created"
+
+
+def test_a_viewer_or_an_unlinked_environment_sets_no_lifecycle_destination(
+    api: Api, acme: World
+) -> None:
+    body = {"connector": acme.connector.uid, "projectId": "web", "environment": "production",
+            "path": "/connect/lifecycle", "kind": "lifecycle"}
+    assert api.post(f"{V}/destinations", acme.viewer, body).status == 403
+    unlinked = api.post(f"{V}/destinations", acme.member, {**body, "environment": "preview"})
+    assert unlinked.status in (400, 404), unlinked.body
+    assert not TriggerDestination.objects.filter(kind=DestinationKind.LIFECYCLE).exists()

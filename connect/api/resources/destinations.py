@@ -4,6 +4,7 @@
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -13,13 +14,19 @@ from connect.api.management import ManagementView
 from connect.api.resources import base
 from connect.api.resources.installations import connector_in_team
 from connect.api.resources.projects import environment_of, project_in_team
-from connect.models import TriggerDestination
+from connect.models import Connector, Project, TriggerDestination
+from connect.models.destinations import DestinationKind
 from connect.permissions import Action
-from connect.services import deliveries, destinations
+from connect.services import deliveries, destinations, lifecycle
 
 
 class DestinationOut(serializers.Serializer):
     id = serializers.CharField(help_text="`dst_…`")
+    kind = serializers.ChoiceField(
+        choices=DestinationKind.choices,
+        help_text="`trigger`: the connector's webhooks; `lifecycle`: its connections' lifecycle "
+        "events (one per project link and environment).",
+    )
     connectorId = serializers.CharField()
     projectId = serializers.CharField()
     environment = serializers.CharField()
@@ -38,11 +45,13 @@ class DestinationIn(serializers.Serializer):
     projectId = serializers.CharField(max_length=60)
     environment = serializers.CharField(max_length=60, help_text="`env_…` or slug.")
     path = serializers.CharField(max_length=500, default="/")
+    kind = serializers.ChoiceField(choices=DestinationKind.choices, default=DestinationKind.TRIGGER)
 
 
 def destination_body(destination: TriggerDestination) -> dict[str, Any]:
     return {
         "id": destination.public_id,
+        "kind": destination.kind,
         "connectorId": destination.connector.public_id,
         "projectId": destination.project.public_id,
         "environment": destination.environment.slug,
@@ -55,6 +64,7 @@ def destination_body(destination: TriggerDestination) -> dict[str, Any]:
 
 EXAMPLE = {
     "id": "dst_8vN3qL6pX1wK9mR2",
+    "kind": "trigger",
     "connectorId": "scl_7Hq2mV4kP9xR3tW8",
     "projectId": "prj_3kD9wQ1xV8mZ2pL5",
     "environment": "production",
@@ -113,12 +123,14 @@ class DestinationsView(ManagementView):
 
     @extend_schema(
         operation_id="destinations_create",
-        summary="Add a trigger destination",
+        summary="Add a trigger or lifecycle destination",
         description="The answer carries the destination's `signingSecret`, the only time it "
-        "is shown. Deliveries go to the environment's base URL plus `path`.",
+        "is shown. Deliveries go to the environment's base URL plus `path`. With `kind: "
+        "lifecycle` this sets the one lifecycle destination of that project link and "
+        "environment: a new one answers 201 with its secret, a moved one 200 without.",
         parameters=base.TEAM_PARAMETERS,
         request=DestinationIn,
-        responses={201: DestinationCreated},
+        responses={201: DestinationCreated, 200: DestinationOut},
         examples=[
             OpenApiExample(
                 "Create",
@@ -143,6 +155,8 @@ class DestinationsView(ManagementView):
         data = base.parsed(DestinationIn, request.data)
         connector = connector_in_team(actor.team_id, data["connector"])
         project = project_in_team(actor.team_id, data["projectId"])
+        if data["kind"] == DestinationKind.LIFECYCLE:
+            return _lifecycle_set(actor.label, connector, project, data)
         try:
             destination, secret = destinations.destination_create(
                 connector=connector,
@@ -153,6 +167,36 @@ class DestinationsView(ManagementView):
         except ValidationError as exc:
             raise base.model_errors(exc) from exc
         return Response({**destination_body(destination), "signingSecret": secret}, status=201)
+
+
+def _lifecycle_set(
+    actor: str, connector: Connector, project: Project, data: dict[str, Any]
+) -> Response:
+    """Set the lifecycle destination of one project link and environment: a new one answers
+    201 with its signing secret (the only time it is shown), a moved one 200 without."""
+    environment = environment_of(project, data["environment"])
+    with transaction.atomic():
+        existed = TriggerDestination.objects.filter(
+            connector=connector,
+            project=project,
+            environment=environment,
+            kind=DestinationKind.LIFECYCLE,
+        ).exists()
+        try:
+            destination = lifecycle.lifecycle_destination_set(
+                connector=connector,
+                project=project,
+                environment=environment.slug,
+                path=data["path"],
+                actor=actor,
+            )
+        except ValidationError as exc:
+            raise base.model_errors(exc) from exc
+    assert destination is not None  # a path was given
+    if existed:
+        return Response(destination_body(destination))
+    body = {**destination_body(destination), "signingSecret": destination.reveal("signing_secret")}
+    return Response(body, status=201)
 
 
 class DestinationView(ManagementView):
