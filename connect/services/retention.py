@@ -28,6 +28,7 @@ from connect.models import (
     Delivery,
     DeliveryAttempt,
     InboundEvent,
+    LifecycleEvent,
     ProxyCall,
     TokenIssue,
 )
@@ -64,34 +65,43 @@ def _older_than(model: type[models.Model], field: str) -> Callable[[datetime, in
     return prune_batch
 
 
-def _events_batch(cutoff: datetime, batch: int) -> int:
-    """Events older than the cutoff whose deliveries are all over, with those deliveries and
-    their attempts: children first, in one short transaction. The deliveries are locked and
-    looked at again inside it, so a replay that starts meanwhile either waits for the delete
-    or keeps its event."""
-    unfinished = Delivery.objects.filter(event=OuterRef("pk"), status__in=UNFINISHED)
-    chosen = list(
-        InboundEvent.objects.filter(received_at__lt=cutoff)
-        .exclude(Exists(unfinished))
-        .order_by()
-        .values_list("pk", flat=True)[:batch]
-    )
-    if not chosen:
-        return 0
-    with transaction.atomic():
-        held = Delivery.objects.select_for_update().filter(event_id__in=chosen).order_by()
-        statuses = held.values_list("event_id", "status")
-        busy = {event for event, status in statuses if status in UNFINISHED}
-        gone = [pk for pk in chosen if pk not in busy]
-        if not gone:
-            return 0
-        # Django's delete() would load every delivery and event to cascade by hand; their
-        # dependants are deleted just before, so a plain DELETE of each is all it takes.
-        DeliveryAttempt.objects.filter(delivery__event_id__in=gone)._raw_delete(
-            DeliveryAttempt.objects.db
+def _with_deliveries(
+    model: type[models.Model], field: str, link: str
+) -> Callable[[datetime, int], int]:
+    """A batch of events (inbound or lifecycle, ``link`` names a delivery's foreign key to
+    them) older than the cutoff whose deliveries are all over, with those deliveries and their
+    attempts: children first, in one short transaction. The deliveries are locked and looked
+    at again inside it, so a replay that starts meanwhile either waits for the delete or keeps
+    its event."""
+
+    def prune_batch(cutoff: datetime, batch: int) -> int:
+        unfinished = Delivery.objects.filter(**{link: OuterRef("pk")}, status__in=UNFINISHED)
+        chosen = list(
+            model._default_manager.filter(**{f"{field}__lt": cutoff})
+            .exclude(Exists(unfinished))
+            .order_by()
+            .values_list("pk", flat=True)[:batch]
         )
-        Delivery.objects.filter(event_id__in=gone)._raw_delete(Delivery.objects.db)
-        return InboundEvent.objects.filter(pk__in=gone)._raw_delete(InboundEvent.objects.db)
+        if not chosen:
+            return 0
+        with transaction.atomic():
+            held = (
+                Delivery.objects.select_for_update().filter(**{f"{link}_id__in": chosen}).order_by()
+            )
+            statuses = held.values_list(f"{link}_id", "status")
+            busy = {event for event, status in statuses if status in UNFINISHED}
+            gone = [pk for pk in chosen if pk not in busy]
+            if not gone:
+                return 0
+            # Django's delete() would load every delivery and event to cascade by hand; their
+            # dependants are deleted just before, so a plain DELETE of each is all it takes.
+            DeliveryAttempt.objects.filter(**{f"delivery__{link}_id__in": gone})._raw_delete(
+                DeliveryAttempt.objects.db
+            )
+            Delivery.objects.filter(**{f"{link}_id__in": gone})._raw_delete(Delivery.objects.db)
+            return model._default_manager.filter(pk__in=gone)._raw_delete(model._default_manager.db)
+
+    return prune_batch
 
 
 RETAINED: tuple[Retained, ...] = (
@@ -103,7 +113,16 @@ RETAINED: tuple[Retained, ...] = (
         "CONNECT_RETAIN_DELIVERY_ATTEMPTS_DAYS",
         _older_than(DeliveryAttempt, "started_at"),
     ),
-    Retained("events", "CONNECT_RETAIN_EVENTS_DAYS", _events_batch),
+    Retained(
+        "events",
+        "CONNECT_RETAIN_EVENTS_DAYS",
+        _with_deliveries(InboundEvent, "received_at", "event"),
+    ),
+    Retained(
+        "lifecycle_events",
+        "CONNECT_RETAIN_EVENTS_DAYS",
+        _with_deliveries(LifecycleEvent, "created_at", "lifecycle_event"),
+    ),
     Retained("audit_events", "CONNECT_RETAIN_AUDIT_DAYS", _older_than(AuditEvent, "created_at")),
     Retained(
         "proxy_calls", "CONNECT_RETAIN_PROXY_CALLS_DAYS", _older_than(ProxyCall, "created_at")

@@ -23,6 +23,7 @@ from connect.models import (
     Grant,
     InboundEvent,
     Installation,
+    LifecycleEvent,
     Project,
     Team,
     TokenIssue,
@@ -114,6 +115,7 @@ def test_each_kind_goes_exactly_when_older_than_its_setting(world: World) -> Non
         "delivery_attempts": 2,
         "events": 1,
         "audit_events": 1,
+        "lifecycle_events": 0,
         "proxy_calls": 0,
         "counters": 0,
     }
@@ -140,6 +142,38 @@ def test_an_old_event_stays_while_a_delivery_is_still_to_be_sent(world: World) -
     assert Delivery.objects.filter(event_id=waiting).count() == 2
     assert DeliveryAttempt.objects.filter(delivery__event_id=waiting).count() == 2
     assert not Delivery.objects.filter(event_id=over).exists()
+
+
+def lifecycle_event(world: World, at: datetime, status: str) -> int:
+    """A lifecycle event made ``at`` with one delivery of ``status`` and one attempt."""
+    made = LifecycleEvent.objects.create(
+        connector=world.connector,
+        type=LifecycleEvent.Type.GRANT_CREATED,
+        body=b"{}",
+        created_at=at,
+    )
+    destination = TriggerDestination.objects.create(
+        connector=world.connector,
+        project=world.project,
+        environment=world.destination.environment,
+        path=f"/{uuid.uuid4().hex}",
+    )
+    delivery = Delivery.objects.create(lifecycle_event=made, destination=destination, status=status)
+    DeliveryAttempt.objects.create(delivery=delivery, status_code=200, started_at=at)
+    return made.pk
+
+
+@pytest.mark.django_db
+def test_old_lifecycle_events_go_with_their_deliveries_once_those_are_over(world: World) -> None:
+    kept_new = lifecycle_event(world, NOW - days(30) + SECOND, "succeeded")
+    gone = lifecycle_event(world, NOW - days(30) - SECOND, "failed")
+    waiting = lifecycle_event(world, NOW - days(90), "pending")
+
+    assert retention_prune(now=NOW)["lifecycle_events"] == 1
+
+    assert set(LifecycleEvent.objects.values_list("pk", flat=True)) == {kept_new, waiting}
+    assert not Delivery.objects.filter(lifecycle_event_id=gone).exists()
+    assert Delivery.objects.filter(lifecycle_event_id=waiting).count() == 1
 
 
 @pytest.mark.django_db
@@ -198,6 +232,7 @@ def test_rows_go_in_batches_of_a_few_statements_each(
         "delivery_attempts": 0,
         "events": rows,
         "audit_events": rows,
+        "lifecycle_events": 0,
         "proxy_calls": 0,
         "counters": 0,
     }
@@ -216,8 +251,9 @@ def test_rows_go_in_batches_of_a_few_statements_each(
         "connect_activitycount": 1,  # none to prune
     }
     event_queries = 5 * batches
-    # Token issues and audit; attempts, proxy calls and counters: one each that found none.
-    plain_queries = 2 * batches + 3
+    # Token issues and audit; attempts, proxy calls and counters: one each that found none;
+    # lifecycle events: one SELECT that chose none.
+    plain_queries = 2 * batches + 4
     # The test's own transaction turns each batch's into a savepoint: not a statement of ours.
     statements = [q for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(statements) == event_queries + plain_queries
