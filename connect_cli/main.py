@@ -293,6 +293,7 @@ def inspect(connector: str, fmt: str | None) -> None:
             ("Subjects", found.get("supportedSubjectTypes")),
             ("Triggers", (found.get("triggers") or {}).get("enabled", False)),
             ("Events", found.get("events") or "all"),
+            ("Return origins", found.get("returnOrigins") or "none"),
             ("Redirect URI", found.get("redirectUri")),
             ("Created", output.when(found.get("createdAt"))),
             ("Updated", output.when(found.get("updatedAt"))),
@@ -357,6 +358,14 @@ def create(
 @click.option("--data", "data_raw", help="Configuration to change: JSON, @file or @-.")
 @click.option("--triggers/--no-triggers", default=None, help="Forward provider webhooks.")
 @click.option("--event", "events", multiple=True, help="Forward only these events; repeatable.")
+@click.option(
+    "--return-origin",
+    "return_origins",
+    multiple=True,
+    help="An origin a consent's returnUrl may go to (https://app.example.com); repeatable, "
+    "replaces the list.",
+)
+@click.option("--no-return-origins", is_flag=True, help="Clear the allowed return origins.")
 @formatted
 def update(
     connector: str,
@@ -365,9 +374,11 @@ def update(
     data_raw: str | None,
     triggers: bool | None,
     events: tuple[str, ...],
+    return_origins: tuple[str, ...],
+    no_return_origins: bool,
     fmt: str | None,
 ) -> None:
-    """Change a connector's name, uid, configuration or triggers."""
+    """Change a connector's name, uid, configuration, triggers or allowed return origins."""
     body: dict[str, Any] = {}
     if name is not None:
         body["name"] = name
@@ -380,9 +391,14 @@ def update(
         body["triggers"] = triggers
     if events:
         body["events"] = list(events)
+    if return_origins and no_return_origins:
+        raise click.UsageError("Give --return-origin or --no-return-origins, not both.")
+    if return_origins or no_return_origins:
+        body["returnOrigins"] = list(return_origins)
     if not body:
         raise click.UsageError(
-            "Nothing to change: give --name, --uid, --data, --triggers or --event."
+            "Nothing to change: give --name, --uid, --data, --triggers, --event or "
+            "--return-origin."
         )
     answer = (
         state().client().call("PATCH", f"/v2/connect/connectors/{segment(connector)}", body=body)

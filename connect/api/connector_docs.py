@@ -69,6 +69,9 @@ class ManagementConnector(serializers.Serializer):
     triggers = shapes.Triggers()
     triggerDestinations = serializers.ListField(child=serializers.DictField())
     events = serializers.ListField(child=serializers.CharField())
+    returnOrigins = serializers.ListField(
+        child=serializers.CharField(), help_text="Origins a consent's returnUrl may point at."
+    )
     icon = serializers.CharField(allow_null=True)
     backgroundColor = serializers.CharField(allow_blank=True)
     accentColor = serializers.CharField(allow_blank=True)
@@ -101,6 +104,7 @@ FREE_BODY = inline_serializer(
         "environments": serializers.ListField(child=serializers.CharField(), required=False),
         "triggers": serializers.BooleanField(required=False),
         "events": serializers.ListField(child=serializers.CharField(), required=False),
+        "returnOrigins": serializers.ListField(child=serializers.CharField(), required=False),
     },
 )
 LINK_BODY = inline_serializer(

@@ -139,6 +139,8 @@ def connector_view(connector: Connector, extras: ConnectorExtras | None = None) 
         "triggers": {"enabled": connector.triggers_enabled},
         "triggerDestinations": destinations_out,
         "events": list(connector.events or []),
+        # Origins a consent flow's returnUrl may point at (the admin's Allowed return origins).
+        "returnOrigins": list(connector.allowed_return_origins or []),
         "icon": icon or None,
         "backgroundColor": connector.background_color,
         "accentColor": connector.accent_color,
@@ -375,6 +377,7 @@ class ConnectorsView(ManagementView):
             accent_color=_color(body, "accentColor"),
             triggers_enabled=bool(triggers),
             events=_strings(body, "events"),
+            allowed_return_origins=_strings(body, "returnOrigins", limit=50),
             fields=fields,
         )
         connector = connector_services.connector_write(
@@ -463,6 +466,7 @@ class ConnectorUpdateView(ManagementView):
             "events",
             "data",
             "triggerVerificationInput",
+            "returnOrigins",
         }
         unknown = sorted(set(body) - known)
         if unknown:
@@ -496,6 +500,7 @@ class ConnectorUpdateView(ManagementView):
                 accent_color=_color(body, "accentColor"),
                 triggers_enabled=triggers,
                 events=_strings(body, "events"),
+                allowed_return_origins=_strings(body, "returnOrigins", limit=50),
                 fields=fields,
             ),
             actor=actor.label,

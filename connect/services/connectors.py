@@ -224,12 +224,18 @@ class ConnectorChanges:
     accent_color: str | None = None
     triggers_enabled: bool | None = None
     events: list[str] | None = None
+    allowed_return_origins: list[str] | None = None
     fields: ConnectorFields | None = field(default=None, repr=False)
 
 
 def _first_problem(exc: ValidationError) -> str:
     for name, messages in exc.message_dict.items():
-        label = {"__all__": "", "config": "data", "triggers_enabled": "triggers"}.get(name, name)
+        label = {
+            "__all__": "",
+            "config": "data",
+            "triggers_enabled": "triggers",
+            "allowed_return_origins": "returnOrigins",
+        }.get(name, name)
         return f"{label}: {messages[0]}" if label else messages[0]
     return "Invalid connector."
 
@@ -254,6 +260,7 @@ def connector_write(*, connector: Connector, changes: ConnectorChanges, actor: A
         "accent_color",
         "triggers_enabled",
         "events",
+        "allowed_return_origins",
     ):
         value = getattr(changes, name)
         if value is not None:

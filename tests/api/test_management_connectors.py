@@ -575,3 +575,41 @@ def test_events_are_checked_by_the_models_rule(api_as: Callable[..., Api]) -> No
     ]
     assert Connector.objects.get(uid="oauth/acme").event_selected("issues.opened")
     assert not Connector.objects.get(uid="oauth/acme").event_selected("push")
+
+
+def test_return_origins_are_set_on_create_and_patch_with_the_admins_rules(
+    api_as: Callable[..., Api], settings: Any
+) -> None:
+    """Allowed return origins were admin-only, so a scripted setup could not use returnUrl."""
+    api = api_as("member")
+    created = create_oauth(api, returnOrigins=["https://app.example.com"])
+    assert created.status_code == 201, created.content
+    assert created.json()["returnOrigins"] == ["https://app.example.com"]
+    connector = Connector.objects.get(public_id=created.json()["id"])
+    assert connector.allowed_return_origins == ["https://app.example.com"]
+    path = f"/v2/connect/connectors/{created.json()['id']}"
+    response = api.call("patch", path, {"returnOrigins": ["https://a.example", "http://b.test:3000"]})
+    assert response.status_code == 200, response.content
+    assert response.json()["connector"]["returnOrigins"] == ["https://a.example", "http://b.test:3000"]
+    # Same validation as the admin's field: an origin, not a URL with a path; https in production.
+    bad = api.call("patch", path, {"returnOrigins": ["https://a.example/done"]})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_request"
+    assert bad.json()["error"]["message"].startswith("returnOrigins: ")
+    settings.PRODUCTION = True
+    insecure = api.call("patch", path, {"returnOrigins": ["http://b.test"]})
+    assert insecure.status_code == 400, insecure.content
+    assert "https://" in insecure.json()["error"]["message"]
+    connector.refresh_from_db()
+    assert connector.allowed_return_origins == ["https://a.example", "http://b.test:3000"]
+    cleared = api.call("patch", path, {"returnOrigins": []})
+    assert cleared.json()["connector"]["returnOrigins"] == []
+
+
+def test_a_viewer_cannot_set_return_origins(api_as: Callable[..., Api]) -> None:
+    created = create_oauth(api_as("member")).json()
+    response = api_as("viewer").call(
+        "patch", f"/v2/connect/connectors/{created['id']}", {"returnOrigins": ["https://evil.test"]}
+    )
+    assert response.status_code == 403
+    assert Connector.objects.get(public_id=created["id"]).allowed_return_origins == []

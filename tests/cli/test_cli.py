@@ -227,3 +227,37 @@ def test_the_console_script_is_installed() -> None:
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("connect, version ")
+
+
+@live_db
+def test_update_sets_and_clears_allowed_return_origins(live: Live) -> None:
+    """`connect update --return-origin` reaches the same field (and validation) as the admin's
+    Allowed return origins, so a scripted setup can use a consent's returnUrl."""
+    made = parsed(
+        live.run(
+            "create", "oauth", "--uid", "acme/app", "--name", "Acme", "--data",
+            json.dumps({"clientId": "c", "clientSecret": "s", "serverConfig": {
+                "issuer": "https://auth.example.com",
+                "authorizationEndpoint": "https://auth.example.com/authorize",
+                "tokenEndpoint": "https://auth.example.com/token"}}),
+            "--format", "json",
+        )
+    )  # fmt: skip
+    assert isinstance(made, dict)
+    updated = parsed(
+        live.run("update", "acme/app", "--return-origin", "https://app.example.com",
+                 "--return-origin", "https://admin.example.com", "--format", "json")
+    )  # fmt: skip
+    assert updated["connector"]["returnOrigins"] == [  # type: ignore[index]
+        "https://app.example.com",
+        "https://admin.example.com",
+    ]
+    assert Connector.objects.get(uid="acme/app").allowed_return_origins == [
+        "https://app.example.com",
+        "https://admin.example.com",
+    ]
+    refused = live.run("update", "acme/app", "--return-origin", "https://app.example.com/done")
+    assert refused.exit_code == 1
+    assert "returnOrigins" in refused.output
+    assert parsed(live.run("update", "acme/app", "--no-return-origins", "--format", "json"))
+    assert Connector.objects.get(uid="acme/app").allowed_return_origins == []
