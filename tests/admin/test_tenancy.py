@@ -861,12 +861,13 @@ def test_owner_never_gets_the_user_admin(owner_a: User, member_a: User) -> None:
 
     index = client.get("/admin/")
     assert index.status_code == 200
-    # Grouped by task (Connectors, Projects & credentials, …): every entry is Connect's.
+    # Grouped by task (Connectors, Projects & credentials, …): every entry is Connect's, its
+    # models' pages and the Activity page (/admin/activity/).
     assert {
         model["admin_url"].split("/")[2]
         for app in index.context["app_list"]
         for model in app["models"]
-    } == {"connect"}
+    } == {"connect", "activity"}
     html = index.content.decode()
     for prefix in ["/admin/auth/", "/admin/account/", "/admin/socialaccount/"]:
         assert prefix not in html

@@ -92,6 +92,8 @@ REQUIRED: dict[tuple[str, str], Role | None] = {
     ("triggerdestination", "rotate_secret"): Role.MEMBER,
     ("inboundevent", "delete_selected"): None,
     ("inboundevent", "replay"): Role.MEMBER,
+    ("lifecycleevent", "delete_selected"): None,
+    ("lifecycleevent", "replay"): Role.MEMBER,
     ("delivery", "delete_selected"): None,
     ("deliveryattempt", "delete_selected"): None,
     ("tokenissue", "delete_selected"): None,
@@ -115,6 +117,7 @@ PAGE_ROLES: dict[str, tuple[Role | None, Role | None]] = {
     "trustedissuer": (Role.MEMBER, Role.OWNER),
     "triggerdestination": (Role.MEMBER, Role.OWNER),
     "inboundevent": READ_ONLY,
+    "lifecycleevent": READ_ONLY,
     "delivery": READ_ONLY,
     "deliveryattempt": READ_ONLY,
     "tokenissue": READ_ONLY,
@@ -131,6 +134,9 @@ CUSTOM_VIEWS: dict[str, tuple[Role, bool]] = {
     "connect_connector_install_link": (Role.MEMBER, True),
     "connect_connector_test": (Role.MEMBER, True),  # the dry run (POST only)
     "connect_connector_preset": (Role.MEMBER, False),
+    # A reconnect link for an installation or grant that needs re-authorization.
+    "connect_installation_reconnect": (Role.MEMBER, True),
+    "connect_grant_reconnect": (Role.MEMBER, True),
     # A new secret's page: bound to the member who made it (tests/security/test_one_time_secrets).
     "connect_connector_one_time": (Role.MEMBER, False),
     "connect_deploymentcredential_one_time": (Role.MEMBER, False),

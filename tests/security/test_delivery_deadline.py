@@ -387,7 +387,10 @@ def test_a_failed_answer_is_recorded_with_its_status_not_only_its_body(
     [attempt] = DeliveryAttempt.objects.filter(delivery=delivery)
     assert (attempt.status_code, attempt.error) == (status, error)
     listing = member_client.get("/admin/connect/deliveryattempt/").content.decode()
-    assert f'<td class="field-error">{error}</td>' in listing
+    # Lists cut long values to fit 1280 px and keep the whole in a title: the status leads both.
+    whole = f'<td class="field-error">{error}</td>'
+    cut = f'<td class="field-error"><span title="{error}">HTTP {status}'
+    assert whole in listing or (len(error) > 60 and cut in listing)
 
 
 def test_a_network_error_is_recorded_as_it_was(relay: Relay) -> None:
