@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from connect.admin import lists
 from connect.admin.filters import (
     DestinationFilter,
     ExactIdSearch,
@@ -150,8 +151,7 @@ class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin
 class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     list_display = [
         "webhook_id",
-        "event",
-        "lifecycle_event",
+        "source_event",
         "destination",
         "status",
         "attempts",
@@ -179,6 +179,11 @@ class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     fields = DELIVERY_FIELDS
     inlines = [DeliveryAttemptInline]
     show_full_result_count = False
+
+    @admin.display(description="Event")
+    def source_event(self, obj: Delivery) -> Any:
+        """The inbound or the lifecycle event delivered: one column, as a delivery has one."""
+        return lists.cut(obj.event or obj.lifecycle_event or "—")
 
 
 LIFECYCLE_FIELDS = (
@@ -236,12 +241,10 @@ class TriggerDestinationAdmin(ReplayPermission, OneTimeSecretsAdmin, TeamScopedA
     """Destinations are edited on their connector's page; here they are operated."""
 
     list_display = [
+        # Its name is project/environment/path: those three as columns said it twice.
         "__str__",
         "connector",
         "kind",
-        "project",
-        "environment",
-        "path",
         "enabled",
         "disabled_reason",
     ]

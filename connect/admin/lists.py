@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 #: Characters of a text column shown before it is cut (the rest is in the cell's title).
-CUT_AT = 40
+CUT_AT = 22
 
 
 def age(value: datetime, now: datetime) -> str:
@@ -55,13 +55,22 @@ def readable_column(model: type[models.Model], name: Any) -> Any:
     """``name`` as a list column: moments with their age, long text cut; others unchanged."""
     if not isinstance(name, str):
         return name
+    if name == "__str__":  # an object's name may be long too (it is the link to the object)
+
+        def named(obj: models.Model) -> Any:
+            return cut(obj)
+
+        named.__name__ = "__str__"
+        return admin.display(description=str(model._meta.verbose_name).capitalize())(named)
     try:
         field = model._meta.get_field(name)
     except FieldDoesNotExist:  # a method or an admin attribute
         return name
     if isinstance(field, models.DateTimeField):
         render: Callable[[Any], Any] = timestamp
-    elif isinstance(field, models.CharField | models.TextField) and not field.choices:
+    elif (
+        isinstance(field, models.CharField | models.TextField) and not field.choices
+    ) or isinstance(field, models.ForeignKey):  # a related object's name may be long too
         render = cut
     else:
         return name

@@ -44,6 +44,31 @@ def world(
     return world
 
 
+#: Each header's right edge, and whether the table's box scrolls sideways: a page can be
+#: 1280 px wide while the table hides its last columns behind an inner scroll.
+TABLE_METRICS = """([table, box]) => {
+  const t = document.querySelector(table), b = document.querySelector(box);
+  return {
+    heads: [...t.querySelectorAll('thead th')].map(
+      th => [th.innerText.trim(), th.getBoundingClientRect().right]),
+    scrollWidth: b.scrollWidth, clientWidth: b.clientWidth,
+    page: document.documentElement.scrollWidth,
+  };
+}"""
+
+
+def assert_table_fits(page: Page, table: str, box: str, name: str) -> None:
+    """Every column header ends inside the 1280 px viewport and nothing scrolls sideways."""
+    found = page.evaluate(TABLE_METRICS, [table, box])
+    assert found["heads"], f"{name}: no table"
+    cut = [(text, round(right)) for text, right in found["heads"] if right > 1280]
+    assert not cut, f"{name}: columns past 1280 px: {cut}"
+    assert found["scrollWidth"] <= found["clientWidth"], (
+        f"{name}: the table scrolls sideways ({found['scrollWidth']} > {found['clientWidth']})"
+    )
+    assert found["page"] <= 1280, f"{name}: the page is {found['page']}px wide"
+
+
 @pytest.mark.parametrize("model_name", LISTS)
 def test_every_list_fits_1280_pixels(
     page: Page, live_server: Any, world: World, model_name: str
@@ -51,12 +76,38 @@ def test_every_list_fits_1280_pixels(
     sign_in(page, live_server.url, "ada")
     page.goto(f"{live_server.url}/admin/connect/{model_name}/")
 
-    # Rows (the world has one of nearly every model), or the empty state saying what to do.
-    assert page.locator("#result_list tbody tr").count() >= 1 or (
-        page.locator(".connect-empty").count() == 1 or model_name == "lifecycleevent"
+    rows = page.locator("#result_list tbody tr").count()
+    # Rows (the world has one of every listed model, with long values), or the empty state.
+    assert rows >= 1 or page.locator(".connect-empty").count() == 1, model_name
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{model_name}_list.png"), full_page=True)
+    if rows:
+        assert_table_fits(page, "#result_list", "#changelist .results", model_name)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
+
+
+def test_the_activity_page_and_the_index_fit_1280_pixels(
+    page: Page, live_server: Any, world: World
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    sign_in(page, live_server.url, "ada")
+    assert_table_fits(page, "#connect-connectors table", "#connect-connectors", "index")
+    # The connectors take the content's width, not a column beside "Recent actions".
+    width = page.evaluate(
+        "() => document.querySelector('#connect-connectors').getBoundingClientRect().width"
     )
-    width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= 1280, f"{model_name} list is {width}px wide"
+    assert width >= 1100, f"the connectors are {width}px wide"
+    header = page.locator("#connect-connectors thead th").nth(3)
+    assert header.bounding_box()["height"] < 40  # "Installations" on one line
+
+    page.goto(f"{live_server.url}/admin/activity/")
+    assert page.locator("#connect-events tbody tr").count() >= 2
+    assert_table_fits(page, "#connect-events", "#connect-events", "activity")
+    page.screenshot(path=str(SCREENSHOTS / "activity.png"), full_page=True)
+    # Times are ages, the exact second in the title, as in the lists.
+    when = page.locator("#connect-events tbody tr td time").first
+    assert when.inner_text().endswith("ago")
+    assert when.get_attribute("title")
 
 
 def test_timestamps_show_their_age_and_the_exact_second(
