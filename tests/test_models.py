@@ -28,12 +28,16 @@ from connect.models import (
     Grant,
     InboundEvent,
     Installation,
+    LifecycleDestination,
+    LifecycleEvent,
     Membership,
     MintedToken,
     Project,
     ProjectLink,
+    ProxyCall,
     Role,
     Team,
+    TeamApiToken,
     TokenIssue,
     TriggerDestination,
     TrustedIssuer,
@@ -43,6 +47,7 @@ from connect.models.authorizations import AuthorizationKind
 from connect.models.base import SealedSecrets, TeamScopedQuerySet
 from connect.models.installations import SubjectType
 from connect.services.credentials import deployment_credential_create
+from connect.services.destinations import destination_save
 
 pytestmark = pytest.mark.django_db
 
@@ -61,10 +66,17 @@ PUBLIC_ID_PREFIXES = {
     "connect.trustedissuerrule": "tir",
     "connect.signingkey": "key",
     "connect.mintedtoken": "mtk",
+    "connect.environment": "env",
+    "connect.teamapitoken": "tok",
+    "connect.lifecycleevent": "evt",
+    # A proxy of TriggerDestination (the same table, of the lifecycle kind): the same prefix.
+    "connect.lifecycledestination": "dst",
+    "connect.proxycall": "spx",
 }
 # Rows that belong to the deployment, not to a team: the app's own OIDC signing keys, and when
-# its Celery worker and beat were last seen.
-GLOBAL_MODELS = {"connect.signingkey", "connect.heartbeat"}
+# its Celery worker and beat were last seen, and the cache generation counters (keyed by a
+# scope string such as ``t:<id>``, bumped by database triggers, holding no team data).
+GLOBAL_MODELS = {"connect.signingkey", "connect.heartbeat", "connect.generation"}
 
 
 def connect_models() -> list[type[models.Model]]:
@@ -214,6 +226,32 @@ def make_world(
         )
         delivery = Delivery.objects.create(event=event, destination=destination)
         DeliveryAttempt.objects.create(delivery=delivery, status_code=200, latency_ms=12)
+        lifecycle_destination = destination_save(
+            destination=LifecycleDestination(
+                connector=connector, project=project, environment=production, path="/lifecycle"
+            ),
+            actor="test",
+        )
+        plaintexts.append(lifecycle_destination.reveal("signing_secret"))
+        lifecycle_event = LifecycleEvent.objects.create(
+            connector=connector, type=LifecycleEvent.Type.values[0], body=b"{}"
+        )
+        Delivery.objects.create(lifecycle_event=lifecycle_event, destination=lifecycle_destination)
+        api_token = TeamApiToken(team=team, name="ci", role=Role.MEMBER, created_by=owner)
+        plaintexts.append(api_token.issue_token())
+        api_token.save()
+        ProxyCall.objects.create(
+            team=team,
+            connector=connector,
+            grant=grant,
+            project=project,
+            environment="production",
+            method="GET",
+            path="/v1/me",
+            outcome=ProxyCall.Outcome.ANSWERED,
+            status=200,
+            latency_ms=5,
+        )
         ActivityCount.objects.create(
             team=team,
             connector=connector,
@@ -411,7 +449,8 @@ def test_str_of_every_row_shows_no_secret(two_worlds: tuple[World, World]) -> No
             ]
             for value in filter(None, hidden):
                 assert value not in text, (label(model), text)
-    assert seen_models == {label(m) for m in team_scoped_models()}
+    # Global rows made on the way (generation counters bumped by triggers) are checked too.
+    assert seen_models - GLOBAL_MODELS == {label(m) for m in team_scoped_models()}
 
 
 # --- sealed secrets on a model --------------------------------------------------------------
@@ -492,7 +531,7 @@ def replay_slotted(event: InboundEvent) -> InboundEvent:
 
 
 VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
-    "connect_activity_unique": lambda w: copy_of(one(ActivityCount, w), count=5),
+    "connect_activitycount_unique": lambda w: copy_of(one(ActivityCount, w), count=5),
     "connect_connector_unique_uid": lambda w: copy_of(one(Connector, w)),
     "connect_connector_uid_format": lambda w: copy_of(one(Connector, w), uid="no-slash"),
     "connect_connector_type_valid": lambda w: copy_of(
@@ -521,6 +560,29 @@ VIOLATIONS: dict[str, Callable[[World], models.Model]] = {
         team=w.team, user=User.objects.create_user(f"u-{uuid.uuid4().hex[:6]}"), role="king"
     ),
     "connect_delivery_unique_destination": lambda w: copy_of(one(Delivery, w)),
+    "connect_delivery_unique_lifecycle_destination": lambda w: copy_of(
+        Delivery.objects.filter(
+            pk__in=w.rows["connect.delivery"], lifecycle_event__isnull=False
+        ).get()
+    ),
+    # Another event to the same destination under the same webhook-id.
+    "connect_delivery_unique_webhook_id": lambda w: copy_of(
+        one(Delivery, w),
+        event_id=InboundEvent.objects.create(connector=one(Connector, w), body=b"").pk,
+        webhook_id=one(Delivery, w).webhook_id,
+    ),
+    "connect_delivery_one_event": lambda w: Delivery(destination=one(TriggerDestination, w)),
+    "connect_teamapitoken_role_valid": lambda w: copy_of(
+        one(TeamApiToken, w), prefix="other", role="king"
+    ),
+    "connect_proxycall_outcome_valid": lambda w: copy_of(one(ProxyCall, w), outcome="lost"),
+    "connect_triggerdestination_one_lifecycle": lambda w: copy_of(
+        one(LifecycleDestination, w),
+        path="/another",
+    ),
+    "connect_triggerdestination_kind_valid": lambda w: copy_of(
+        one(TriggerDestination, w), path="/other", kind="pigeon"
+    ),
     "connect_delivery_status_valid": lambda w: Delivery(
         event=InboundEvent.objects.create(connector=one(Connector, w), body=b""),
         destination=one(TriggerDestination, w),

@@ -46,7 +46,7 @@ class ActivityCount(models.Model):
         ordering = ["-hour"]
         constraints = [
             models.UniqueConstraint(
-                fields=["connector", "hour", "kind", "label"], name="connect_activity_unique"
+                fields=["connector", "hour", "kind", "label"], name="connect_activitycount_unique"
             ),
         ]
         indexes = [

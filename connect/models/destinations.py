@@ -1,6 +1,6 @@
 import base64
 import secrets
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -130,9 +130,25 @@ class TriggerDestination(SealedSecrets):
             raise ValidationError({"environment": no_base_url_message(self.environment)})
 
 
+_TriggerDestinationManager = models.Manager.from_queryset(TriggerDestinationQuerySet)
+
+
+class LifecycleDestinationManager(_TriggerDestinationManager):
+    """Lifecycle rows only: saving a trigger destination through the proxy would turn it into
+    a lifecycle one (``save`` sets the kind)."""
+
+    def get_queryset(self) -> TriggerDestinationQuerySet:
+        return cast(
+            TriggerDestinationQuerySet,
+            super().get_queryset().filter(kind=DestinationKind.LIFECYCLE),
+        )
+
+
 class LifecycleDestination(TriggerDestination):
     """A project link's lifecycle destination in one environment, as the admin edits it: the
     same row (and outbox) as a trigger destination, of the lifecycle kind."""
+
+    objects: ClassVar[LifecycleDestinationManager] = LifecycleDestinationManager()
 
     class Meta:
         proxy = True

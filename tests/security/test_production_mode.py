@@ -150,6 +150,8 @@ NOT_SECRET = {
     ("Counted", "token_request_seconds"),
     ("TeamActor", "token_id"),  # a team API token's row id and public id, not its secret
     ("TeamActor", "token_public_id"),
+    ("Hour", "tokens"),  # activity: a Counter of token-request outcomes per hour, no token
+    ("Importer", "by_token"),  # a bool: whether a team API token is importing, not the token
 }
 
 
