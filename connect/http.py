@@ -108,6 +108,20 @@ class BlockedDestination(requests.exceptions.ConnectionError):
     """The URL resolves to an address the app must not reach, or does not resolve at all."""
 
 
+class UnresolvableHost(BlockedDestination):
+    """The host does not resolve (no DNS answer): nothing was blocked, there is nowhere to go."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """An outbound failure as a phrase for people: a host that does not resolve is not the
+    SSRF guard at work, and says so; other failures keep their class name, as before."""
+    if isinstance(exc, UnresolvableHost):
+        return "its host does not resolve (check the host name)"
+    if isinstance(exc, BlockedDestination):
+        return f"blocked by the outbound guard ({exc})"
+    return type(exc).__name__
+
+
 def loopback_allowed() -> bool:
     """Development only: the setting cannot be turned on in production, and is ignored there."""
     return bool(settings.CONNECT_ALLOW_LOOPBACK) and not getattr(settings, "PRODUCTION", False)
@@ -172,7 +186,7 @@ def resolve_allowed(host: str, port: int) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise BlockedDestination(f"cannot resolve {host!r}") from exc
+        raise UnresolvableHost(f"cannot resolve {host!r}") from exc
     addresses = [str(info[4][0]) for info in infos]
     blocked = [a for a in addresses if not address_allowed(a)]
     if not addresses or blocked:

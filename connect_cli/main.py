@@ -730,7 +730,9 @@ def events_replay(event_id: str, fmt: str | None) -> None:
     if wants_json(fmt):
         output.emit_json(answer)
     else:
-        click.echo(f"Replayed {event_id} to {answer.get('replayed', 0)} destinations.")
+        count = answer.get("replayed", 0)
+        noun = "destination" if count == 1 else "destinations"
+        click.echo(f"Replayed {event_id} to {count} {noun}.")
 
 
 def main() -> None:

@@ -148,6 +148,9 @@ def make_member(make_user: Callable[..., User]) -> Callable[..., User]:
     return make
 
 
+CLOSED_BASE_URL = "http://127.0.0.1:9"
+
+
 @pytest.fixture
 def make_project(db: None) -> Callable[..., Project]:
     def make(
@@ -155,7 +158,9 @@ def make_project(db: None) -> Callable[..., Project]:
     ) -> Project:
         project = Project.objects.create(team=team, slug=slug, name=slug.title())
         for env in environments:
-            Environment.objects.create(project=project, slug=env, base_url="")
+            # A closed loopback port: deliveries fail fast (tests that send point it at a fake);
+            # a destination needs a base URL (an environment without one is refused).
+            Environment.objects.create(project=project, slug=env, base_url=CLOSED_BASE_URL)
         return project
 
     return make

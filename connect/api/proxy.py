@@ -27,7 +27,12 @@ PASSTHROUGH = "connect_passthrough"
 
 def error_response(exc: errors.ConnectError) -> HttpResponse:
     """One of Connect's own errors, in the API's envelope, marked as Connect's."""
-    response = JsonResponse(error_body(exc.code, exc.message, exc.vendor), status=exc.status)
+    # Compact, like every other API answer (DRF's renderer), so the bodies diff alike.
+    response = JsonResponse(
+        error_body(exc.code, exc.message, exc.vendor),
+        status=exc.status,
+        json_dumps_params={"separators": (",", ":")},
+    )
     response[PROXY_ERROR_HEADER] = "1"
     if exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)

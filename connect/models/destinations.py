@@ -14,6 +14,14 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def no_base_url_message(environment: Any) -> str:
+    """Why a destination on ``environment`` is refused (or its deliveries fail): nowhere to send."""
+    return (
+        f"The environment {environment} has no base URL, so deliveries would have nowhere to "
+        "go: set its base URL first."
+    )
+
+
 class TriggerDestinationQuerySet(TeamScopedQuerySet):
     team_path = "connector__team"
 
@@ -118,6 +126,8 @@ class TriggerDestination(SealedSecrets):
             and self.environment.project_id != self.project_id
         ):
             raise ValidationError({"environment": "Pick an environment of this project."})
+        if self.enabled and self.environment_id and not self.environment.base_url:
+            raise ValidationError({"environment": no_base_url_message(self.environment)})
 
 
 _TriggerDestinationManager = models.Manager.from_queryset(TriggerDestinationQuerySet)

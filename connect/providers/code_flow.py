@@ -159,7 +159,7 @@ def call(method: str, url: str, **kwargs: Any) -> requests.Response:
         return http.session().request(method, url, **kwargs)
     except http.BlockedDestination as exc:
         logger.warning("outbound call refused: %s", exc)
-        raise ProviderUnavailable(f"{url} unreachable: {type(exc).__name__}") from exc
+        raise ProviderUnavailable(f"{url} unreachable: {http.failure_reason(exc)}") from exc
     except requests.RequestException as exc:
         raise ProviderUnavailable(f"{url} unreachable: {type(exc).__name__}") from exc
 

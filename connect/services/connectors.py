@@ -155,7 +155,7 @@ def connector_discover(*, issuer: str) -> dict[str, Any]:
         try:
             response = http.session().get(f"{base}/{path}", headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            last_error = f"{type(exc).__name__}"
+            last_error = http.failure_reason(exc)
             continue
         if response.status_code != 200:
             last_error = f"{path} answered {response.status_code}"

@@ -70,6 +70,8 @@ class Outcome:
     retry_after: timedelta | None = None
     #: No answer in time: the deadline, or a connect or read timeout, ended the attempt.
     timed_out: bool = False
+    #: Nothing was sent and retrying cannot change that (the environment has no base URL).
+    final: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -78,6 +80,8 @@ class Outcome:
     @property
     def retryable(self) -> bool:
         # Network errors, 429 and 5xx may pass; other answers will not change by retrying.
+        if self.final:
+            return False
         code = self.status_code
         return code is None or code == 429 or code >= 500
 
@@ -216,6 +220,10 @@ def _post(delivery: Delivery, *, now: datetime) -> Outcome:
     started = time.monotonic()
     deadline: http.Deadline | None = None
     status: int | None = None
+    if not delivery.destination.environment.base_url:
+        # Configured before destinations were refused on such environments: nothing is sent.
+        environment = delivery.destination.environment
+        return Outcome(None, f"environment {environment} has no base URL: set one", 0, final=True)
     try:
         url = destination_url(delivery.destination)
         headers = delivery_headers(delivery, url, now=now)

@@ -26,6 +26,9 @@ DEMO_CONNECTOR_UID = "api-key/demo"
 DEMO_API_KEY = "demo-secret-key"
 
 
+DEMO_APP_URL = "http://127.0.0.1:3000"
+
+
 def demo_password() -> str:
     """Generated once into var/ and reused, so every run prints the same working login."""
     return read_or_create(settings.VAR_DIR / "demo_password", lambda: secrets.token_urlsafe(12))
@@ -48,7 +51,13 @@ def demo_seed() -> str:
         team=team, slug=DEMO_PROJECT_SLUG, defaults={"name": "Demo app"}
     )
     for slug in STANDARD_ENVIRONMENTS:
-        Environment.objects.get_or_create(project=project, slug=slug)
+        # Your app, running locally: destinations need a base URL to deliver to.
+        environment, _ = Environment.objects.get_or_create(
+            project=project, slug=slug, defaults={"base_url": DEMO_APP_URL}
+        )
+        if not environment.base_url:
+            environment.base_url = DEMO_APP_URL
+            environment.save(update_fields=["base_url"])
 
     connector = Connector.objects.filter(team=team, uid=DEMO_CONNECTOR_UID).first()
     if connector is None:

@@ -9,7 +9,12 @@ from django.utils import timezone
 from connect import errors
 from connect.models import AuditEvent, Connector, Delivery, Environment, TriggerDestination
 from connect.models.deliveries import DeliveryStatus
-from connect.models.destinations import DestinationKind, DisabledReason, new_signing_secret
+from connect.models.destinations import (
+    DestinationKind,
+    DisabledReason,
+    new_signing_secret,
+    no_base_url_message,
+)
 from connect.services.audit import Actor, audit_record
 
 
@@ -103,6 +108,8 @@ def destinations_replace(
             )
         if only_project_id is not None and environment.project_id != only_project_id:
             raise errors.Forbidden("A deployment may only manage its own project's destinations.")
+        if not environment.base_url:
+            raise errors.InvalidRequest(no_base_url_message(environment))
         wanted[(environment.project_id, environment.pk, spec.path)] = spec
     # Trigger destinations only: the lifecycle destination is set on its own.
     existing = TriggerDestination.objects.select_for_update().filter(
@@ -224,6 +231,8 @@ def destination_create(
     one time the secret leaves the database. The per-connector limit holds."""
     if not path.startswith("/"):
         raise errors.InvalidRequest("path: A destination path starts with '/'.")
+    if not environment.base_url:
+        raise errors.InvalidRequest(f"environment: {no_base_url_message(environment)}")
     enabled = (
         TriggerDestination.objects.select_for_update()
         .filter(connector=connector, enabled=True)

@@ -32,7 +32,7 @@ from connect.models import (
     TriggerDestination,
 )
 from connect.models.deliveries import LifecycleEventType
-from connect.models.destinations import DestinationKind
+from connect.models.destinations import DestinationKind, no_base_url_message
 from connect.models.installations import GrantStatus, InstallationStatus, SubjectType
 from connect.services import deliveries
 from connect.services.audit import Actor, audit_record
@@ -155,6 +155,8 @@ def lifecycle_destination_set(
         return None
     if not path.startswith("/"):
         raise errors.InvalidRequest("A destination path starts with '/'.")
+    if not env.base_url:
+        raise errors.InvalidRequest(no_base_url_message(env))
     destination = current or TriggerDestination(
         connector=connector, project=project, environment=env, kind=DestinationKind.LIFECYCLE
     )

@@ -143,7 +143,7 @@ def world(make_world: Callable[[Team, str], World], make_team: Callable[..., Tea
     )
     # A second project of the team, for a new link to name.
     second = Project.objects.create(team=world[Team], name="Second", slug="alpha-second")
-    second.environments.create(slug="production")
+    second.environments.create(slug="production", base_url="https://second.example.com")
     # The connector's lifecycle destination, for the inline's change and delete.
     destination_save(
         destination=LifecycleDestination(

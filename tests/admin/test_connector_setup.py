@@ -331,3 +331,37 @@ def test_every_level_is_in_the_breadcrumbs_of_the_install_link_page(
         "Connectors",
         slack_connector.name,
     ]
+
+
+def test_the_dry_run_tells_a_host_that_does_not_resolve_from_one_the_guard_blocks(
+    member: Client, team: Team, make_connector: Callable[..., Connector]
+) -> None:
+    """A typo'd host used to read "BlockedDestination", as if the SSRF guard had stepped in."""
+    nowhere = make_connector(
+        team,
+        uid="oauth/nowhere",
+        type="oauth",
+        client_id="c",
+        secrets={"client_secret": "s"},
+        config={
+            "serverUrl": "https://auth.nowhere.invalid",
+            "issuer": "https://auth.nowhere.invalid",
+            "tokenEndpoint": "https://auth.nowhere.invalid/token",
+        },
+    )
+    shown = " ".join(shown_messages(member.post(dry_run_url(nowhere), follow=True)))
+    assert "does not resolve" in shown, shown
+    assert "BlockedDestination" not in shown
+    assert "outbound guard" not in shown
+
+    inside = make_connector(
+        team,
+        uid="oauth/inside2",
+        type="oauth",
+        client_id="c",
+        secrets={"client_secret": "s"},
+        config={"tokenEndpoint": "http://169.254.169.254/latest/token"},
+    )
+    shown = " ".join(shown_messages(member.post(dry_run_url(inside), follow=True)))
+    assert "blocked by the outbound guard" in shown, shown
+    assert "does not resolve" not in shown

@@ -62,7 +62,7 @@ def team(make_team: Callable[..., Team]) -> Team:
 @pytest.fixture
 def project(team: Team, make_project: Callable[..., Project]) -> Project:
     project = make_project(team, slug="shop", environments=("production", "preview"))
-    Environment.objects.create(project=project, slug="qa")
+    Environment.objects.create(project=project, slug="qa", base_url="https://qa.example.com")
     return project
 
 

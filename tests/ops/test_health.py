@@ -115,7 +115,7 @@ def test_celery_logs_no_routine_lines_but_a_sweep_that_rang(
     team = make_team()
     destination: TriggerDestination = make_destination(make_connector(team), make_project(team))
     event = InboundEvent.objects.create(connector=destination.connector, body=b"{}")
-    # Due, to an environment with no base URL: every doorbell fails it and it comes due again.
+    # Due, to a closed port (the fixture's base URL): every doorbell fails it, it comes due again.
     Delivery.objects.create(event=event, destination=destination)
     env = {**process_env, "CONNECT_DELIVERY_SCHEDULE": "0,1,1,1,1,1,1,1,1,1"}
     beat_process = beat(env, tmp_path / "beat.log", tmp_path / "schedule").start()

@@ -25,6 +25,8 @@ def test_another_projects_user_is_not_reached(
     assert response.status_code == 422
     assert response["Connect-Error"] == "1"
     assert response.json()["error"]["code"] == "user_authorization_required"
+    # The rest of the API's envelope, byte for byte compact (no ", " / ": " spacing).
+    assert response.content.startswith(b'{"error":{"code":"user_authorization_required",')
     refused = ProxyCall.objects.get()
     assert (refused.outcome, refused.connector) == (ProxyCall.Outcome.REFUSED, rig.connector)
     # The other project reaches its own user.

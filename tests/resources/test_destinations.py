@@ -1,5 +1,7 @@
 """Trigger destinations: the signing secret once, rotation with overlap, a test event."""
 
+import pytest
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from connect.models import Delivery, TriggerDestination
@@ -139,3 +141,32 @@ def test_a_viewer_or_an_unlinked_environment_sets_no_lifecycle_destination(
     unlinked = api.post(f"{V}/destinations", acme.member, {**body, "environment": "preview"})
     assert unlinked.status in (400, 404), unlinked.body
     assert not TriggerDestination.objects.filter(kind=DestinationKind.LIFECYCLE).exists()
+
+
+def test_no_destination_on_an_environment_without_a_base_url(api: Api, acme: World) -> None:
+    """A member could otherwise point deliveries at nowhere: every attempt would fail, silently,
+    for days. Trigger and lifecycle destinations alike are refused with the reason."""
+    acme.project.environments.filter(slug="production").update(base_url="")
+    before = TriggerDestination.objects.count()
+    for kind in ("trigger", "lifecycle"):
+        answer = api.post(
+            f"{V}/destinations",
+            acme.member,
+            {"connector": acme.connector.uid, "projectId": "web", "environment": "production",
+             "path": "/elsewhere", "kind": kind},
+        )  # fmt: skip
+        assert answer.status == 400, (kind, answer.body)
+        assert answer.body["error"]["code"] == "invalid_request"
+        assert "has no base URL" in answer.body["error"]["message"]
+    assert TriggerDestination.objects.count() == before
+
+
+def test_the_admins_form_check_refuses_enabling_one_without_a_base_url(acme: World) -> None:
+    """The model's clean() (which the admin's forms and every service save run)."""
+    acme.project.environments.filter(slug="production").update(base_url="")
+    destination = TriggerDestination.objects.get(pk=acme.destination.pk)
+    with pytest.raises(ValidationError) as raised:
+        destination.full_clean()
+    assert "has no base URL" in str(raised.value.message_dict["environment"])
+    destination.enabled = False
+    destination.full_clean()  # a disabled one may stay, to keep its history

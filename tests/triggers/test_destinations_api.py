@@ -584,3 +584,37 @@ def test_unknown_ids_are_404(client: Client, tenant: Tenant) -> None:
         response = replay(client, tenant, what)
         assert response.status_code == 404
         assert error_code(response) == "not_found"
+
+
+def test_patch_refuses_an_environment_without_a_base_url(client: Client, tenant: Tenant) -> None:
+    tenant.project.environments.filter(slug="preview").update(base_url="")
+    response = patch(client, tenant, [spec(tenant.project), spec(tenant.project, "preview")])
+    assert response.status_code == 400, response.content
+    assert error_code(response) == "invalid_request"
+    assert "has no base URL" in response.json()["error"]["message"]
+    assert not TriggerDestination.objects.filter(connector=tenant.connector).exists()
+
+
+def test_an_old_destination_without_a_base_url_fails_at_once_with_the_reason(
+    tenant: Tenant, make_destination: Callable[..., TriggerDestination]
+) -> None:
+    """Rows made before the refusal: one clear, final failure, not a ValueError retried for
+    days."""
+    from connect.models import DeliveryAttempt
+    from connect.services.deliveries import delivery_attempt
+
+    destination = make_destination(tenant.connector, tenant.project)
+    tenant.project.environments.filter(slug="production").update(base_url="")
+    event = InboundEvent.objects.create(connector=tenant.connector, body=b"{}")
+    delivery = Delivery.objects.create(event=event, destination=destination)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.DELIVERING, lease_until=timezone.now() + timedelta(minutes=1)
+    )
+    delivery = Delivery.objects.select_related("destination__environment").get(pk=delivery.pk)
+    outcome = delivery_attempt(delivery=delivery)
+    assert not outcome.retryable
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    attempt = DeliveryAttempt.objects.get(delivery=delivery)
+    assert "has no base URL" in attempt.error
+    assert "ValueError" not in attempt.error
