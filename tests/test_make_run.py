@@ -81,7 +81,10 @@ def test_make_run_serves_the_admin_with_the_printed_login(tmp_path: Path) -> Non
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any(LOGIN_LINE.match(line) for line in lines), 300, "the login line")
+        logged_in = lambda: any(LOGIN_LINE.match(line) for line in lines)  # noqa: E731
+        # A run that stops before its login line (a migration failing, say) fails at once.
+        wait_for(lambda: logged_in() or process.poll() is not None, 300, "the login line")
+        assert logged_in(), output()
         url_index = next(i for i, line in enumerate(lines) if URL_LINE.match(line))
         login_index = next(i for i, line in enumerate(lines) if LOGIN_LINE.match(line))
         # First the URL, then the login, before any process output.

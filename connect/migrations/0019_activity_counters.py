@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("connector", "hour", "kind", "label"),
-                        name="connect_activity_unique",
+                        name="connect_activitycount_unique",
                     )
                 ],
             },

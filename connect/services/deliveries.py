@@ -113,7 +113,7 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
                 "destination__connector",
                 "destination__environment__project__team",
             )
-            .order_by("next_attempt_at")[:limit]
+            .order_by("next_attempt_at", "pk")[:limit]
         )
         disabled = [d for d in claimed if d.destination.disabled_at is not None]
         claimed = [d for d in claimed if d not in disabled]
