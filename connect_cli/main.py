@@ -95,6 +95,14 @@ def wants_json(fmt: str | None) -> bool:
     return (fmt or state().format or "table") == "json"
 
 
+def report(fmt: str | None, answer: object, line: str) -> None:
+    """Say what was done: the server's answer as JSON for scripts, one line for people."""
+    if wants_json(fmt):
+        output.emit_json(answer)
+    else:
+        click.echo(line)
+
+
 def confirm(yes: bool, what: str) -> None:
     """Ask before destroying; off a terminal (a script, a pipe) insist on --yes instead."""
     if yes:
@@ -219,10 +227,11 @@ def login(url_opt: str | None, token_opt: str | None, fmt: str | None) -> None:
 def logout(fmt: str | None) -> None:
     """Forget the server and token saved by `connect login`."""
     removed = config.forget()
-    if wants_json(fmt):
-        output.emit_json({"removed": removed, "configFile": str(config.config_path())})
-    else:
-        click.echo("Logged out." if removed else "Not logged in.")
+    report(
+        fmt,
+        {"removed": removed, "configFile": str(config.config_path())},
+        "Logged out." if removed else "Not logged in.",
+    )
 
 
 @cli.command()
@@ -345,10 +354,7 @@ def create(
     if events:
         body["events"] = list(events)
     made = state().client().call("POST", "/v1/connect/connectors", body=body)
-    if wants_json(fmt):
-        output.emit_json(made)
-    else:
-        click.echo(f"Created {made['uid']} ({made['id']}, {made['type']}).")
+    report(fmt, made, f"Created {made['uid']} ({made['id']}, {made['type']}).")
 
 
 @cli.command()
@@ -397,8 +403,7 @@ def update(
         body["returnOrigins"] = list(return_origins)
     if not body:
         raise click.UsageError(
-            "Nothing to change: give --name, --uid, --data, --triggers, --event or "
-            "--return-origin."
+            "Nothing to change: give --name, --uid, --data, --triggers, --event or --return-origin."
         )
     answer = (
         state().client().call("PATCH", f"/v2/connect/connectors/{segment(connector)}", body=body)
@@ -420,10 +425,7 @@ def remove(connector: str, yes: bool, fmt: str | None) -> None:
     """Delete a connector, uninstalling its installations and revoking their grants."""
     confirm(yes, f"Delete connector {connector} and uninstall its installations")
     state().client().call("DELETE", f"/v1/connect/connectors/{segment(connector)}")
-    if wants_json(fmt):
-        output.emit_json({"removed": connector})
-    else:
-        click.echo(f"Removed {connector}.")
+    report(fmt, {"removed": connector}, f"Removed {connector}.")
 
 
 # --- project links ------------------------------------------------------------------------
@@ -476,10 +478,11 @@ def detach(
     if environment:
         path += f"/environments/{segment(environment)}"
     state().client().call("DELETE", path)
-    if wants_json(fmt):
-        output.emit_json({"detached": connector, "project": project, "environment": environment})
-    else:
-        click.echo(f"Detached {connector} from {project}{where}.")
+    report(
+        fmt,
+        {"detached": connector, "project": project, "environment": environment},
+        f"Detached {connector} from {project}{where}.",
+    )
 
 
 # --- runtime (deployment credential) ------------------------------------------------------
@@ -610,10 +613,7 @@ def open_(connector: str | None, print_only: bool, fmt: str | None) -> None:
     opened = False
     if not print_only and not wants_json(fmt) and sys.stdout.isatty():
         opened = webbrowser.open(url)
-    if wants_json(fmt):
-        output.emit_json({"url": url, "opened": opened})
-    else:
-        click.echo(url)
+    report(fmt, {"url": url, "opened": opened}, url)
 
 
 # --- deployment credentials ---------------------------------------------------------------
@@ -680,10 +680,7 @@ def credentials_revoke(credential_id: str, yes: bool, fmt: str | None) -> None:
     """Revoke a credential: deployments using it are refused from now on."""
     confirm(yes, f"Revoke deployment credential {credential_id}")
     state().client().call("DELETE", f"/v1/connect/credentials/{segment(credential_id)}")
-    if wants_json(fmt):
-        output.emit_json({"revoked": credential_id})
-    else:
-        click.echo(f"Revoked {credential_id}.")
+    report(fmt, {"revoked": credential_id}, f"Revoked {credential_id}.")
 
 
 # --- webhook events -----------------------------------------------------------------------

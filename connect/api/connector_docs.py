@@ -244,9 +244,7 @@ class ProjectLinksDocs(OpenApiViewExtension):
                 description="The key is `connectors`, the items project connections (as in "
                 "Vercel's API).",
                 parameters=[*PAGE, *TEAM],
-                responses={
-                    200: _page("ProjectConnectorPage", "connectors", ProjectConnection)
-                },
+                responses={200: _page("ProjectConnectorPage", "connectors", ProjectConnection)},
             ),
         )
 

@@ -502,6 +502,36 @@ def _expires_in(data: dict[str, Any]) -> timedelta | None:
     return None if value is None else timedelta(milliseconds=value)
 
 
+STARTED_FLOW = OpenApiExample(
+    "Started",
+    value={
+        "url": "https://connect.example.com/connect/install/scl_7Hq2mV4kP9xR3tW8"
+        "?request=sca_2bV7nK4qW9xL3mP8",
+        "request": "sca_2bV7nK4qW9xL3mP8",
+        "verifier": "cvf_q8Xz3LmN7pR2vK9wT4yB6sD1",
+        "expiresAt": 1764749400000,
+        "connector": CONNECTOR,
+    },
+    response_only=True,
+)
+
+
+def flow_start_schema(
+    *, operation_id: str, summary: str, request: Any, example: OpenApiExample
+) -> Any:
+    """The schema of a view that starts a flow: its request, with one example, and the started
+    flow it answers."""
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            request=request,
+            responses={200: shapes.StartedFlow, **error_responses(422, 502)},
+            examples=[example, STARTED_FLOW],
+        )
+    )
+
+
 class FlowStartView(RuntimeView):
     """Start a flow on a connector linked to the caller's project: a link to send the person
     to, and a verifier to poll the result with."""
@@ -534,36 +564,19 @@ class FlowStartView(RuntimeView):
         return Response(serializers.flow_body(started))
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="authorize_start",
-        summary="Start a user's consent",
-        request=shapes.AuthorizeRequest,
-        responses={200: shapes.StartedFlow, **error_responses(422, 502)},
-        examples=[
-            OpenApiExample(
-                "Consent",
-                value={
-                    "subject": {"type": "user", "id": "u_42"},
-                    "scopes": ["repo"],
-                    "returnUrl": "https://app.acme.test/settings",
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "Started",
-                value={
-                    "url": "https://connect.example.com/connect/install/scl_7Hq2mV4kP9xR3tW8"
-                    "?request=sca_2bV7nK4qW9xL3mP8",
-                    "request": "sca_2bV7nK4qW9xL3mP8",
-                    "verifier": "cvf_q8Xz3LmN7pR2vK9wT4yB6sD1",
-                    "expiresAt": 1764749400000,
-                    "connector": CONNECTOR,
-                },
-                response_only=True,
-            ),
-        ],
-    )
+@flow_start_schema(
+    operation_id="authorize_start",
+    summary="Start a user's consent",
+    request=shapes.AuthorizeRequest,
+    example=OpenApiExample(
+        "Consent",
+        value={
+            "subject": {"type": "user", "id": "u_42"},
+            "scopes": ["repo"],
+            "returnUrl": "https://app.acme.test/settings",
+        },
+        request_only=True,
+    ),
 )
 class AuthorizeView(FlowStartView):
     """Start a user's consent: a link to send them to, and a verifier to poll the result."""
@@ -584,32 +597,13 @@ class AuthorizeView(FlowStartView):
         return super().post(request, connector)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="install_start",
-        summary="Start an installation",
-        request=shapes.InstallRequest,
-        responses={200: shapes.StartedFlow, **error_responses(422, 502)},
-        examples=[
-            OpenApiExample(
-                "Install",
-                value={"returnUrl": "https://app.acme.test/settings"},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "Started",
-                value={
-                    "url": "https://connect.example.com/connect/install/scl_7Hq2mV4kP9xR3tW8"
-                    "?request=sca_2bV7nK4qW9xL3mP8",
-                    "request": "sca_2bV7nK4qW9xL3mP8",
-                    "verifier": "cvf_q8Xz3LmN7pR2vK9wT4yB6sD1",
-                    "expiresAt": 1764749400000,
-                    "connector": CONNECTOR,
-                },
-                response_only=True,
-            ),
-        ],
-    )
+@flow_start_schema(
+    operation_id="install_start",
+    summary="Start an installation",
+    request=shapes.InstallRequest,
+    example=OpenApiExample(
+        "Install", value={"returnUrl": "https://app.acme.test/settings"}, request_only=True
+    ),
 )
 class InstallView(FlowStartView):
     """Start an installation into a tenant (a Slack workspace, a GitHub org, an Entra tenant)."""

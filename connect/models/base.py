@@ -17,6 +17,21 @@ def public_id_field(prefix: str) -> models.CharField:
     )
 
 
+def log_team_field() -> models.ForeignKey:
+    """A log row's team, copied from its parent row so that team scoping needs no join: written
+    by the writer, or by the database when a writer leaves it out (a trigger, migration 0027).
+    Not indexed alone: each log's (team, time) index serves it."""
+    return models.ForeignKey(
+        "connect.Team",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+    )
+
+
 class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
     MEMBER = "member", "Member"

@@ -4,7 +4,7 @@ from django.db import models
 from django.utils import timezone
 
 from connect.ids import generate
-from connect.models.base import TeamScopedQuerySet, public_id_field
+from connect.models.base import TeamScopedQuerySet, log_team_field, public_id_field
 
 
 class InboundEventQuerySet(TeamScopedQuerySet):
@@ -15,17 +15,7 @@ class InboundEvent(models.Model):
     """A provider webhook as received: raw body, redacted headers, whether it verified."""
 
     public_id = public_id_field("trq")
-    #: The team, copied from the parent row so that team scoping needs no join: written by the
-    #: writer, or by the database when a writer leaves it out (a trigger, migration 0027).
-    team = models.ForeignKey(
-        "connect.Team",
-        null=True,
-        blank=True,
-        editable=False,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,  # the (team, time) index below serves it
-    )
+    team = log_team_field()
     connector = models.ForeignKey(
         "connect.Connector", on_delete=models.CASCADE, related_name="inbound_events"
     )
@@ -162,17 +152,7 @@ class Delivery(models.Model):
 
     Status = DeliveryStatus
 
-    #: The team, copied from the parent row so that team scoping needs no join: written by the
-    #: writer, or by the database when a writer leaves it out (a trigger, migration 0027).
-    team = models.ForeignKey(
-        "connect.Team",
-        null=True,
-        blank=True,
-        editable=False,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,  # the (team, time) index below serves it
-    )
+    team = log_team_field()
     event = models.ForeignKey(
         InboundEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
@@ -251,17 +231,7 @@ class DeliveryAttemptQuerySet(TeamScopedQuerySet):
 
 
 class DeliveryAttempt(models.Model):
-    #: The team, copied from the parent row so that team scoping needs no join: written by the
-    #: writer, or by the database when a writer leaves it out (a trigger, migration 0027).
-    team = models.ForeignKey(
-        "connect.Team",
-        null=True,
-        blank=True,
-        editable=False,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,  # the (team, time) index below serves it
-    )
+    team = log_team_field()
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
     started_at = models.DateTimeField(default=timezone.now)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -3,7 +3,13 @@ from datetime import datetime
 from django.db import connection, models
 from django.utils import timezone
 
-from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
+from connect.models.base import (
+    SealedSecrets,
+    TeamScopedQuerySet,
+    log_team_field,
+    public_id_field,
+    sealed_field,
+)
 from connect.models.installations import Grant
 
 
@@ -29,17 +35,7 @@ class TokenIssue(models.Model):
     """One row per token handed out; the token itself is never stored here."""
 
     public_id = public_id_field("stk")
-    #: The team, copied from the parent row so that team scoping needs no join: written by the
-    #: writer, or by the database when a writer leaves it out (a trigger, migration 0027).
-    team = models.ForeignKey(
-        "connect.Team",
-        null=True,
-        blank=True,
-        editable=False,
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,  # the (team, time) index below serves it
-    )
+    team = log_team_field()
     grant = models.ForeignKey("connect.Grant", on_delete=models.CASCADE, related_name="issues")
     project = models.ForeignKey("connect.Project", on_delete=models.CASCADE, related_name="+")
     environment = models.CharField(max_length=60)

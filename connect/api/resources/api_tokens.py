@@ -70,20 +70,13 @@ EXAMPLE = {
 
 
 class ApiTokensView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="api_tokens_list",
         summary="List team API tokens",
         description="Owners only. Secrets are never shown again; `lastUsedAt` is updated at "
         "most once a minute.",
-        parameters=[*base.PAGE_PARAMETERS, *base.TEAM_PARAMETERS],
-        responses={200: base.page_of("ApiTokenPage", "apiTokens", ApiTokenOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"apiTokens": [EXAMPLE], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        page=("ApiTokenPage", "apiTokens", ApiTokenOut),
+        example=EXAMPLE,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.MANAGE_TOKENS)

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,25 +47,15 @@ EXAMPLE = {
 
 
 class AuditEventsView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="audit_events_list",
         summary="List audit events",
-        parameters=[
-            *base.PAGE_PARAMETERS,
-            *base.filters(
-                ("type", "Only this type, or a prefix ending in `.` (`credential.`)."),
-                ("actor", "Only this actor's."),
-            ),
-            *base.TEAM_PARAMETERS,
-        ],
-        responses={200: base.page_of("AuditEventPage", "auditEvents", AuditEventOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"auditEvents": [EXAMPLE], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        filtered_by=(
+            ("type", "Only this type, or a prefix ending in `.` (`credential.`)."),
+            ("actor", "Only this actor's."),
+        ),
+        page=("AuditEventPage", "auditEvents", AuditEventOut),
+        example=EXAMPLE,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -102,9 +102,7 @@ def page(
 
 
 PAGE_PARAMETERS = [
-    OpenApiParameter(
-        "limit", int, description=f"1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}."
-    ),
+    OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}."),
     OpenApiParameter("cursor", str, description="The previous page's `pagination.next`."),
 ]
 
@@ -123,6 +121,35 @@ def page_of(name: str, key: str, item: type[serializers.Serializer]) -> serializ
     return inline_serializer(
         name=name,
         fields={key: item(many=True), "pagination": Pagination()},
+    )
+
+
+def list_schema(
+    *,
+    operation_id: str,
+    summary: str,
+    page: tuple[str, str, type[serializers.Serializer]],
+    filtered_by: Iterable[tuple[str, str] | tuple[str, str, Iterable[str]]] = (),
+    description: str | None = None,
+    example: dict[str, Any] | None = None,
+) -> Any:
+    """The schema of a list: paged, filtered by ``filtered_by``, of the token's team, answering
+    ``page`` (its schema name, the key of its items and their serializer) with an example page
+    of one ``example``."""
+    name, key, item = page
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        parameters=[*PAGE_PARAMETERS, *filters(*filtered_by), *TEAM_PARAMETERS],
+        responses={200: page_of(name, key, item)},
+        examples=[
+            OpenApiExample(
+                "Page", value={key: [example], "pagination": {"next": None}}, response_only=True
+            )
+        ]
+        if example is not None
+        else None,
     )
 
 

@@ -62,25 +62,15 @@ EXAMPLE = {
 
 
 class CredentialsView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="credentials_list",
         summary="List deployment credentials",
-        parameters=[
-            *base.PAGE_PARAMETERS,
-            *base.filters(
-                ("projectId", "Only this project's (`prj_…` or slug)."),
-                ("status", "`active` or `revoked`; default both.", ("active", "revoked")),
-            ),
-            *base.TEAM_PARAMETERS,
-        ],
-        responses={200: base.page_of("CredentialPage", "credentials", CredentialOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"credentials": [EXAMPLE], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        filtered_by=(
+            ("projectId", "Only this project's (`prj_…` or slug)."),
+            ("status", "`active` or `revoked`; default both.", ("active", "revoked")),
+        ),
+        page=("CredentialPage", "credentials", CredentialOut),
+        example=EXAMPLE,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)

@@ -90,25 +90,15 @@ def _found(request: Request, team_id: int, destination: str) -> TriggerDestinati
 
 
 class DestinationsView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="destinations_list",
         summary="List trigger destinations",
-        parameters=[
-            *base.PAGE_PARAMETERS,
-            *base.filters(
-                ("connector", "Only this connector's (`scl_…` or uid)."),
-                ("projectId", "Only this project's (`prj_…` or slug)."),
-            ),
-            *base.TEAM_PARAMETERS,
-        ],
-        responses={200: base.page_of("DestinationPage", "destinations", DestinationOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"destinations": [EXAMPLE], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        filtered_by=(
+            ("connector", "Only this connector's (`scl_…` or uid)."),
+            ("projectId", "Only this project's (`prj_…` or slug)."),
+        ),
+        page=("DestinationPage", "destinations", DestinationOut),
+        example=EXAMPLE,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
@@ -117,9 +107,7 @@ class DestinationsView(ManagementView):
             queryset = queryset.filter(connector=connector_in_team(actor.team_id, connector))
         if project := request.query_params.get("projectId"):
             queryset = queryset.filter(project=project_in_team(actor.team_id, project))
-        return Response(
-            base.page(request, queryset, key="destinations", render=destination_body)
-        )
+        return Response(base.page(request, queryset, key="destinations", render=destination_body))
 
     @extend_schema(
         operation_id="destinations_create",

@@ -114,8 +114,10 @@ def _events(team_id: int) -> Any:
 
 
 def _deliveries(team_id: int) -> Any:
-    return Delivery.objects.for_team(team_id).select_related("event", "destination").defer(
-        "event__body"
+    return (
+        Delivery.objects.for_team(team_id)
+        .select_related("event", "destination")
+        .defer("event__body")
     )
 
 
@@ -184,26 +186,16 @@ class EventReplayView(ManagementView):
 
 
 class DeliveriesView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="deliveries_list",
         summary="List deliveries",
-        parameters=[
-            *base.PAGE_PARAMETERS,
-            *base.filters(
-                ("eventId", "Only this event's (`trq_…`)."),
-                ("destinationId", "Only this destination's (`dst_…`)."),
-                ("status", "Only these.", DeliveryStatus.values),
-            ),
-            *base.TEAM_PARAMETERS,
-        ],
-        responses={200: base.page_of("DeliveryPage", "deliveries", DeliveryOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"deliveries": [DELIVERY], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        filtered_by=(
+            ("eventId", "Only this event's (`trq_…`)."),
+            ("destinationId", "Only this destination's (`dst_…`)."),
+            ("status", "Only these.", DeliveryStatus.values),
+        ),
+        page=("DeliveryPage", "deliveries", DeliveryOut),
+        example=DELIVERY,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)

@@ -83,36 +83,24 @@ EXAMPLE = {
 
 
 def _grants(team_id: int) -> Any:
-    return Grant.objects.for_team(team_id).select_related(
-        "installation__connector", "project"
-    )
+    return Grant.objects.for_team(team_id).select_related("installation__connector", "project")
 
 
 class GrantsView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="grants_list",
         summary="List grants",
-        description="Filter by subject to answer \"what has this user authorized?\".",
-        parameters=[
-            *base.PAGE_PARAMETERS,
-            *base.filters(
-                ("subjectType", "Only this subject type.", SubjectType.values),
-                ("subjectId", "Only this subject's (a user id, or a jwt-bearer `sub`)."),
-                ("issuer", "Only user ids under this issuer."),
-                ("connector", "Only this connector's (`scl_…` or uid)."),
-                ("installationId", "Only this installation's."),
-                ("status", "Only these.", GrantStatus.values),
-            ),
-            *base.TEAM_PARAMETERS,
-        ],
-        responses={200: base.page_of("GrantPage", "grants", GrantOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"grants": [EXAMPLE], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        description='Filter by subject to answer "what has this user authorized?".',
+        filtered_by=(
+            ("subjectType", "Only this subject type.", SubjectType.values),
+            ("subjectId", "Only this subject's (a user id, or a jwt-bearer `sub`)."),
+            ("issuer", "Only user ids under this issuer."),
+            ("connector", "Only this connector's (`scl_…` or uid)."),
+            ("installationId", "Only this installation's."),
+            ("status", "Only these.", GrantStatus.values),
+        ),
+        page=("GrantPage", "grants", GrantOut),
+        example=EXAMPLE,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)

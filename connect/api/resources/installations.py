@@ -66,26 +66,16 @@ EXAMPLE = {
 
 
 class InstallationsView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="installations_list",
         summary="List installations",
-        parameters=[
-            *base.PAGE_PARAMETERS,
-            *base.filters(
-                ("connector", "Only this connector's (`scl_…` or uid)."),
-                ("status", "Only these.", InstallationStatus.values),
-                ("tenantId", "Only this tenant's."),
-            ),
-            *base.TEAM_PARAMETERS,
-        ],
-        responses={200: base.page_of("InstallationPage", "installations", InstallationOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"installations": [EXAMPLE], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        filtered_by=(
+            ("connector", "Only this connector's (`scl_…` or uid)."),
+            ("status", "Only these.", InstallationStatus.values),
+            ("tenantId", "Only this tenant's."),
+        ),
+        page=("InstallationPage", "installations", InstallationOut),
+        example=EXAMPLE,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
@@ -97,9 +87,7 @@ class InstallationsView(ManagementView):
             queryset = queryset.filter(status=status)
         if tenant := params.get("tenantId"):
             queryset = queryset.filter(tenant_id=tenant)
-        return Response(
-            base.page(request, queryset, key="installations", render=installation_body)
-        )
+        return Response(base.page(request, queryset, key="installations", render=installation_body))
 
 
 class InstallationView(ManagementView):

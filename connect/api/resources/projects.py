@@ -101,18 +101,11 @@ EXAMPLE = {
 
 
 class ProjectsView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="projects_list",
         summary="List projects",
-        parameters=[*base.PAGE_PARAMETERS, *base.TEAM_PARAMETERS],
-        responses={200: base.page_of("ProjectPage", "projects", ProjectOut)},
-        examples=[
-            OpenApiExample(
-                "Page",
-                value={"projects": [EXAMPLE], "pagination": {"next": None}},
-                response_only=True,
-            )
-        ],
+        page=("ProjectPage", "projects", ProjectOut),
+        example=EXAMPLE,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
@@ -189,9 +182,7 @@ class EnvironmentsView(ManagementView):
     def get(self, request: Request, project: str) -> Response:
         actor = self.actor(request, Action.VIEW)
         found = project_in_team(actor.team_id, project)
-        return Response(
-            {"environments": [environment_body(e) for e in found.environments.all()]}
-        )
+        return Response({"environments": [environment_body(e) for e in found.environments.all()]})
 
     @extend_schema(
         operation_id="environments_create",

@@ -110,11 +110,10 @@ def _create(team_id: int, data: dict[str, Any], actor: str) -> TrustedIssuer:
 
 
 class TrustedIssuersView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="trusted_issuers_list",
         summary="List trusted issuers",
-        parameters=[*base.PAGE_PARAMETERS, *base.TEAM_PARAMETERS],
-        responses={200: base.page_of("TrustedIssuerPage", "trustedIssuers", IssuerOut)},
+        page=("TrustedIssuerPage", "trustedIssuers", IssuerOut),
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
