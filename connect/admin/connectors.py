@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from connect import charts, errors, presets
 from connect.admin import config_inputs
 from connect.admin.config_inputs import LinesField
-from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm
+from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm, https_by_default
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.kinds import AuthorizationKind
@@ -83,6 +83,7 @@ class ConnectorForm(WriteOnlySecretsForm):
     }
 
     discovery_issuer = forms.URLField(
+        assume_scheme="https",
         required=False,
         label="Discover from issuer",
         help_text="oauth: an issuer URL; its RFC 8414 / OpenID metadata fills the endpoints.",
@@ -90,6 +91,7 @@ class ConnectorForm(WriteOnlySecretsForm):
 
     class Meta:
         model = Connector
+        formfield_callback = https_by_default
         fields = [
             "team",
             "type",

@@ -6,6 +6,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.debug import sensitive_variables
 
+from connect.admin.forms import https_by_default
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import DeploymentCredential, Role, Team, TrustedIssuer, TrustedIssuerRule
@@ -72,6 +73,7 @@ class TrustedIssuerForm(forms.ModelForm):
 
     class Meta:
         model = TrustedIssuer
+        formfield_callback = https_by_default
         fields = ["team", "issuer", "jwks_url", "audience"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

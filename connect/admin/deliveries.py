@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
@@ -120,6 +121,9 @@ class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin
     actions = ["replay"]
     show_full_result_count = False
 
+    def breadcrumb_parents(self, obj: InboundEvent) -> list[models.Model]:
+        return [obj.connector]
+
     @admin.display(description="Forwarded", boolean=True)
     def forwarded(self, obj: InboundEvent) -> bool:
         """False: received and skipped, the connector's events do not select its type."""
@@ -163,6 +167,10 @@ class DeliveryAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
     # webhook-id as a receiver logged it, whole or its start; the event's trq_ id whole.
     exact_search = ("event__public_id",)
     prefix_search = ("webhook_id",)
+
+    def breadcrumb_parents(self, obj: Delivery) -> list[models.Model]:
+        event = obj.event or obj.lifecycle_event
+        return [event.connector, event] if event is not None else []
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
@@ -214,6 +222,9 @@ class LifecycleEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdm
     inlines = [LifecycleDeliveryInline]
     actions = ["replay"]
     show_full_result_count = False
+
+    def breadcrumb_parents(self, obj: LifecycleEvent) -> list[models.Model]:
+        return [obj.connector]
 
     @admin.display(description="Body")
     def body_text(self, obj: LifecycleEvent) -> str:

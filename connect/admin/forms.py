@@ -2,8 +2,18 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
 
 from connect.models.base import SealedSecrets
+
+
+def https_by_default(db_field: models.Field, **kwargs: Any) -> forms.Field | None:
+    """A model form's ``Meta.formfield_callback``: a URL typed without a scheme is taken as
+    https:// (Django 6's default, chosen now; the admin's own forms get it from
+    ``formfield_overrides``)."""
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
 
 
 class WriteOnlyTextarea(forms.Textarea):

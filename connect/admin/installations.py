@@ -2,6 +2,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -167,6 +168,9 @@ class InstallationAdmin(ExactIdSearch, ReconnectAdmin):
         # Installations come from install flows (or, for single-account types, the connector).
         return False
 
+    def breadcrumb_parents(self, obj: Installation) -> list[models.Model]:
+        return [obj.connector]
+
     def delete_model(self, request: HttpRequest, obj: Installation) -> None:
         installations.installation_remove(installation=obj, actor=request.user, delete=True)
 
@@ -200,6 +204,9 @@ class GrantAdmin(ExactIdSearch, ReconnectAdmin):
 
     def _grant_of(self, obj: Grant) -> Grant | None:
         return obj
+
+    def breadcrumb_parents(self, obj: Grant) -> list[models.Model]:
+        return [obj.installation.connector, obj.installation]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

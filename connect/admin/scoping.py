@@ -1,15 +1,16 @@
 """Team scoping for every admin page: querysets, object permissions, choices, and 404s."""
 
 import functools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelChoiceField, ModelForm, ModelMultipleChoiceField
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import reverse
 
 from connect.admin import lists
 from connect.admin.filters import CappedPaginator
@@ -76,6 +77,10 @@ class TeamScopedMixin:
     """Shared by model admins and inlines: what the user may see and pick."""
 
     model: type[models.Model]
+    # A URL typed without a scheme is taken as https:// (Django 6's default, chosen now).
+    formfield_overrides: "ClassVar[Mapping[type[models.Field[Any, Any]], Mapping[str, Any]]]" = {
+        models.URLField: {"assume_scheme": "https"}
+    }
 
     def team_id_for(self, obj: models.Model) -> int:
         queryset = type(obj)._default_manager.all()
@@ -100,6 +105,17 @@ class TeamScopedMixin:
 
 
 AdminAction = Callable[[Any, HttpRequest, QuerySet[Any]], HttpResponseBase | None]
+
+
+def crumbs_of(obj: models.Model) -> tuple[str, str, str, str]:
+    """A parent level of a breadcrumb trail: its list's name and URL, its own and its page's."""
+    opts = obj._meta
+    return (
+        str(opts.verbose_name_plural).capitalize(),
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        str(obj),
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
+    )
 
 
 class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
@@ -159,6 +175,24 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
             if not checks or not all(check(request, obj) for check in checks):
                 refused += 1
         return max(refused, 0)
+
+    def breadcrumb_parents(self, obj: Any) -> list[models.Model]:
+        """The objects above ``obj`` (its connector, its installation…), outermost first: its
+        page's breadcrumbs name each with its list, so every level is one click away."""
+        return []
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context["parents"] = [crumbs_of(parent) for parent in self.breadcrumb_parents(obj)]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         queryset = super().get_queryset(request)
