@@ -101,8 +101,34 @@ class DeliveryAttemptInline(TeamScopedInline, admin.TabularInline):
         return False
 
 
+class EventLogAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
+    """A log of events sent to the app (received triggers, lifecycle events): read-only, each
+    with its body and its deliveries, replayable under the same webhook-id."""
+
+    actions = ["replay"]
+    show_full_result_count = False
+
+    def send_again(self, event: Any, actor: Any) -> int:
+        """Queue ``event``'s deliveries again; how many."""
+        raise NotImplementedError
+
+    def breadcrumb_parents(self, obj: Any) -> list[models.Model]:
+        return [obj.connector]
+
+    @admin.display(description="Body")
+    def body_text(self, obj: Any) -> str:
+        return bytes(obj.body).decode("utf-8", errors="replace")
+
+    @admin.action(description="Replay to its destinations", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        count = sum(
+            self.send_again(event, request.user) for event in queryset.select_related("connector")
+        )
+        messages.success(request, f"Queued {count} delivery(ies) again.")
+
+
 @admin.register(InboundEvent)
-class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
+class InboundEventAdmin(EventLogAdmin):
     list_display = [
         "public_id",
         "connector",
@@ -118,11 +144,9 @@ class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin
     fields = EVENT_FIELDS
     readonly_fields = EVENT_FIELDS
     inlines = [DeliveryInline]
-    actions = ["replay"]
-    show_full_result_count = False
 
-    def breadcrumb_parents(self, obj: InboundEvent) -> list[models.Model]:
-        return [obj.connector]
+    def send_again(self, event: InboundEvent, actor: Any) -> int:
+        return deliveries.event_replay(event=event, actor=actor)
 
     @admin.display(description="Forwarded", boolean=True)
     def forwarded(self, obj: InboundEvent) -> bool:
@@ -137,18 +161,6 @@ class InboundEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin
             obj.headers, also=triggers.signature_headers(obj.connector.config)
         )
         return json.dumps(shown, indent=2, sort_keys=True)
-
-    @admin.display(description="Body")
-    def body_text(self, obj: InboundEvent) -> str:
-        return bytes(obj.body).decode("utf-8", errors="replace")
-
-    @admin.action(description="Replay to every destination", permissions=["replay"])
-    def replay(self, request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
-        count = sum(
-            deliveries.event_replay(event=event, actor=request.user)
-            for event in queryset.select_related("connector")
-        )
-        messages.success(request, f"Queued {count} delivery(ies) again.")
 
 
 @admin.register(Delivery)
@@ -210,7 +222,7 @@ class LifecycleDeliveryInline(DeliveryInline):
 
 
 @admin.register(LifecycleEvent)
-class LifecycleEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):
+class LifecycleEventAdmin(EventLogAdmin):
     """What the app was told about its connections, and how each delivery went."""
 
     list_display = ["public_id", "type", "connector", "grant_public_id", "created_at"]
@@ -220,23 +232,9 @@ class LifecycleEventAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdm
     fields = LIFECYCLE_FIELDS
     readonly_fields = LIFECYCLE_FIELDS
     inlines = [LifecycleDeliveryInline]
-    actions = ["replay"]
-    show_full_result_count = False
 
-    def breadcrumb_parents(self, obj: LifecycleEvent) -> list[models.Model]:
-        return [obj.connector]
-
-    @admin.display(description="Body")
-    def body_text(self, obj: LifecycleEvent) -> str:
-        return bytes(obj.body).decode("utf-8", errors="replace")
-
-    @admin.action(description="Replay to its destinations", permissions=["replay"])
-    def replay(self, request: HttpRequest, queryset: QuerySet[LifecycleEvent]) -> None:
-        count = sum(
-            deliveries.lifecycle_event_replay(event=event, actor=request.user)
-            for event in queryset.select_related("connector")
-        )
-        messages.success(request, f"Queued {count} delivery(ies) again.")
+    def send_again(self, event: LifecycleEvent, actor: Any) -> int:
+        return deliveries.lifecycle_event_replay(event=event, actor=actor)
 
 
 @admin.register(DeliveryAttempt)
