@@ -167,7 +167,9 @@ def test_a_scrape_shows_the_workers_counts_and_the_outbox_as_the_database_has_it
     celery = worker(process_env, tmp_path / "worker.log", "metrics").start().wait_ready()
     try:
         with doorbell_via(private_redis.url):
-            grant_refresh.delay(grant.pk)
+            # Its last try (retries=max_retries): a retry after a jittered 0-30 s would count
+            # a second failure, before or after the scrape.
+            grant_refresh.apply_async((grant.pk,), retries=grant_refresh.max_retries)
         env = web_env(tmp_path, private_redis)
         with serving(tmp_path, workers=2, threads=2, env=env, args=GUNICORN_CONFIG) as server:
             samples: dict[Any, float] = {}
