@@ -248,7 +248,7 @@ def main() -> int:
                         celery, "-A", "config", "worker", "--concurrency", "1", "--loglevel",
                         "INFO", "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
                     ],
-                    env,
+                    {**env, "LOG_LEVEL": "INFO"},  # its "ready." line is logged at INFO
                     logs / f"worker-{name}.log",
                 )
             )  # fmt: skip

@@ -38,19 +38,25 @@ def heartbeat_record(*, process: str, seen_by: str, now: datetime | None = None)
     from connect.models import Heartbeat
 
     row = Heartbeat(process=process, seen_at=now or timezone.now(), seen_by=seen_by[:255])
-    try:
-        Heartbeat.objects.bulk_create(
-            [row],
-            update_conflicts=True,
-            unique_fields=["process"],
-            update_fields=["seen_at", "seen_by"],
-        )
-    except DatabaseError:
-        logger.warning("could not record the %s heartbeat", process, exc_info=True)
-    finally:
-        # Back to the pool every time: these processes do no requests that would close a
-        # broken connection for them, and a database restart must not end the heartbeats.
-        connection.close()
+    # Twice at most: in a prefork worker Celery closes the connection pool around every task,
+    # from the main thread, and a heartbeat thread caught holding that pool fails once; the
+    # second try takes the new pool.
+    for attempt in (1, 2):
+        try:
+            Heartbeat.objects.bulk_create(
+                [row],
+                update_conflicts=True,
+                unique_fields=["process"],
+                update_fields=["seen_at", "seen_by"],
+            )
+            break
+        except DatabaseError:
+            if attempt == 2:
+                logger.warning("could not record the %s heartbeat", process, exc_info=True)
+        finally:
+            # Back to the pool every time: these processes do no requests that would close a
+            # broken connection for them, and a database restart must not end the heartbeats.
+            connection.close()
 
 
 def heartbeats_seen() -> dict[str, datetime | None]:
