@@ -4,7 +4,8 @@ Usage: ``make bench`` (needs PostgreSQL and Redis; ``wrk`` from your package man
 Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/connect_bench,
 created and migrated here), BENCH_REDIS_URL (default redis://127.0.0.1:6379/2),
 BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 16), BENCH_WORKERS (default 2),
-BENCH_REVOCATIONS (default 30).
+BENCH_REVOCATIONS (default 30), BENCH_ROUNDS (default 5: each scenario's seconds are split
+into that many rounds, interleaved with the floor's).
 Prints requests per second, the ratio to the floor, and p50/p99 latency for each scenario.
 """
 
@@ -14,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 REVOCATIONS = int(os.environ.get("BENCH_REVOCATIONS", "30"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 VAR_DIR = Path(os.environ.get("BENCH_VAR_DIR", str(ROOT / "var" / "bench")))
 
 
@@ -163,9 +166,25 @@ def main() -> int:
                     lua("POST", oidc, token_body),
                 ),
             }
-            for name, (url, script) in scenarios.items():
+            for url, script in scenarios.values():
                 wrk(url, script, 2)  # warm up: connections, caches, the first last-used write
-                results[name] = wrk(url, script, SECONDS)
+            # Interleaved rounds: on a shared machine the speed drifts by a factor of two
+            # within a minute, so each scenario is compared with the floor of its own round.
+            rounds: dict[str, list[dict[str, float]]] = {name: [] for name in scenarios}
+            for _ in range(ROUNDS):
+                for name, (url, script) in scenarios.items():
+                    rounds[name].append(wrk(url, script, max(1, SECONDS // ROUNDS)))
+            floor_name = f"floor (DRF constant JSON), {label}"
+            for name, runs in rounds.items():
+                results[name] = {
+                    "rps": statistics.median(r["rps"] for r in runs),
+                    "ratio": statistics.median(
+                        r["rps"] / f["rps"] for r, f in zip(runs, rounds[floor_name], strict=True)
+                    ),
+                    "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+                    "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                    "non_2xx": sum(r["non_2xx"] for r in runs),
+                }
                 print(f"  {name}: {results[name]}", flush=True)
             if label == "warm":
                 revocations = revocation_latencies(f"{base}{token_url}", credential, token_body)
@@ -173,13 +192,15 @@ def main() -> int:
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-    print(f"{CONNECTIONS} connections, {WORKERS} gunicorn workers, {SECONDS}s each")
+    print(
+        f"{CONNECTIONS} connections, {WORKERS} gunicorn workers, {SECONDS}s each in {ROUNDS} "
+        "interleaved rounds; medians over the rounds, the ratio to the floor of the same round"
+    )
     print("warm: the token path's process-local caches on (default); cold: CONNECT_LOCAL_CACHES=0")
     print(f"{'scenario':38} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name, r in results.items():
-        floor = results[f"floor (DRF constant JSON), {name.rsplit(', ', 1)[1]}"]["rps"]
         print(
-            f"{name:38} {r['rps']:9.0f} {r['rps'] / floor:6.2f} {r['p50_ms']:8.2f} "
+            f"{name:38} {r['rps']:9.0f} {r['ratio']:6.2f} {r['p50_ms']:8.2f} "
             f"{r['p99_ms']:8.2f} {r['non_2xx']:8.0f}"
         )
     if revocations:
