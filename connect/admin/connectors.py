@@ -4,6 +4,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
@@ -289,6 +290,16 @@ class ChoicesReadOnce:
                 field.queryset = field.queryset.select_related("project")  # its name
             # Rendering reads this list; validation still asks the queryset.
             field.choices = list(field.choices)
+        return field
+
+    def formfield_for_dbfield(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.Field | None:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        # A plain select: a row of a table needs no add/change/view pop-up links, which took
+        # most of each row's size and rendering time.
+        if field is not None and isinstance(field.widget, RelatedFieldWidgetWrapper):
+            field.widget = field.widget.widget
         return field
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:

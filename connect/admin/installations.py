@@ -194,6 +194,9 @@ class GrantAdmin(ExactIdSearch, ReconnectAdmin):
     list_filter = ["status", "subject_type"]
     list_select_related = ["installation"]
     exact_search = ("subject_id", "public_id", "installation__tenant_id")
+    # Newest first, by the primary key: the model's order (installation, then its connector's
+    # team and name) sorted 100,000 grants through four joins.
+    ordering = ["-pk"]
     fields = (*GRANT_FIELDS, "last_error", "next_check_at", "reconnect")
     readonly_fields = (
         *(f for f in GRANT_FIELDS if f != "status"),

@@ -200,9 +200,12 @@ def connector_reconsent_needed(*, connector: Connector) -> list[Grant]:
     """Grants issued before the connector's default scopes grew: their subjects must consent
     again to get the new scopes (existing grants are left as they are)."""
     stale = []
-    for grant in Grant.objects.filter(
-        installation__connector=connector, status=Grant.Status.ACTIVE
-    ).select_related("installation")[:500]:
+    # The newest 500, by the primary key: the model's order sorts through the team's name.
+    for grant in (
+        Grant.objects.filter(installation__connector=connector, status=Grant.Status.ACTIVE)
+        .select_related("installation")
+        .order_by("-pk")[:500]
+    ):
         wanted = set(connector.default_scopes.get(grant.subject_type, []) or [])
         if grant.scopes and not wanted <= set(grant.scopes):
             stale.append(grant)
