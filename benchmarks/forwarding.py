@@ -47,6 +47,7 @@ REDIS_URL = os.environ.get("BENCH_FWD_REDIS_URL", "redis://127.0.0.1:6379/3")
 BACKLOG = int(os.environ.get("BENCH_BACKLOG", "10000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 SIGNING_SECRET = "bench-trigger-secret"
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 DRAIN_TIMEOUT = 900
 # Signed bodies per wrk run; a run that sends more wraps around, and the rest are replays.
 BODIES_PER_RUN = 100_000
@@ -270,7 +271,8 @@ def main() -> int:
         # Queries per ingest, in process.
         client = Client()
         url = f"/connect/trigger/{connector.public_id}"
-        counts = []
+        counts: list[int] = []
+        statements: list[int] = []  # as tests/perf/test_ingest.py counts them
         for number in range(1, 21):
             signed = body_of(number)
             headers = {"x-acme-signature": sign(signed)}
@@ -280,6 +282,13 @@ def main() -> int:
                 )
             assert response.status_code == 200, response.content
             counts.append(len(queries))
+            statements.append(
+                sum(
+                    not q["sql"].upper().startswith(TRANSACTION_CONTROL)
+                    and "connect_generation" not in q["sql"]
+                    for q in queries.captured_queries
+                )
+            )
 
         web = start(
             [
@@ -336,6 +345,11 @@ def main() -> int:
         ),
         ("forwarding caught up", f"{ingested} ingested events, {catch_up:.1f} s after wrk"),
         ("SQL queries per ingest", f"{min(counts)}..{max(counts)}"),
+        (
+            "  of which statements",
+            f"{min(statements)}..{max(statements)} (not counting savepoints and the "
+            "generations read, once a second)",
+        ),
         ("delivered / lost", f"{len(receiver.ids)} distinct webhook-ids, {lost} lost"),
         ("duplicates at the receiver", f"{receiver.requests - len(receiver.ids)}"),
     ]

@@ -99,7 +99,7 @@ def _remembered(token: str) -> Caller:
     verified = _verified(token)
     scopes: tuple[str, ...] = (f"t:{verified.caller.team_id}",)
     if verified.caller.kind == "oidc":
-        scopes += ("g",)
+        scopes += (generations.SIGNING_KEYS,)
     cache.put(key, verified, scopes=scopes, epoch=epoch, expires_at=verified.expires_at)
     return verified.caller
 

@@ -54,6 +54,8 @@ WATCHED_TABLES = (
     "connect_team",
     "connect_signingkey",
 )
+#: The scope every change of a signing key bumps (migration 0026's trigger writes ``g``).
+SIGNING_KEYS = "g"
 #: Scopes this many or more are read whole instead of by name.
 TRACKED_LIMIT = 20_000
 

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from connect import http
+from connect import generations, http, local_caches
 from connect.jwks import published_key
 from connect.models import Project, SigningKey, TrustedIssuer, TrustedIssuerRule
 
@@ -87,7 +87,34 @@ def signing_keys_rotate(*, overlap: timedelta, now: datetime | None = None) -> S
     return signing_key_create()
 
 
+#: How long a process signs with the key it read, at most (a rotation is seen sooner: it moves
+#: the signing keys' generation).
+SIGNING_KEY_KEPT_SECONDS = 60
+
+
 def current_signing_key() -> SigningKey:
+    """The key new tokens are signed with. With the local caches on, kept in process until the
+    signing keys' generation moves (a rotation or a retirement, by any process or by hand):
+    every forwarded webhook mints a bearer token, and this read was a query for each."""
+    if not local_caches.enabled():
+        return _current_signing_key_read()
+    generations.ensure_fresh()
+    kept = local_caches.cache("signing_key")
+    key = kept.get("current")
+    if key is None:
+        epoch = generations.epoch()
+        key = _current_signing_key_read()
+        kept.put(
+            "current",
+            key,
+            scopes=(generations.SIGNING_KEYS,),
+            epoch=epoch,
+            expires_at=time.time() + SIGNING_KEY_KEPT_SECONDS,
+        )
+    return key
+
+
+def _current_signing_key_read() -> SigningKey:
     key = SigningKey.objects.filter(retires_at__isnull=True).order_by("-created_at").first()
     if key is None:
         with transaction.atomic():

@@ -14,8 +14,13 @@ FILE_NAME = "config.json"
 
 def config_path() -> Path:
     """The login file: ``$XDG_CONFIG_HOME/connect/config.json`` on Linux, the platform's
-    equivalent elsewhere (click.get_app_dir)."""
-    return Path(click.get_app_dir(APP_NAME)) / FILE_NAME
+    equivalent elsewhere (click.get_app_dir). An empty or relative ``XDG_CONFIG_HOME`` is
+    ignored, as the XDG spec says: the secret must not land in whatever folder the shell is in
+    (a checkout, say)."""
+    app_dir = Path(click.get_app_dir(APP_NAME))
+    if not app_dir.is_absolute():
+        app_dir = Path.home() / ".config" / APP_NAME
+    return app_dir / FILE_NAME
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ def test_without_redis_celery_uses_the_filesystem_under_var(var_dir: Path) -> No
         var_dir, "CACHES", "CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS"
     )
 
-    assert values["CELERY_BROKER_URL"] == "filesystem://"
+    assert values["CELERY_BROKER_URL"] == "filesystem://localhost/"
     folder = values["CELERY_BROKER_TRANSPORT_OPTIONS"]["data_folder_in"]
     assert Path(folder).is_relative_to(var_dir)
     assert Path(folder).is_dir()

@@ -261,3 +261,17 @@ def test_update_sets_and_clears_allowed_return_origins(live: Live) -> None:
     assert "returnOrigins" in refused.output
     assert parsed(live.run("update", "acme/app", "--no-return-origins", "--format", "json"))
     assert Connector.objects.get(uid="acme/app").allowed_return_origins == []
+
+
+def test_an_empty_or_relative_config_home_never_puts_the_secret_in_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connect_cli import config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for value in ("", "relative/folder"):
+        monkeypatch.setenv("XDG_CONFIG_HOME", value)
+        saved = config.save("http://x", "cat_secret")
+        assert saved == tmp_path / "home" / ".config" / "connect" / "config.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
