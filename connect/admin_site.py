@@ -46,6 +46,16 @@ class ConnectAdminSite(admin.AdminSite):
         from connect.admin.activity import activity_view
 
         return [
+            # Connect's own app page is the index, grouped by task (Django's would list every
+            # model alphabetically); other apps keep theirs.
+            path(
+                "connect/",
+                self.admin_view(
+                    lambda request: HttpResponseRedirect(
+                        reverse("admin:index", current_app=self.name)
+                    )
+                ),
+            ),
             path(
                 "activity/",
                 self.admin_view(lambda request: activity_view(self, request)),

@@ -72,4 +72,8 @@ def grouped(app_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # Users and groups are the team's people: under Team, not an app of their own.
         team["models"] = [*team["models"], *auth["models"]]
         others.remove(auth)
+    for group in groups:
+        # A group's heading leads to its first page: Django's app page for "Connect" would list
+        # every model alphabetically again (the site sends it to this index instead).
+        group["app_url"] = group["models"][0].get("admin_url") or group["app_url"]
     return [*groups, *others]

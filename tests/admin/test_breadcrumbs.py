@@ -85,3 +85,16 @@ def test_another_teams_grant_page_is_not_found_and_names_nothing(
     page = stranger.get(f"/admin/connect/grant/{grant.pk}/change/")
     assert page.status_code == 404
     assert connector.name not in page.content.decode()
+
+
+def test_the_connect_crumb_and_the_index_headings_lead_to_grouped_pages(
+    world: tuple[Client, Connector, Installation, Grant],
+) -> None:
+    client = world[0]
+    # Django's app page would list every model alphabetically: Connect's is the grouped index.
+    assert client.get("/admin/connect/").url == "/admin/"
+    index = client.get("/admin/").content.decode()
+    headings = re.findall(r'<caption>\s*<a href="([^"]+)"[^>]*>([^<]+)</a>', index)
+    assert headings, index
+    assert ("/admin/connect/connector/", "Connectors") in headings
+    assert all(url != "/admin/connect/" for url, _ in headings)
