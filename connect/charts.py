@@ -197,9 +197,11 @@ def activity_charts(hours: Sequence[activity.Hour]) -> list[SafeString]:
     their latency (p50, p95), deliveries, installs and consents."""
     starts = [h.start for h in hours]
     requests = sum(h.token_requests for h in hours)
-    errors = sum(h.token_errors for h in hours)
     failures = sum(h.token_failures for h in hours)
-    failing = f" · {failures:,} failed" if failures else ""
+    # Refusals (a bad credential, a subject that never consented) are the caller's: the rate
+    # is of failures, as health counts them; refusals are said apart.
+    refused = sum(h.token_errors for h in hours) - failures
+    refusing = f" · {refused:,} refused" if refused else ""
     merged = sum((h.latency for h in hours), start=Counter[str]())
     p50, p95 = activity.percentile(merged, 0.5), activity.percentile(merged, 0.95)
     delivered = {
@@ -214,7 +216,7 @@ def activity_charts(hours: Sequence[activity.Hour]) -> list[SafeString]:
     return [
         stacked_bars(
             title="Token requests",
-            summary=f"{requests:,} · errors {_percent(errors, requests)}{failing}",
+            summary=f"{requests:,} · failed {_percent(failures, requests)}{refusing}",
             hours=starts,
             series=[
                 Series("answered", "s-ok", [h.tokens.get("ok", 0) for h in hours]),

@@ -250,7 +250,7 @@ def test_charts_render_as_inline_svg(client: Client, acme: dict[str, Any]) -> No
     assert hours[-4].latency_percentile(0.5) == 5.0
     assert hours[-4].latency_percentile(0.95) == 250.0
     tokens, latency, deliveries, installs = activity_charts(hours)
-    assert "20 · errors 5.0% · 1 failed" in tokens
+    assert "20 · failed 5.0%" in tokens  # no refusal among them: none said
     assert tokens.count('<rect class="s-ok"') == 2  # one hour's bar, and the legend's swatch
     assert "p50 ≤ 5 ms · p95 ≤ 250 ms" in latency
     assert "1 retrying" in deliveries
@@ -392,3 +392,11 @@ def test_the_subject_filter_names_every_subject_type_as_the_api_does(
     assert f"tokenId={issue.public_id}" in listed[0]
     # The type narrows: the same id under another type is another subject.
     assert rows(viewer, "?subject=user:svc-1") == []
+
+
+def test_the_token_chart_rates_failures_and_names_refusals_apart() -> None:
+    hour = activity.Hour(start=timezone.now())
+    hour.tokens.update({"ok": 7, "unauthorized": 2, "provider_unavailable": 1})
+    [tokens, *_] = activity_charts([hour])
+    # A caller's bad credential is not the connector failing: as health counts them.
+    assert "10 · failed 10.0% · 2 refused" in tokens
