@@ -8,8 +8,10 @@ from django.utils import timezone
 
 from connect import errors, http, oidc
 from connect.models import AuditEvent, Connector, Grant, Installation
+from connect.models.activity import ActivityKind
 from connect.providers.code_flow import TOKEN_AUTH_METHODS
 from connect.providers.schema import ConnectorFields
+from connect.services import activity, lifecycle
 from connect.services.audit import Actor, audit_record
 from connect.services.configuration import configuration_delete
 from connect.services.installations import installation_remove
@@ -53,11 +55,18 @@ def connector_save(
     connector.updated_at = timezone.now()
     connector.save()
     if connector.is_single_account:
-        Installation.objects.get_or_create(
+        installation, made = Installation.objects.get_or_create(
             connector=connector,
             tenant_id=connector.public_id,
             defaults={"display_name": connector.name, "is_default": True},
         )
+        if made:
+            # Installed by saving (the connector's own audit row says so): the app is told and
+            # the install counted like any other, so its grant.created never comes first.
+            lifecycle.installation_attached(
+                installation, connector=connector, created=True, was=None
+            )
+            activity.activity_count(connector=connector, kind=ActivityKind.INSTALL, label="added")
     audit_record(
         team=connector.team_id,
         type=AuditEvent.Type.CONNECTOR_CREATED if created else AuditEvent.Type.CONNECTOR_UPDATED,

@@ -171,5 +171,6 @@ def types(events: list[dict[str, Any]]) -> list[str]:
     return [e["type"] for e in events]
 
 
-def recorded(type_: str) -> int:
-    return LifecycleEvent.objects.filter(type=type_).count()
+def recorded(type_: str, connector: Connector | None = None) -> int:
+    events = LifecycleEvent.objects.filter(type=type_)
+    return (events if connector is None else events.filter(connector=connector)).count()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from connect import errors
 from connect.models import Delivery, Grant, Installation, LifecycleEvent
+from connect.services.connectors import connector_save
 from connect.services.installations import installation_remove
 from connect.services.lifecycle import lifecycle_destination_set, lifecycle_emit
 from tests.fakes.oauth import OAuthFake
@@ -71,7 +72,7 @@ def test_installation_and_grant_transitions_each_arrive_once(
     assert got["/theirs/connect"][1]["data"]["subject"] == "app"
     # The same transition is one event: the same id at every destination.
     assert got["/mine/connect"][0]["id"] == got["/theirs/connect"][0]["id"]
-    assert LifecycleEvent.objects.count() == 6
+    assert LifecycleEvent.objects.filter(connector=world.slack).count() == 6
     assert not Delivery.objects.exclude(status="succeeded").exists()
 
 
@@ -133,7 +134,7 @@ def test_a_refresh_that_merely_succeeds_tells_nothing(
 def test_an_event_is_written_only_inside_its_transition(world: World) -> None:
     with pytest.raises(RuntimeError):
         lifecycle_emit("grant.created", connector=world.oauth)
-    assert not LifecycleEvent.objects.exists()
+    assert not LifecycleEvent.objects.filter(type="grant.created").exists()
 
 
 def test_a_disabled_or_unset_destination_receives_nothing(world: World, slack: SlackFake) -> None:
@@ -146,7 +147,7 @@ def test_a_disabled_or_unset_destination_receives_nothing(world: World, slack: S
         actor="test",
     )
     assert walk(Client(), world.owner.api.install(SLACK_UID)).status_code in (200, 302)
-    assert recorded("installation.created") == 1  # recorded for the log
+    assert recorded("installation.created", world.slack) == 1  # recorded for the log
     assert delivered(world, [hook]) == {"/gone": []}
 
 
@@ -178,3 +179,15 @@ def test_a_lifecycle_destination_needs_the_link_and_the_team(
     first = world.hear(world.slack, world.owner, "/a")
     second = world.hear(world.slack, world.owner, "/b")
     assert (first.pk, second.path) == (second.pk, "/b")
+
+
+def test_a_connector_that_installs_itself_tells_its_installation_once(world: World) -> None:
+    # Client credentials: saving the connector made its one installation.
+    assert world.oauth.is_single_account
+    installation = Installation.objects.get(connector=world.oauth)
+    [told] = LifecycleEvent.objects.filter(connector=world.oauth, type="installation.created")
+    assert told.installation_public_id == installation.public_id
+
+    connector_save(connector=world.oauth, actor="test")  # saved again: nothing new to tell
+
+    assert recorded("installation.created", world.oauth) == 1
