@@ -209,11 +209,20 @@ def connector_reconsent_needed(*, connector: Connector) -> list[Grant]:
     """Grants issued before the connector's default scopes grew: their subjects must consent
     again to get the new scopes (existing grants are left as they are)."""
     stale = []
-    # The newest 500, by the primary key: the model's order sorts through the team's name.
+    # 500 at most, read by installation, which the connector's index serves (the model's order
+    # sorts through the team's name; newest first walked every grant), and only what the answer
+    # names: not their sealed tokens.
     for grant in (
         Grant.objects.filter(installation__connector=connector, status=Grant.Status.ACTIVE)
         .select_related("installation")
-        .order_by("-pk")[:500]
+        .only(
+            "subject_type",
+            "subject_id",
+            "scopes",
+            "installation__display_name",
+            "installation__tenant_id",
+        )
+        .order_by("installation_id", "pk")[:500]
     ):
         wanted = set(connector.default_scopes.get(grant.subject_type, []) or [])
         if grant.scopes and not wanted <= set(grant.scopes):
