@@ -127,6 +127,9 @@ def _json_response(body: Any, status: int) -> HttpResponse:
     return response
 
 
+# Exempt from CSRF because it reads no cookie: a caller is its Authorization header alone (and
+# the DRF fallback authenticates with RuntimeCallerAuthentication only), so a forged cross-site
+# post carrying an admin's session gets a 401 (tests/api/test_lean_token_view.py).
 @csrf_exempt
 @sensitive_variables()  # the token handed out
 def token(request: HttpRequest, connector: str) -> HttpResponse:

@@ -5,9 +5,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
 from connect.api import views
+from connect.models import Role
 from tests.api.conftest import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -57,3 +58,20 @@ def test_a_wrong_credential_answers_as_drf_does(make_tenant: Callable[..., Tenan
     assert lean == answer(views.TokenView.as_view(), body, **extra)
     assert lean[0] == 401
     assert lean[2]["WWW-Authenticate"] == 'Bearer realm="connect"'
+
+
+def test_a_signed_in_session_without_a_bearer_gets_no_token(
+    make_tenant: Callable[..., Tenant], make_member: Callable[..., Any]
+) -> None:
+    """The view is exempt from CSRF because it never reads a cookie: a page that makes an
+    owner's browser post here (a forged cross-site request) carries a session, no bearer."""
+    tenant = make_tenant()
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(make_member(tenant.team, Role.OWNER))
+    response = browser.post(
+        "/v1/connect/token/api-key%2Fkey",
+        '{"subject": {"type": "app"}}',
+        content_type="application/json",
+    )
+    assert response.status_code == 401
+    assert "token" not in response.json()
