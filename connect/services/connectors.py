@@ -205,28 +205,50 @@ def connector_discover(*, issuer: str) -> dict[str, Any]:
     raise errors.InvalidRequest(f"Could not discover {issuer}: {last_error}")
 
 
-def connector_reconsent_needed(*, connector: Connector) -> list[Grant]:
+@dataclass(frozen=True)
+class StaleGrant:
+    """A grant whose scopes predate the connector's default scopes: who must consent again."""
+
+    subject_type: str
+    subject_id: str
+    installation_name: str
+
+    def __str__(self) -> str:
+        return f"{self.subject_type}:{self.subject_id or self.installation_name}"
+
+
+def connector_reconsent_needed(*, connector: Connector) -> list[StaleGrant]:
     """Grants issued before the connector's default scopes grew: their subjects must consent
     again to get the new scopes (existing grants are left as they are)."""
+    wanted = {
+        subject_type: set(scopes)
+        for subject_type, scopes in (connector.default_scopes or {}).items()
+        if scopes
+    }
+    if not wanted:
+        return []  # no default scope that a grant could lack
     stale = []
-    # 500 at most, read by installation, which the connector's index serves (the model's order
-    # sorts through the team's name; newest first walked every grant), and only what the answer
-    # names: not their sealed tokens.
-    for grant in (
-        Grant.objects.filter(installation__connector=connector, status=Grant.Status.ACTIVE)
-        .select_related("installation")
-        .only(
+    # 500 at most, of the subject types that have default scopes, read by installation, which
+    # the connector's index serves (the model's order sorts through the team's name; newest
+    # first walked every grant), as plain rows: not model instances, not their sealed tokens.
+    rows = (
+        Grant.objects.filter(
+            installation__connector=connector,
+            status=Grant.Status.ACTIVE,
+            subject_type__in=list(wanted),
+        )
+        .order_by("installation_id", "pk")
+        .values_list(
             "subject_type",
             "subject_id",
             "scopes",
             "installation__display_name",
             "installation__tenant_id",
-        )
-        .order_by("installation_id", "pk")[:500]
-    ):
-        wanted = set(connector.default_scopes.get(grant.subject_type, []) or [])
-        if grant.scopes and not wanted <= set(grant.scopes):
-            stale.append(grant)
+        )[:500]
+    )
+    for subject_type, subject_id, scopes, display_name, tenant_id in rows:
+        if scopes and not wanted[subject_type] <= set(scopes):
+            stale.append(StaleGrant(subject_type, subject_id, display_name or tenant_id))
     return stale
 
 
