@@ -232,18 +232,19 @@ class ProjectLinkForm(forms.ModelForm):
         model = ProjectLink
         fields = ["project", "environments"]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        environments: "EnvironmentNames | None" = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         # The project's environments; for a new row (no project yet) those of every project
         # the user may link, checked against the chosen project on save.
         project_id = self.instance.project_id if self.instance.pk else None
-        projects = self.fields["project"].queryset  # type: ignore[attr-defined]
-        rows = Environment.objects.filter(
-            project__in=projects if project_id is None else [project_id]
-        ).order_by("slug", "project__name")
-        names: dict[str, list[str]] = {}
-        for slug, project_name in rows.values_list("slug", "project__name")[:200]:
-            names.setdefault(slug, []).append(project_name)
+        if environments is None:
+            environments = EnvironmentNames(self.fields["project"].queryset)  # type: ignore[attr-defined]
+        names = environments.of(project_id)
         stored = list(self.instance.environments or []) if self.instance.pk else []
         for slug in stored:
             names.setdefault(slug, ["no longer in the project"])
@@ -288,8 +289,15 @@ class ChoicesReadOnce:
         if field is not None and db_field.name in self.shared_choices:
             if db_field.name == "environment":
                 field.queryset = field.queryset.select_related("project")  # its name
-            # Rendering reads this list; validation still asks the queryset.
-            field.choices = list(field.choices)
+            # Rendering reads this list; validation still asks the queryset. Read once per
+            # request for every inline that offers the same rows, through an iterator: ``list``
+            # asks an iterable for its length first, a COUNT query.
+            read: dict[str, list[Any]] = request.__dict__.setdefault("_connect_choices", {})
+            query = field.queryset.query
+            key = "" if query.is_empty() else str(query)  # the SQL names the rows offered
+            if key not in read:
+                read[key] = list(iter(field.choices))
+            field.choices = read[key]
         return field
 
     def formfield_for_dbfield(
@@ -310,9 +318,47 @@ class ChoicesReadOnce:
     row_relations: tuple[str, ...] = ("project",)
 
 
+class EnvironmentNames:
+    """The environments of the projects a user may link, read once for a whole formset (each
+    row, and each copy of the empty row the page draws, read them again): slug to the names of
+    the projects that have it."""
+
+    #: A team with more environments than this offers the first ones to a new row.
+    LIMIT = 1000
+
+    def __init__(self, projects: QuerySet[Any]) -> None:
+        self.projects = projects
+        self._rows: list[tuple[int, str, str]] | None = None
+
+    def of(self, project_id: int | None) -> dict[str, list[str]]:
+        """One project's environments, or every project's (a new row) when None."""
+        if self._rows is None:
+            self._rows = list(
+                Environment.objects.filter(project__in=self.projects)
+                .order_by("slug", "project__name")
+                .values_list("project_id", "slug", "project__name")[: self.LIMIT]
+            )
+        names: dict[str, list[str]] = {}
+        for owner, slug, project_name in self._rows:
+            if project_id is None or owner == project_id:
+                names.setdefault(slug, []).append(project_name)
+        return names
+
+
+class ProjectLinkFormSet(BaseInlineFormSet):
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs(index)
+        if not hasattr(self, "_environments"):
+            self._environments = EnvironmentNames(self.form.base_fields["project"].queryset)  # type: ignore[attr-defined]
+        kwargs["environments"] = self._environments
+        return kwargs
+
+
 class ProjectLinkInline(ChoicesReadOnce, TeamScopedInline, admin.TabularInline):
     model = ProjectLink
     form = ProjectLinkForm
+    formset = ProjectLinkFormSet
+    fields = ["project", "environments"]  # declared: the admin builds no formset to find them
     extra = 0
     verbose_name = "project link"
 
@@ -521,17 +567,15 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        connector = self.get_object(request, object_id) if object_id else None
-        kind = self._kind(request, connector)
-        extra_context = {
-            **(extra_context or {}),
-            "setup": setup_panel(get_provider(kind), connector) if kind else None,
-            "can_test": connector is not None and self.has_change_permission(request, connector),
-        }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
-        return super().get_queryset(request).with_installation_counts()  # type: ignore[attr-defined]
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "connect_connector_changelist":
+            # The list's column; a connector's own page counts nothing (thousands of rows).
+            return queryset.with_installation_counts()  # type: ignore[attr-defined]
+        return queryset
 
     def _kind(self, request: HttpRequest, obj: Connector | None) -> str:
         if obj is not None:
@@ -632,7 +676,7 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         stale = connectors.connector_reconsent_needed(connector=obj)
         if not stale:
             return "Nobody: every grant holds the connector's default scopes."
-        names = ", ".join(f"{g.subject_type}:{g.subject_id or g.installation}" for g in stale[:20])
+        names = ", ".join(str(grant) for grant in stale[:20])
         more = f" and {len(stale) - 20} more" if len(stale) > 20 else ""
         return (
             f"{len(stale)} grant(s) predate the current default scopes and keep their old "
@@ -753,6 +797,12 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         form_url: str = "",
         obj: Connector | None = None,
     ) -> HttpResponse:
+        connector = obj if obj is not None and obj.pk is not None else None
+        kind = self._kind(request, connector)
+        context["setup"] = setup_panel(get_provider(kind), connector) if kind else None
+        context["can_test"] = connector is not None and self.has_change_permission(
+            request, connector
+        )
         if obj is not None and obj.pk is not None:
             context["connector_health"] = health.connector_health(connector=obj)
             context["activity_panels"] = charts.activity_panels(
