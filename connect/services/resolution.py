@@ -65,26 +65,44 @@ def _table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _build(model: type[models.Model], fields: list[Any], values: tuple[Any, ...]) -> Any:
-    if values[0] is None:  # the primary key: the LEFT JOIN found nothing
-        return None
-    converted = []
-    for field, value in zip(fields, values, strict=True):
+@dataclass(frozen=True)
+class _Shape:
+    """How one model's columns come back from the join: its fields, their names, and the
+    converters the ORM's compiler would apply to each (worked out once per statement)."""
+
+    model: type[models.Model]
+    names: list[str]
+    converters: list[list[Any]]
+    cols: list[Any]
+
+    @classmethod
+    def of(cls, model: type[models.Model], fields: list[Any]) -> "_Shape":
         # The backend's converters first, as the ORM's compiler does: SQLite hands back naive
         # datetimes and 0/1 for booleans, which only these turn into aware datetimes and bools.
-        col = field.cached_col
-        converters = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
-        for converter in converters:
-            value = converter(value, col, connection)
-        converted.append(value)
-    names = [f.attname for f in fields]
-    return model.from_db(connection.alias or "default", names, converted)
+        return cls(
+            model=model,
+            names=[f.attname for f in fields],
+            converters=[
+                connection.ops.get_db_converters(f.cached_col) + f.get_db_converters(connection)
+                for f in fields
+            ],
+            cols=[f.cached_col for f in fields],
+        )
+
+    def build(self, values: tuple[Any, ...]) -> Any:
+        if values[0] is None:  # the primary key: the LEFT JOIN found nothing
+            return None
+        converted = list(values)
+        for i, converters in enumerate(self.converters):
+            for converter in converters:
+                converted[i] = converter(converted[i], self.cols[i], connection)
+        return self.model.from_db(connection.alias or "default", self.names, converted)
 
 
 @functools.lru_cache(maxsize=32)
 def _statement(
     vendor: str, *, complete: bool, mode: str, by: str
-) -> tuple[str, tuple[list[Any], list[Any], list[Any], list[Any]]]:
+) -> tuple[str, tuple[_Shape, _Shape, _Shape, _Shape]]:
     """The join for one shape of request, built once per process (``vendor`` keys the quoting)."""
     qn = connection.ops.quote_name
     c_cols, c_fields = _columns(Connector, "c", complete)
@@ -113,7 +131,13 @@ def _statement(
         ORDER BY {order}i.{qn("is_default")} DESC, i.{qn("id")}
         LIMIT 2
     """  # noqa: S608
-    return sql, (c_fields, l_fields, i_fields, g_fields)
+    shapes = (
+        _Shape.of(Connector, c_fields),
+        _Shape.of(ProjectLink, l_fields),
+        _Shape.of(Installation, i_fields),
+        _Shape.of(Grant, g_fields),
+    )
+    return sql, shapes
 
 
 def resolve(
@@ -139,7 +163,7 @@ def resolve(
     params += [subject.type, subject.id, subject.issuer, team_id, connector_ref]
     mode = "explicit" if explicit else "any" if installation_ref == "*" else "default"
     by = "public_id" if connector_ref.startswith("scl_") else "uid"
-    sql, (c_names, l_names, i_names, g_names) = _statement(
+    sql, (c_shape, l_shape, i_shape, g_shape) = _statement(
         connection.vendor, complete=complete, mode=mode, by=by
     )
     with connection.cursor() as cursor:
@@ -159,19 +183,19 @@ def resolve(
         return None
     spans = []
     start = 0
-    for names in (c_names, l_names, i_names, g_names):
-        spans.append((start, start + len(names)))
-        start += len(names)
+    for shape in (c_shape, l_shape, i_shape, g_shape):
+        spans.append((start, start + len(shape.names)))
+        start += len(shape.names)
     first = rows[0]
-    connector = _build(Connector, c_names, first[spans[0][0] : spans[0][1]])
-    link = _build(ProjectLink, l_names, first[spans[1][0] : spans[1][1]])
+    connector = c_shape.build(first[spans[0][0] : spans[0][1]])
+    link = l_shape.build(first[spans[1][0] : spans[1][1]])
     candidates = []
     for row in rows:
-        installation = _build(Installation, i_names, row[spans[2][0] : spans[2][1]])
+        installation = i_shape.build(row[spans[2][0] : spans[2][1]])
         if installation is None:
             continue
         installation.connector = connector
-        grant = _build(Grant, g_names, row[spans[3][0] : spans[3][1]])
+        grant = g_shape.build(row[spans[3][0] : spans[3][1]])
         if grant is not None:
             grant.installation = installation
         candidates.append(Candidate(installation=installation, grant=grant))
