@@ -241,8 +241,9 @@ own_keys = _OwnKeys()
 def unverified_issuer(token: str) -> tuple[str, str]:
     """(iss, kid) read without verification, only to pick the keys to verify with."""
     try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
+        # One parse for both (PyJWT checks every character of the token on each).
+        unverified = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
+        header, claims = unverified["header"], unverified["payload"]
     except jwt.PyJWTError as exc:
         raise TokenRejected(f"not a JWT: {exc}") from exc
     if header.get("alg") not in ALGORITHMS:
