@@ -26,6 +26,8 @@ class ConnectorRefConverter:
 register_converter(ConnectorRefConverter, "connector")
 
 urlpatterns = [
+    # The hot path first: Django tries patterns in order, the resources' dozens included.
+    path("v1/connect/token/<connector:connector>", views.token),
     *docs.urlpatterns,
     path("", include("connect.api.resources.urls")),
     path("v1/health", views.HealthView.as_view(), name="health"),
@@ -49,7 +51,6 @@ urlpatterns = [
         "/environments/<str:environment>",
         connectors.ConnectorLinkEnvironmentView.as_view(),
     ),
-    path("v1/connect/token/<connector:connector>", views.token),
     # Everything under the prefix, newlines included: the view reads the raw target itself.
     re_path(r"^v1/connect/proxy/(?P<rest>(?s:.*))$", proxy.proxy_view),
     path("v1/connect/authorize/<connector:connector>", views.AuthorizeView.as_view()),
