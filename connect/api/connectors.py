@@ -572,11 +572,7 @@ class ConnectorLinksView(ManagementView):
     def get(self, request: Request, connector: str) -> Response:
         actor = self.actor(request, Action.VIEW)
         found = team_connector(actor, connector)
-        queryset = ProjectLink.objects.filter(connector=found).select_related(
-            "connector", "project"
-        )
-        rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING, default_limit=50)
-        return Response(paginated("projects", [connection_view(r) for r in rows], next_cursor))
+        return _links_page(request, ProjectLink.objects.filter(connector=found), key="projects")
 
 
 class ProjectLinksView(ManagementView):
@@ -586,11 +582,14 @@ class ProjectLinksView(ManagementView):
     def get(self, request: Request, project_id: str) -> Response:
         actor = self.actor(request, Action.VIEW)
         project = team_project(actor, project_id)
-        queryset = ProjectLink.objects.filter(project=project).select_related(
-            "connector", "project"
-        )
-        rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING, default_limit=50)
-        return Response(paginated("connectors", [connection_view(r) for r in rows], next_cursor))
+        return _links_page(request, ProjectLink.objects.filter(project=project), key="connectors")
+
+
+def _links_page(request: Request, found: QuerySet[ProjectLink], *, key: str) -> Response:
+    """A page of project connections under ``key``, in Vercel's order and shape."""
+    queryset = found.select_related("connector", "project")
+    rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING, default_limit=50)
+    return Response(paginated(key, [connection_view(r) for r in rows], next_cursor))
 
 
 def management_get(request: Request, actor: TeamActor, connector: str) -> Response:
