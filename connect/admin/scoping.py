@@ -277,12 +277,16 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
     ) -> None:
         formset.save(commit=False)
         for obj in formset.deleted_objects:
-            configuration.configuration_delete(obj=obj, actor=request.user)
+            self.delete_inline(request, obj)
         for obj, fields in formset.changed_objects:
             configuration.configuration_save(obj=obj, actor=request.user, changed=fields)
         for obj in formset.new_objects:
             configuration.configuration_save(obj=obj, actor=request.user)
         formset.save_m2m()
+
+    def delete_inline(self, request: HttpRequest, obj: Any) -> None:
+        """Delete a row an inline of this page marked for deletion."""
+        configuration.configuration_delete(obj=obj, actor=request.user)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """Records the system writes (events, deliveries, token issues…) go with the row they
@@ -334,3 +338,14 @@ class TeamScopedInline(TeamScopedMixin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Removing a link or a destination changes the connector it hangs off.
         return self._parent_allows(request, Action.CHANGE, obj)
+
+
+class ReadOnlyInline(TeamScopedInline):
+    """Rows the parent's page lists for reading: it adds and edits none of them (whether one
+    may be deleted there is each inline's own)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
