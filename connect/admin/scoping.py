@@ -66,6 +66,15 @@ def scoped_choices(request: HttpRequest, model: type[models.Model]) -> models.Qu
     return None
 
 
+def _choices_in_teams(
+    request: HttpRequest, model: type[models.Model], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """A relation field's arguments, offering only the ``model`` rows the user may attach
+    things to."""
+    choices = scoped_choices(request, model)
+    return kwargs if choices is None else {**kwargs, "queryset": choices}
+
+
 def team_hops(queryset: QuerySet[Any]) -> list[str]:
     """What to ``select_related`` so that walking to each row's team costs no query."""
     path = getattr(queryset, "team_path", "")
@@ -90,17 +99,13 @@ class TeamScopedMixin:
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField | None:
-        choices = scoped_choices(request, db_field.remote_field.model)
-        if choices is not None:
-            kwargs["queryset"] = choices
+        kwargs = _choices_in_teams(request, db_field.remote_field.model, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
     def formfield_for_manytomany(
         self, db_field: models.ManyToManyField, request: HttpRequest, **kwargs: Any
     ) -> ModelMultipleChoiceField | None:
-        choices = scoped_choices(request, db_field.remote_field.model)
-        if choices is not None:
-            kwargs["queryset"] = choices
+        kwargs = _choices_in_teams(request, db_field.remote_field.model, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
 
