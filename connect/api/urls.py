@@ -27,7 +27,7 @@ register_converter(ConnectorRefConverter, "connector")
 
 urlpatterns = [
     *docs.urlpatterns,
-    path("", include("connect.api.resources.urls")),
+    path("v1/connect/", include("connect.api.resources.urls")),
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/whoami", management.WhoamiView.as_view()),
