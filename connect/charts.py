@@ -197,22 +197,21 @@ def activity_charts(hours: Sequence[activity.Hour]) -> list[SafeString]:
     their latency (p50, p95), deliveries, installs and consents."""
     starts = [h.start for h in hours]
     requests = sum(h.token_requests for h in hours)
-    failures = sum(h.token_failures for h in hours)
+    failed = [h.token_failures for h in hours]
+    failures = sum(failed)
     # Refusals (a bad credential, a subject that never consented) are the caller's: the rate
     # is of failures, as health counts them; refusals are said apart.
-    refused = sum(h.token_errors for h in hours) - failures
-    refusing = f" · {refused:,} refused" if refused else ""
+    refused = [h.token_errors - h.token_failures for h in hours]
+    refusing = f" · {sum(refused):,} refused" if sum(refused) else ""
     merged = sum((h.latency for h in hours), start=Counter[str]())
     p50, p95 = activity.percentile(merged, 0.5), activity.percentile(merged, 0.95)
     delivered = {
-        outcome: sum(h.deliveries.get(outcome, 0) for h in hours)
+        outcome: [h.deliveries.get(outcome, 0) for h in hours]
         for outcome in ("succeeded", "retrying", "failed")
     }
-    installs = sum(h.installs.get("added", 0) for h in hours)
-    removed = sum(
-        h.installs.get("removed", 0) + h.installs.get("removed_upstream", 0) for h in hours
-    )
-    consents = sum(h.consents.get("completed", 0) for h in hours)
+    installed = [h.installs.get("added", 0) for h in hours]
+    removed = [h.installs.get("removed", 0) + h.installs.get("removed_upstream", 0) for h in hours]
+    consented = [h.consents.get("completed", 0) for h in hours]
     return [
         stacked_bars(
             title="Token requests",
@@ -220,12 +219,8 @@ def activity_charts(hours: Sequence[activity.Hour]) -> list[SafeString]:
             hours=starts,
             series=[
                 Series("answered", "s-ok", [h.tokens.get("ok", 0) for h in hours]),
-                Series(
-                    "refused (caller)",
-                    "s-refused",
-                    [h.token_errors - h.token_failures for h in hours],
-                ),
-                Series("failed", "s-failed", [h.token_failures for h in hours]),
+                Series("refused (caller)", "s-refused", refused),
+                Series("failed", "s-failed", failed),
             ],
             css="chart-tokens",
         ),
@@ -246,30 +241,27 @@ def activity_charts(hours: Sequence[activity.Hour]) -> list[SafeString]:
         ),
         stacked_bars(
             title="Deliveries",
-            summary=" · ".join(f"{n:,} {outcome}" for outcome, n in delivered.items()),
+            summary=" · ".join(f"{sum(n):,} {outcome}" for outcome, n in delivered.items()),
             hours=starts,
             series=[
-                Series("succeeded", "s-ok", [h.deliveries.get("succeeded", 0) for h in hours]),
-                Series("retrying", "s-retrying", [h.deliveries.get("retrying", 0) for h in hours]),
-                Series("failed", "s-failed", [h.deliveries.get("failed", 0) for h in hours]),
+                Series(outcome, css, delivered[outcome])
+                for outcome, css in (
+                    ("succeeded", "s-ok"),
+                    ("retrying", "s-retrying"),
+                    ("failed", "s-failed"),
+                )
             ],
             css="chart-deliveries",
         ),
         stacked_bars(
             title="Installs and consents",
-            summary=f"{installs:,} installed · {removed:,} removed · {consents:,} consents",
+            summary=f"{sum(installed):,} installed · {sum(removed):,} removed · "
+            f"{sum(consented):,} consents",
             hours=starts,
             series=[
-                Series("installed", "s-ok", [h.installs.get("added", 0) for h in hours]),
-                Series("consented", "s-consent", [h.consents.get("completed", 0) for h in hours]),
-                Series(
-                    "removed",
-                    "s-failed",
-                    [
-                        h.installs.get("removed", 0) + h.installs.get("removed_upstream", 0)
-                        for h in hours
-                    ],
-                ),
+                Series("installed", "s-ok", installed),
+                Series("consented", "s-consent", consented),
+                Series("removed", "s-failed", removed),
             ],
             css="chart-installs",
         ),

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
 from connect import errors
@@ -32,6 +32,7 @@ class TeamApiTokenForm(forms.ModelForm):
 @admin.register(TeamApiToken)
 class TeamApiTokenAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     form = TeamApiTokenForm
+    saved_secrets_title = "New team API token"
     list_display = [
         "name",
         "team",
@@ -112,13 +113,6 @@ class TeamApiTokenAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         except errors.ConnectError as exc:
             raise PermissionDenied(exc.message) from exc
         keep_for_response(request, f"Team API token {obj.name}", secret)
-
-    def response_add(
-        self, request: HttpRequest, obj: TeamApiToken, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        """The new token, on a page of its own that shows it once (see ``one_time``)."""
-        response = super().response_add(request, obj, post_url_continue)
-        return self.with_kept_secrets(request, response, title="New team API token")
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[TeamApiToken]) -> None:

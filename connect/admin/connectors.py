@@ -21,7 +21,7 @@ from connect.admin import config_inputs
 from connect.admin.config_inputs import LinesField
 from connect.admin.forms import WriteOnlySecretField, WriteOnlySecretsForm, https_by_default
 from connect.admin.one_time import OneTimeSecretsAdmin, keep_for_response
-from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
+from connect.admin.scoping import ReadOnlyInline, TeamScopedAdmin, TeamScopedInline
 from connect.kinds import AuthorizationKind
 from connect.models import (
     Connector,
@@ -423,7 +423,7 @@ class NewestInstallations(BaseInlineFormSet):
         return self._capped
 
 
-class InstallationInline(TeamScopedInline, admin.TabularInline):
+class InstallationInline(ReadOnlyInline, admin.TabularInline):
     model = Installation
     formset = NewestInstallations
     fields = INSTALLATION_INLINE_FIELDS
@@ -438,12 +438,6 @@ class InstallationInline(TeamScopedInline, admin.TabularInline):
     @admin.display(description="Name")
     def shown_name(self, obj: Installation) -> str:
         return installation_name(obj)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -521,6 +515,7 @@ def setup_panel(provider: Provider, connector: Connector | None) -> SetupPanel:
 @admin.register(Connector)
 class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     form = ConnectorForm
+    saved_secrets_title = "New destination signing secrets"
     list_display = ["name", "uid", "type", "team", "installations", "health", "triggers_enabled"]
     list_filter = ["type", "triggers_enabled", ("team", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["team"]
@@ -867,13 +862,3 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                 )
         for destination in formset.deleted_objects:
             configuration.configuration_delete(obj=destination, actor=request.user)
-
-    def response_add(
-        self, request: HttpRequest, obj: Connector, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        response = super().response_add(request, obj, post_url_continue)
-        return self.with_kept_secrets(request, response, title="New destination signing secrets")
-
-    def response_change(self, request: HttpRequest, obj: Connector) -> HttpResponse:
-        response = super().response_change(request, obj)
-        return self.with_kept_secrets(request, response, title="New destination signing secrets")

@@ -3,7 +3,7 @@ from typing import Any, ClassVar
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
 from connect.admin.forms import https_by_default
@@ -15,6 +15,7 @@ from connect.services import configuration, credentials
 
 @admin.register(DeploymentCredential)
 class DeploymentCredentialAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
+    saved_secrets_title = "New deployment credential"
     list_display = ["__str__", "project", "environment", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("project", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["project", "environment"]
@@ -49,13 +50,6 @@ class DeploymentCredentialAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
         token = credentials.deployment_credential_create(credential=obj, actor=request.user)
         label = f"Deployment credential {obj.name or obj.public_id} for {obj.environment}"
         keep_for_response(request, label, token)
-
-    def response_add(
-        self, request: HttpRequest, obj: DeploymentCredential, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        """The new token, on a page of its own that shows it once (see ``one_time``)."""
-        response = super().response_add(request, obj, post_url_continue)
-        return self.with_kept_secrets(request, response, title="New deployment credential")
 
     @admin.action(description="Revoke selected credentials", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[DeploymentCredential]) -> None:

@@ -15,7 +15,7 @@ from connect.admin.filters import (
     TeamRelatedFilter,
 )
 from connect.admin.one_time import OneTimeSecret, OneTimeSecretsAdmin
-from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
+from connect.admin.scoping import ReadOnlyInline, ReadOnlyTeamScopedAdmin, TeamScopedAdmin
 from connect.models import (
     Delivery,
     DeliveryAttempt,
@@ -72,7 +72,7 @@ class ReplayPermission:
         return self._may(request, Action.CHANGE, obj)
 
 
-class DeliveryInline(TeamScopedInline, admin.TabularInline):
+class DeliveryInline(ReadOnlyInline, admin.TabularInline):
     model = Delivery
     fields = DELIVERY_INLINE_FIELDS
     readonly_fields = DELIVERY_INLINE_FIELDS
@@ -80,25 +80,13 @@ class DeliveryInline(TeamScopedInline, admin.TabularInline):
     show_change_link = True
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class DeliveryAttemptInline(TeamScopedInline, admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyInline, admin.TabularInline):
     model = DeliveryAttempt
     fields = ATTEMPT_FIELDS
     readonly_fields = ATTEMPT_FIELDS
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class EventLogAdmin(ExactIdSearch, ReplayPermission, ReadOnlyTeamScopedAdmin):

@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from connect import errors
 from connect.admin.filters import ExactIdSearch, TeamRelatedFilter
-from connect.admin.scoping import ReadOnlyTeamScopedAdmin, TeamScopedAdmin, TeamScopedInline
+from connect.admin.scoping import ReadOnlyInline, ReadOnlyTeamScopedAdmin, TeamScopedAdmin
 from connect.kinds import AuthorizationKind, Subject
 from connect.models import Grant, Installation, TokenIssue
 from connect.models.installations import GrantStatus, SubjectType
@@ -116,18 +116,12 @@ class ReconnectAdmin(TeamScopedAdmin):
         }
 
 
-class GrantInline(TeamScopedInline, admin.TabularInline):
+class GrantInline(ReadOnlyInline, admin.TabularInline):
     model = Grant
     fields = GRANT_INLINE_FIELDS
     readonly_fields = GRANT_INLINE_FIELDS
     extra = 0
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Installation)

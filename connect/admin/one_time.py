@@ -132,6 +132,8 @@ class OneTimeSecretsAdmin(admin.ModelAdmin):
 
     #: Who may make this admin's secrets, and so open the page that shows them.
     one_time_action = Action.ADD
+    #: The title of the page that shows the secrets a save kept (``keep_for_response``).
+    saved_secrets_title = "New secrets"
 
     # Its forms post secrets or answer with new ones: an error report shows none of the POST.
     @method_decorator(sensitive_post_parameters())
@@ -169,15 +171,25 @@ class OneTimeSecretsAdmin(admin.ModelAdmin):
         name = f"admin:{self.opts.app_label}_{self.opts.model_name}_one_time"
         return HttpResponseRedirect(reverse(name, args=[reference]))
 
-    def with_kept_secrets(
-        self, request: HttpRequest, response: HttpResponse, *, title: str
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
     ) -> HttpResponse:
+        response = super().response_add(request, obj, post_url_continue)
+        return self.with_kept_secrets(request, response)
+
+    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
+        response = super().response_change(request, obj)
+        return self.with_kept_secrets(request, response)
+
+    def with_kept_secrets(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         """The admin's answer to a save, or, when the save made secrets, a redirect to them
         (leading on to where the admin's answer would have)."""
         kept = kept_secrets(request)
         if not kept or not isinstance(response, HttpResponseRedirect):
             return response
-        return self.show_once(request, secrets=kept, next_url=response["Location"], title=title)
+        return self.show_once(
+            request, secrets=kept, next_url=response["Location"], title=self.saved_secrets_title
+        )
 
     @sensitive_variables("stash")
     def one_time_view(self, request: HttpRequest, reference: str) -> HttpResponse:

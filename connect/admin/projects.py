@@ -1,13 +1,11 @@
 from typing import Any
 
-from django import forms
 from django.contrib import admin
-from django.forms import BaseInlineFormSet
 from django.http import HttpRequest
 
 from connect.admin.scoping import TeamScopedAdmin, TeamScopedInline
 from connect.models import Environment, Project
-from connect.services import configuration, projects
+from connect.services import projects
 
 
 class EnvironmentInline(TeamScopedInline, admin.TabularInline):
@@ -27,19 +25,12 @@ class ProjectAdmin(TeamScopedAdmin):
     def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
         return {"slug": ("name",)}
 
-    def save_formset(
-        self, request: HttpRequest, form: forms.ModelForm, formset: BaseInlineFormSet, change: bool
-    ) -> None:
-        if formset.model is not Environment:
-            super().save_formset(request, form, formset, change)
-            return
-        formset.save(commit=False)
-        for environment in formset.deleted_objects:
-            projects.environment_delete(environment=environment, actor=request.user)
-        for environment, fields in formset.changed_objects:
-            configuration.configuration_save(obj=environment, actor=request.user, changed=fields)
-        for environment in formset.new_objects:
-            configuration.configuration_save(obj=environment, actor=request.user)
+    def delete_inline(self, request: HttpRequest, obj: Any) -> None:
+        """An environment goes through its service, which also takes it off the links."""
+        if isinstance(obj, Environment):
+            projects.environment_delete(environment=obj, actor=request.user)
+        else:
+            super().delete_inline(request, obj)
 
     def delete_model(self, request: HttpRequest, obj: Project) -> None:
         projects.project_delete(project=obj, actor=request.user)

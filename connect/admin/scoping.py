@@ -66,6 +66,15 @@ def scoped_choices(request: HttpRequest, model: type[models.Model]) -> models.Qu
     return None
 
 
+def _choices_in_teams(
+    request: HttpRequest, model: type[models.Model], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """A relation field's arguments, offering only the ``model`` rows the user may attach
+    things to."""
+    choices = scoped_choices(request, model)
+    return kwargs if choices is None else {**kwargs, "queryset": choices}
+
+
 def team_hops(queryset: QuerySet[Any]) -> list[str]:
     """What to ``select_related`` so that walking to each row's team costs no query."""
     path = getattr(queryset, "team_path", "")
@@ -90,17 +99,13 @@ class TeamScopedMixin:
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField | None:
-        choices = scoped_choices(request, db_field.remote_field.model)
-        if choices is not None:
-            kwargs["queryset"] = choices
+        kwargs = _choices_in_teams(request, db_field.remote_field.model, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
     def formfield_for_manytomany(
         self, db_field: models.ManyToManyField, request: HttpRequest, **kwargs: Any
     ) -> ModelMultipleChoiceField | None:
-        choices = scoped_choices(request, db_field.remote_field.model)
-        if choices is not None:
-            kwargs["queryset"] = choices
+        kwargs = _choices_in_teams(request, db_field.remote_field.model, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
 
@@ -277,12 +282,16 @@ class TeamScopedAdmin(TeamScopedMixin, admin.ModelAdmin):
     ) -> None:
         formset.save(commit=False)
         for obj in formset.deleted_objects:
-            configuration.configuration_delete(obj=obj, actor=request.user)
+            self.delete_inline(request, obj)
         for obj, fields in formset.changed_objects:
             configuration.configuration_save(obj=obj, actor=request.user, changed=fields)
         for obj in formset.new_objects:
             configuration.configuration_save(obj=obj, actor=request.user)
         formset.save_m2m()
+
+    def delete_inline(self, request: HttpRequest, obj: Any) -> None:
+        """Delete a row an inline of this page marked for deletion."""
+        configuration.configuration_delete(obj=obj, actor=request.user)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """Records the system writes (events, deliveries, token issues…) go with the row they
@@ -334,3 +343,14 @@ class TeamScopedInline(TeamScopedMixin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Removing a link or a destination changes the connector it hangs off.
         return self._parent_allows(request, Action.CHANGE, obj)
+
+
+class ReadOnlyInline(TeamScopedInline):
+    """Rows the parent's page lists for reading: it adds and edits none of them (whether one
+    may be deleted there is each inline's own)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from connect import errors
 from connect.api.management import ManagementView, check_team_scope, require
 from connect.api.pagination import Ordering, keyset_page, paginated
+from connect.api.resources.installations import connector_in_team
+from connect.api.resources.projects import project_in_team
 from connect.api.serializers import millis
 from connect.models import (
     Connector,
@@ -46,25 +48,6 @@ CONNECTOR_ORDERINGS = {
     "updatedAt": Ordering("updatedAt", "updated_at", descending=True),
 }
 LINK_ORDERING = Ordering("link", "created_at")
-
-
-# Lookups in the token's team: anything else is a 404, as if it did not exist. -----------------
-
-
-def team_connector(actor: TeamActor, ref: str) -> Connector:
-    field = "public_id" if ref.startswith("scl_") else "uid"
-    found = Connector.objects.filter(team_id=actor.team_id, **{field: ref}).first()
-    if found is None:
-        raise errors.NotFound("No such connector in this team.")
-    return found
-
-
-def team_project(actor: TeamActor, ref: str) -> Project:
-    field = "public_id" if ref.startswith("prj_") else "slug"
-    found = Project.objects.filter(team_id=actor.team_id, **{field: ref}).first()
-    if found is None:
-        raise errors.NotFound("No such project in this team.")
-    return found
 
 
 # Shapes ----------------------------------------------------------------------------------------
@@ -297,7 +280,7 @@ def _destination_spec(actor: TeamActor, raw: Any, where: str) -> destinations.De
             f"{where}.branch: Connect forwards per environment, not per branch; send "
             "customEnvironmentId (an env_ id or slug) or environment instead."
         )
-    project = team_project(actor, project_ref)
+    project = project_in_team(actor.team_id, project_ref)
     path = raw.get("path", "/") or "/"
     if not isinstance(path, str) or len(path) > 500:
         raise errors.InvalidRequest(f"{where}.path: A path of at most 500 characters.")
@@ -346,7 +329,7 @@ class ConnectorsView(ManagementView):
         project = None
         project_ref = _string(body, "projectId", limit=60)
         if project_ref:
-            project = team_project(actor, project_ref)
+            project = project_in_team(actor.team_id, project_ref)
         environments = _strings(body, "environments", limit=20)
         if environments is not None and project is None:
             raise errors.InvalidRequest("environments: Needs projectId.")
@@ -454,7 +437,7 @@ class ConnectorUpdateView(ManagementView):
 
     def patch(self, request: Request, connector: str) -> Response:
         actor = self.actor(request, Action.CHANGE)
-        found = team_connector(actor, connector)
+        found = connector_in_team(actor.team_id, connector)
         body = _body(request)
         known = {
             "name",
@@ -518,7 +501,8 @@ class ConnectorLinkView(ManagementView):
 
     def post(self, request: Request, connector: str, project_id: str) -> Response:
         actor = self.actor(request, Action.CHANGE)
-        found, project = team_connector(actor, connector), team_project(actor, project_id)
+        found = connector_in_team(actor.team_id, connector)
+        project = project_in_team(actor.team_id, project_id)
         body = _body(request)
         if "environments" not in body:
             raise errors.InvalidRequest("environments: This field is required.")
@@ -540,7 +524,8 @@ class ConnectorLinkView(ManagementView):
 
     @staticmethod
     def _link(actor: TeamActor, connector: str, project_id: str) -> ProjectLink:
-        found, project = team_connector(actor, connector), team_project(actor, project_id)
+        found = connector_in_team(actor.team_id, connector)
+        project = project_in_team(actor.team_id, project_id)
         link = (
             ProjectLink.objects.select_related("connector", "project")
             .filter(connector=found, project=project)
@@ -558,7 +543,8 @@ class ConnectorLinkEnvironmentView(ManagementView):
         self, request: Request, connector: str, project_id: str, environment: str
     ) -> Response:
         actor = self.actor(request, Action.CHANGE)
-        found, project = team_connector(actor, connector), team_project(actor, project_id)
+        found = connector_in_team(actor.team_id, connector)
+        project = project_in_team(actor.team_id, project_id)
         [slug] = links.environments_resolve(project=project, items=[environment])
         link = ProjectLink.objects.filter(connector=found, project=project).first()
         if link is not None:
@@ -571,12 +557,8 @@ class ConnectorLinksView(ManagementView):
 
     def get(self, request: Request, connector: str) -> Response:
         actor = self.actor(request, Action.VIEW)
-        found = team_connector(actor, connector)
-        queryset = ProjectLink.objects.filter(connector=found).select_related(
-            "connector", "project"
-        )
-        rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING, default_limit=50)
-        return Response(paginated("projects", [connection_view(r) for r in rows], next_cursor))
+        found = connector_in_team(actor.team_id, connector)
+        return _links_page(request, ProjectLink.objects.filter(connector=found), key="projects")
 
 
 class ProjectLinksView(ManagementView):
@@ -585,19 +567,22 @@ class ProjectLinksView(ManagementView):
 
     def get(self, request: Request, project_id: str) -> Response:
         actor = self.actor(request, Action.VIEW)
-        project = team_project(actor, project_id)
-        queryset = ProjectLink.objects.filter(project=project).select_related(
-            "connector", "project"
-        )
-        rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING, default_limit=50)
-        return Response(paginated("connectors", [connection_view(r) for r in rows], next_cursor))
+        project = project_in_team(actor.team_id, project_id)
+        return _links_page(request, ProjectLink.objects.filter(project=project), key="connectors")
+
+
+def _links_page(request: Request, found: QuerySet[ProjectLink], *, key: str) -> Response:
+    """A page of project connections under ``key``, in Vercel's order and shape."""
+    queryset = found.select_related("connector", "project")
+    rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING, default_limit=50)
+    return Response(paginated(key, [connection_view(r) for r in rows], next_cursor))
 
 
 def management_get(request: Request, actor: TeamActor, connector: str) -> Response:
     """``GET /v1/connect/connectors/{connector}`` for a team token: the management view."""
     check_team_scope(request, actor)
     require(actor, Action.VIEW)
-    return Response(connector_view(team_connector(actor, connector)))
+    return Response(connector_view(connector_in_team(actor.team_id, connector)))
 
 
 def management_delete(request: Request, actor: TeamActor, connector: str) -> Response:
@@ -606,7 +591,7 @@ def management_delete(request: Request, actor: TeamActor, connector: str) -> Res
     check_team_scope(request, actor)
     require(actor, Action.DELETE)
     uninstalled = connector_services.connector_delete(
-        connector=team_connector(actor, connector), actor=actor.label
+        connector=connector_in_team(actor.team_id, connector), actor=actor.label
     )
     response = Response(status=204)
     response["Connect-Uninstalled-Installations"] = str(uninstalled)
@@ -617,7 +602,7 @@ def management_destinations(request: Request, actor: TeamActor, connector: str) 
     """``PATCH …/trigger-destinations`` for a team token: Vercel's answer, the connector."""
     check_team_scope(request, actor)
     require(actor, Action.CHANGE)
-    found = team_connector(actor, connector)
+    found = connector_in_team(actor.team_id, connector)
     body = _body(request)
     if "destinations" not in body:
         raise errors.InvalidRequest("destinations: This field is required.")

@@ -29,7 +29,7 @@ urlpatterns = [
     # The hot path first: Django tries patterns in order, the resources' dozens included.
     path("v1/connect/token/<connector:connector>", views.token),
     *docs.urlpatterns,
-    path("", include("connect.api.resources.urls")),
+    path("v1/connect/", include("connect.api.resources.urls")),
     path("v1/health", views.HealthView.as_view(), name="health"),
     path("v1/floor", views.FloorView.as_view()),
     path("v1/connect/whoami", management.WhoamiView.as_view()),

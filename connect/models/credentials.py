@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from connect.ids import generate
 from connect.models.base import TeamScopedQuerySet, public_id_field
-from connect.models.projects import Environment, Project
+from connect.models.projects import Environment, Project, check_environment_of_project
 from connect.web_urls import UnsafeURL, check_web_url
 
 CREDENTIAL_TOKEN_PREFIX = "cdc"
@@ -108,12 +108,7 @@ class DeploymentCredential(models.Model):
         return f"{label} ({CREDENTIAL_TOKEN_PREFIX}_{self.prefix}_…)"
 
     def clean(self) -> None:
-        if (
-            self.project_id
-            and self.environment_id
-            and self.environment.project_id != self.project_id
-        ):
-            raise ValidationError({"environment": "Pick an environment of this project."})
+        check_environment_of_project(self)
 
     def issue_token(self) -> str:
         """Set a new prefix and secret digest; return the token, which is shown only now."""
@@ -230,12 +225,7 @@ class TrustedIssuerRule(models.Model):
         has_issuer = self.trusted_issuer_id or TrustedIssuerRule.trusted_issuer.is_cached(self)
         if has_issuer and self.project_id and self.project.team_id != self.trusted_issuer.team_id:
             raise ValidationError({"project": "Pick a project of this team."})
-        if (
-            self.project_id
-            and self.environment_id
-            and self.environment.project_id != self.project_id
-        ):
-            raise ValidationError({"environment": "Pick an environment of this project."})
+        check_environment_of_project(self)
 
     def matches(self, claims: dict[str, object]) -> bool:
         return bool(self.required_claims) and all(

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from connect.models.base import SealedSecrets, TeamScopedQuerySet, public_id_field, sealed_field
+from connect.models.projects import check_environment_of_project
 
 
 def new_signing_secret() -> str:
@@ -120,12 +121,7 @@ class TriggerDestination(SealedSecrets):
         has_connector = self.connector_id or TriggerDestination.connector.is_cached(self)
         if has_connector and self.project_id and self.connector.team_id != self.project.team_id:
             raise ValidationError({"project": "Pick a project of the connector's team."})
-        if (
-            self.project_id
-            and self.environment_id
-            and self.environment.project_id != self.project_id
-        ):
-            raise ValidationError({"environment": "Pick an environment of this project."})
+        check_environment_of_project(self)
         if self.enabled and self.environment_id and not self.environment.base_url:
             raise ValidationError({"environment": no_base_url_message(self.environment)})
 

@@ -232,10 +232,15 @@ class Grant(SealedSecrets):
         ]
 
     def __str__(self) -> str:
-        subject = (
-            self.subject_type if not self.subject_id else f"{self.subject_type}:{self.subject_id}"
-        )
-        return f"{subject} on {self.installation_id and self.installation}"
+        return f"{self.subject_label} on {self.installation_id and self.installation}"
+
+    @property
+    def subject_label(self) -> str:
+        """The subject as the proxy's ``Connect-Subject`` names it: ``app``, ``user:<id>``,
+        ``jwt-bearer:<id>``."""
+        if not self.subject_id:
+            return self.subject_type
+        return f"{self.subject_type}:{self.subject_id}"
 
     def tokens_belong_to(self, digest: str) -> bool:
         """Whether this grant's tokens may be sent to the URLs whose digest is ``digest``: they

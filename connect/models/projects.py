@@ -1,3 +1,5 @@
+from typing import Protocol
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -64,3 +66,20 @@ class Environment(models.Model):
                 check_web_url(self.base_url)
             except UnsafeURL as exc:
                 raise ValidationError({"base_url": f"The base URL {exc}."}) from exc
+
+
+class InEnvironment(Protocol):
+    """A row that names a project and one of its environments."""
+
+    @property
+    def project_id(self) -> int | None: ...
+    @property
+    def environment_id(self) -> int | None: ...
+    @property
+    def environment(self) -> Environment: ...
+
+
+def check_environment_of_project(row: InEnvironment) -> None:
+    """The row's environment is one of its project's (a form may offer any team's)."""
+    if row.project_id and row.environment_id and row.environment.project_id != row.project_id:
+        raise ValidationError({"environment": "Pick an environment of this project."})

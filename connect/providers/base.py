@@ -1,7 +1,7 @@
 """What every provider driver speaks: plain dataclasses in and out, HTTP only via connect.http."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -138,6 +138,13 @@ class InstallResult:
     #: The tenant asked for the app but someone else must approve it (a GitHub organization
     #: owner): nothing is attached now; the provider's webhook announces the installation.
     pending_approval: bool = False
+
+    def with_tokens(self, tokens: "TokenSet", callback: CallbackRequest) -> "InstallResult":
+        """This result holding ``tokens``: the user's after a consent, the app's after an
+        install."""
+        if callback.subject_type == SubjectType.USER:
+            return replace(self, user_tokens=tokens)
+        return replace(self, app_tokens=tokens)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import jwt
 import requests
 
 from connect import http
-from connect.kinds import SubjectType
 from connect.providers.base import (
     AuthorizationDenied,
     AuthorizeRequest,
@@ -280,9 +279,7 @@ class CodeFlowProvider(Provider, abc.ABC):
         now: datetime,
     ) -> InstallResult:
         """By default an install yields the app's tokens, a consent the user's."""
-        if callback.subject_type == SubjectType.USER:
-            return InstallResult(user_tokens=tokens)
-        return InstallResult(app_tokens=tokens)
+        return InstallResult().with_tokens(tokens, callback)
 
     # Tokens -----------------------------------------------------------------------------------
 

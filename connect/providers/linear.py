@@ -127,10 +127,8 @@ class LinearProvider(CodeFlowProvider):
             tenant_id=text(organization.get("id")),
             display_name=text(organization.get("name")),
             metadata={"urlKey": text(organization.get("urlKey"))},
-            app_tokens=None if is_user else tokens,
-            user_tokens=tokens if is_user else None,
             external_subject=text(viewer.get("id")) if is_user else "",
-        )
+        ).with_tokens(tokens, callback)
 
     def revoke(
         self, credentials: ProviderCredentials, token: str, *, hint: str, now: datetime

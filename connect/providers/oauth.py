@@ -7,7 +7,6 @@ from typing import Any
 import jwt
 
 from connect import signatures
-from connect.kinds import SubjectType
 from connect.providers import base
 from connect.providers.base import (
     CallbackRequest,
@@ -229,9 +228,7 @@ class OAuthProvider(CodeFlowProvider):
                 )
             except jwt.PyJWTError:
                 subject = ""
-        if callback.subject_type == SubjectType.USER:
-            return InstallResult(user_tokens=tokens, external_subject=subject)
-        return InstallResult(app_tokens=tokens, external_subject=subject)
+        return InstallResult(external_subject=subject).with_tokens(tokens, callback)
 
     def webhook_replay_window(self, credentials: ProviderCredentials) -> int:
         # Standard Webhooks signs a timestamp; a generic HMAC covers the body alone.

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from connect.kinds import SubjectType
 from connect.providers.base import (
     CallbackRequest,
     InstallResult,
@@ -118,13 +117,10 @@ class SalesforceProvider(CodeFlowProvider):
         identity = text(payload.get("id")).rstrip("/").split("/")
         org_id, user_id = (identity[-2], identity[-1]) if len(identity) >= 2 else ("", "")
         tokens = self._nominal(credentials, tokens, now)
-        is_user = callback.subject_type == SubjectType.USER
         return InstallResult(
             metadata={"instanceUrl": text(payload.get("instance_url")), "organizationId": org_id},
-            app_tokens=None if is_user else tokens,
-            user_tokens=tokens if is_user else None,
             external_subject=user_id,
-        )
+        ).with_tokens(tokens, callback)
 
     def refresh(
         self,

@@ -92,25 +92,18 @@ def checks_schedule(*, now: datetime | None = None, limit: int | None = None) ->
     connector's period; returns how many were scheduled."""
     now = now or timezone.now()
     limit = limit or settings.CONNECT_CHECK_BATCH * 20
-    rows = list(
-        checkable_grants()
-        .filter(next_check_at__isnull=True)
-        .values_list("pk", "installation__connector__check_interval_seconds")[:limit]
-    )
-    for pk, interval in rows:
-        Grant.objects.filter(pk=pk, next_check_at__isnull=True).update(
-            next_check_at=_spread(interval, now)
-        )
-    connectors = list(
-        checkable_connectors()
-        .filter(next_check_at__isnull=True)
-        .values_list("pk", "check_interval_seconds")[:limit]
-    )
-    for pk, interval in connectors:
-        Connector.objects.filter(pk=pk, next_check_at__isnull=True).update(
-            next_check_at=_spread(interval, now)
-        )
-    return len(rows) + len(connectors)
+    scheduled = 0
+    for checkable, period in (
+        (checkable_grants(), "installation__connector__check_interval_seconds"),
+        (checkable_connectors(), "check_interval_seconds"),
+    ):
+        rows = list(checkable.filter(next_check_at__isnull=True).values_list("pk", period)[:limit])
+        for pk, interval in rows:
+            checkable.model.objects.filter(pk=pk, next_check_at__isnull=True).update(
+                next_check_at=_spread(interval, now)
+            )
+        scheduled += len(rows)
+    return scheduled
 
 
 @dataclass(frozen=True)

@@ -250,15 +250,12 @@ def _proxy_calls(
     rows = base.filter(created_at__lt=before)
     if f.outcome:
         rows = rows.filter(outcome=f.outcome)
-    if f.connector_id:
-        rows = rows.filter(connector_id=f.connector_id)
-    if f.installation_public_id:
-        rows = rows.filter(grant__installation__public_id=f.installation_public_id)
-    kind, subject_id = f.subject_parts()
-    if subject_id:
-        rows = rows.filter(grant__subject_id=subject_id)
-    if kind:
-        rows = rows.filter(grant__subject_type=kind)
+    rows = f.narrow(
+        rows,
+        connector="connector_id",
+        installation="grant__installation__public_id",
+        grant="grant__",
+    )
     chosen = rows.select_related("connector", "grant__installation")
     for call in chosen.order_by("-created_at")[:limit]:
         grant = call.grant

@@ -186,20 +186,24 @@ class Importer:
     @classmethod
     def member(cls, *, user: Any, team_id: int, project: Project | None = None) -> "Importer":
         """A team member importing for the team, or for one of its projects' users."""
-        if project is not None and project.team_id != team_id:
-            raise errors.NotFound("No such project in this team.")
-        return cls(
-            team_id=team_id,
-            label=actor_label(user),
-            project_id=None if project is None else project.pk,
-            own_issuer="" if project is None else project.public_id,
-            user=user,
-        )
+        return cls._for_team(team_id=team_id, label=actor_label(user), project=project, user=user)
 
     @classmethod
     def team_token(cls, *, team_id: int, label: str, project: Project | None = None) -> "Importer":
         """A team API token importing for the team, or for one of its projects' users; the
         API has checked its role (the member role, as for a user)."""
+        return cls._for_team(team_id=team_id, label=label, project=project, by_token=True)
+
+    @classmethod
+    def _for_team(
+        cls,
+        *,
+        team_id: int,
+        label: str,
+        project: Project | None,
+        user: Any = None,
+        by_token: bool = False,
+    ) -> "Importer":
         if project is not None and project.team_id != team_id:
             raise errors.NotFound("No such project in this team.")
         return cls(
@@ -207,7 +211,8 @@ class Importer:
             label=label,
             project_id=None if project is None else project.pk,
             own_issuer="" if project is None else project.public_id,
-            by_token=True,
+            user=user,
+            by_token=by_token,
         )
 
     def subject(self, raw: dict[str, Any]) -> Subject:

@@ -42,14 +42,6 @@ from connect.services.destinations import destination_save
 ERROR_KEPT = 500
 
 
-def subject_of(grant: Grant) -> str:
-    """The grant's subject as the proxy's ``Connect-Subject`` names it: ``app``,
-    ``user:<id>``, ``jwt-bearer:<id>``."""
-    return (
-        grant.subject_type if not grant.subject_id else f"{grant.subject_type}:{grant.subject_id}"
-    )
-
-
 def _recipients(connector: Connector, grant: Grant | None) -> list[int]:
     destinations = TriggerDestination.objects.filter(
         connector_id=connector.pk, kind=DestinationKind.LIFECYCLE, enabled=True
@@ -91,7 +83,7 @@ def lifecycle_emit(
         "installationId": installation.public_id if installation else None,
         "tenantId": installation.tenant_id if installation else None,
         "grantId": grant.public_id if grant else None,
-        "subject": subject_of(grant) if grant else None,
+        "subject": grant.subject_label if grant else None,
     }
     if error:
         data["error"] = error[:ERROR_KEPT]

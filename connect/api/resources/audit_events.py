@@ -59,13 +59,13 @@ class AuditEventsView(ManagementView):
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
-        queryset = AuditEvent.objects.for_team(actor.team_id)
+        queryset = base.filtered(
+            request, AuditEvent.objects.for_team(actor.team_id), ("actor", "actor")
+        )
         if kind := request.query_params.get("type"):
             queryset = (
                 queryset.filter(type__startswith=kind)
                 if kind.endswith(".")
                 else queryset.filter(type=kind)
             )
-        if who := request.query_params.get("actor"):
-            queryset = queryset.filter(actor=who)
         return Response(base.page(request, queryset, key="auditEvents", render=audit_body))

@@ -3,7 +3,8 @@ bodies parsed into the error envelope, and the OpenAPI pieces for all of that.""
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,6 +35,32 @@ def in_team(queryset: TeamScopedQuerySet, team_id: int, public_id: str, what: st
     return found
 
 
+def by_ref(
+    queryset: models.QuerySet[M], ref: str, *, prefix: str, or_field: str, missing: str
+) -> M:
+    """The row whose ``public_id`` is ``ref`` when it starts with ``prefix``, else the one whose
+    ``or_field`` is (a slug, a uid); none answers not_found with ``missing``."""
+    lookup = {"public_id": ref} if ref.startswith(prefix) else {or_field: ref}
+    found = queryset.filter(**lookup).first()
+    if found is None:
+        raise errors.NotFound(missing)
+    return found
+
+
+def filtered(
+    request: Request,
+    queryset: models.QuerySet[M],
+    *by: tuple[str, str] | tuple[str, str, Collection[str]],
+) -> models.QuerySet[M]:
+    """``queryset`` narrowed by each ``(parameter, field)`` the query string gives; with a
+    third item, only a value among those narrows (another is ignored, as if absent)."""
+    for parameter, field, *among in by:
+        value = request.query_params.get(parameter)
+        if value and (not among or value in among[0]):
+            queryset = queryset.filter(**{field: value})
+    return queryset
+
+
 def parsed(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
     """The body validated by ``serializer_class``; its first problem as invalid_request."""
     if not isinstance(data, dict):
@@ -50,6 +77,15 @@ def model_errors(exc: DjangoValidationError) -> errors.ConnectError:
         name = "" if field == "__all__" else f"{field}: "
         return errors.InvalidRequest(f"{name}{messages[0]}")
     return errors.InvalidRequest(exc.messages[0] if exc.messages else "Invalid.")
+
+
+@contextmanager
+def model_checked() -> Iterator[None]:
+    """Run the block; a model's ``clean()`` verdict raised in it answers invalid_request."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        raise model_errors(exc) from exc
 
 
 def _cursor_out(pk: int) -> str:

@@ -3,7 +3,6 @@
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -82,10 +81,8 @@ def _destinations(team_id: int) -> Any:
     )
 
 
-def _found(request: Request, team_id: int, destination: str) -> TriggerDestination:
-    found: TriggerDestination = base.in_team(
-        _destinations(team_id), team_id, destination, "destination"
-    )
+def _destination(team_id: int, ref: str) -> TriggerDestination:
+    found: TriggerDestination = base.in_team(_destinations(team_id), team_id, ref, "destination")
     return found
 
 
@@ -145,15 +142,13 @@ class DestinationsView(ManagementView):
         project = project_in_team(actor.team_id, data["projectId"])
         if data["kind"] == DestinationKind.LIFECYCLE:
             return _lifecycle_set(actor.label, connector, project, data)
-        try:
+        with base.model_checked():
             destination, secret = destinations.destination_create(
                 connector=connector,
                 environment=environment_of(project, data["environment"]),
                 path=data["path"],
                 actor=actor.label,
             )
-        except ValidationError as exc:
-            raise base.model_errors(exc) from exc
         return Response({**destination_body(destination), "signingSecret": secret}, status=201)
 
 
@@ -170,7 +165,7 @@ def _lifecycle_set(
             environment=environment,
             kind=DestinationKind.LIFECYCLE,
         ).exists()
-        try:
+        with base.model_checked():
             destination = lifecycle.lifecycle_destination_set(
                 connector=connector,
                 project=project,
@@ -178,8 +173,6 @@ def _lifecycle_set(
                 path=data["path"],
                 actor=actor,
             )
-        except ValidationError as exc:
-            raise base.model_errors(exc) from exc
     assert destination is not None  # a path was given
     if existed:
         return Response(destination_body(destination))
@@ -197,7 +190,7 @@ class DestinationView(ManagementView):
     )
     def get(self, request: Request, destination: str) -> Response:
         actor = self.actor(request, Action.VIEW)
-        return Response(destination_body(_found(request, actor.team_id, destination)))
+        return Response(destination_body(_destination(actor.team_id, destination)))
 
 
 class DestinationSecretView(ManagementView):
@@ -220,7 +213,7 @@ class DestinationSecretView(ManagementView):
     )
     def post(self, request: Request, destination: str) -> Response:
         actor = self.actor(request, Action.CHANGE)
-        found = _found(request, actor.team_id, destination)
+        found = _destination(actor.team_id, destination)
         secret = destinations.destination_rotate_secret(destination=found, actor=actor.label)
         return Response(
             {
@@ -250,7 +243,7 @@ class DestinationTestView(ManagementView):
     )
     def post(self, request: Request, destination: str) -> Response:
         actor = self.actor(request, Action.CHANGE)
-        found = _found(request, actor.team_id, destination)
+        found = _destination(actor.team_id, destination)
         delivery = deliveries.destination_test_event(destination=found, actor=actor.label)
         assert delivery.event is not None  # a test event is a received one, made up
         return Response(

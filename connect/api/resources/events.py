@@ -122,35 +122,27 @@ def _deliveries(team_id: int) -> Any:
 
 
 class EventsView(ManagementView):
-    @extend_schema(
+    @base.list_schema(
         operation_id="events_list",
         summary="List received webhooks",
-        parameters=[
-            *base.PAGE_PARAMETERS,
-            *base.filters(
-                ("connector", "Only this connector's (`scl_…` or uid)."),
-                ("eventType", "Only this type (`push`, `message`, …)."),
-                ("tenantId", "Only this tenant's."),
-            ),
-            *base.TEAM_PARAMETERS,
-        ],
-        responses={200: base.page_of("EventPage", "events", EventOut)},
-        examples=[
-            OpenApiExample(
-                "Page", value={"events": [EVENT], "pagination": {"next": None}}, response_only=True
-            )
-        ],
+        filtered_by=(
+            ("connector", "Only this connector's (`scl_…` or uid)."),
+            ("eventType", "Only this type (`push`, `message`, …)."),
+            ("tenantId", "Only this tenant's."),
+        ),
+        page=("EventPage", "events", EventOut),
+        example=EVENT,
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
-        queryset = _events(actor.team_id)
-        params = request.query_params
-        if connector := params.get("connector"):
+        queryset = base.filtered(
+            request,
+            _events(actor.team_id),
+            ("eventType", "event_type"),
+            ("tenantId", "tenant_id"),
+        )
+        if connector := request.query_params.get("connector"):
             queryset = queryset.filter(connector=connector_in_team(actor.team_id, connector))
-        if event_type := params.get("eventType"):
-            queryset = queryset.filter(event_type=event_type)
-        if tenant := params.get("tenantId"):
-            queryset = queryset.filter(tenant_id=tenant)
         return Response(base.page(request, queryset, key="events", render=event_body))
 
 
@@ -199,14 +191,13 @@ class DeliveriesView(ManagementView):
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
-        queryset = _deliveries(actor.team_id)
-        params = request.query_params
-        if event := params.get("eventId"):
-            queryset = queryset.filter(event__public_id=event)
-        if destination := params.get("destinationId"):
-            queryset = queryset.filter(destination__public_id=destination)
-        if (status := params.get("status")) in DeliveryStatus.values:
-            queryset = queryset.filter(status=status)
+        queryset = base.filtered(
+            request,
+            _deliveries(actor.team_id),
+            ("eventId", "event__public_id"),
+            ("destinationId", "destination__public_id"),
+            ("status", "status", DeliveryStatus.values),
+        )
         return Response(base.page(request, queryset, key="deliveries", render=delivery_body))
 
 

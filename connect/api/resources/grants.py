@@ -104,21 +104,18 @@ class GrantsView(ManagementView):
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
-        queryset = _grants(actor.team_id)
-        params = request.query_params
-        if (subject_type := params.get("subjectType")) in SubjectType.values:
-            queryset = queryset.filter(subject_type=subject_type)
-        if subject_id := params.get("subjectId"):
-            queryset = queryset.filter(subject_id=subject_id)
-        if issuer := params.get("issuer"):
-            queryset = queryset.filter(issuer=issuer)
-        if connector := params.get("connector"):
+        queryset = base.filtered(
+            request,
+            _grants(actor.team_id),
+            ("subjectType", "subject_type", SubjectType.values),
+            ("subjectId", "subject_id"),
+            ("issuer", "issuer"),
+            ("installationId", "installation__public_id"),
+            ("status", "status", GrantStatus.values),
+        )
+        if connector := request.query_params.get("connector"):
             found = connector_in_team(actor.team_id, connector)
             queryset = queryset.filter(installation__connector=found)
-        if installation := params.get("installationId"):
-            queryset = queryset.filter(installation__public_id=installation)
-        if (status := params.get("status")) in GrantStatus.values:
-            queryset = queryset.filter(status=status)
         return Response(base.page(request, queryset, key="grants", render=grant_body))
 
 

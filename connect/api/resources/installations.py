@@ -8,7 +8,6 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from connect import errors
 from connect.api.management import ManagementView
 from connect.api.resources import base
 from connect.models import Connector, Installation
@@ -45,10 +44,19 @@ def installation_body(installation: Installation) -> dict[str, Any]:
 
 def connector_in_team(team_id: int, ref: str) -> Connector:
     """By ``scl_`` id or uid."""
-    lookup = {"public_id": ref} if ref.startswith("scl_") else {"uid": ref}
-    found = Connector.objects.for_team(team_id).filter(**lookup).first()
-    if found is None:
-        raise errors.NotFound("No such connector in this team.")
+    return base.by_ref(
+        Connector.objects.for_team(team_id),
+        ref,
+        prefix="scl_",
+        or_field="uid",
+        missing="No such connector in this team.",
+    )
+
+
+def _installation(team_id: int, ref: str) -> Installation:
+    found: Installation = base.in_team(
+        Installation.objects.select_related("connector"), team_id, ref, "installation"
+    )
     return found
 
 
@@ -79,14 +87,14 @@ class InstallationsView(ManagementView):
     )
     def get(self, request: Request) -> Response:
         actor = self.actor(request, Action.VIEW)
-        queryset = Installation.objects.for_team(actor.team_id).select_related("connector")
-        params = request.query_params
-        if connector := params.get("connector"):
+        queryset = base.filtered(
+            request,
+            Installation.objects.for_team(actor.team_id).select_related("connector"),
+            ("status", "status", InstallationStatus.values),
+            ("tenantId", "tenant_id"),
+        )
+        if connector := request.query_params.get("connector"):
             queryset = queryset.filter(connector=connector_in_team(actor.team_id, connector))
-        if (status := params.get("status")) in InstallationStatus.values:
-            queryset = queryset.filter(status=status)
-        if tenant := params.get("tenantId"):
-            queryset = queryset.filter(tenant_id=tenant)
         return Response(base.page(request, queryset, key="installations", render=installation_body))
 
 
@@ -100,13 +108,7 @@ class InstallationView(ManagementView):
     )
     def get(self, request: Request, installation: str) -> Response:
         actor = self.actor(request, Action.VIEW)
-        found = base.in_team(
-            Installation.objects.select_related("connector"),
-            actor.team_id,
-            installation,
-            "installation",
-        )
-        return Response(installation_body(found))
+        return Response(installation_body(_installation(actor.team_id, installation)))
 
     @extend_schema(
         operation_id="installations_uninstall",
@@ -118,12 +120,7 @@ class InstallationView(ManagementView):
     )
     def delete(self, request: Request, installation: str) -> Response:
         actor = self.actor(request, Action.DELETE)
-        found = base.in_team(
-            Installation.objects.select_related("connector"),
-            actor.team_id,
-            installation,
-            "installation",
-        )
+        found = _installation(actor.team_id, installation)
         if found.status != InstallationStatus.REVOKED:
             installations.installation_remove(installation=found, actor=actor.label, delete=False)
         return Response(status=204)

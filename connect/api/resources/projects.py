@@ -2,13 +2,11 @@
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from connect import errors
 from connect.api.management import ManagementView
 from connect.api.resources import base
 from connect.api.schema import error_responses
@@ -70,23 +68,24 @@ def project_body(project: Project) -> dict[str, Any]:
 
 def project_in_team(team_id: int, ref: str) -> Project:
     """By ``prj_`` id or by slug."""
-    found = (
-        Project.objects.for_team(team_id)
-        .filter(**({"public_id": ref} if ref.startswith("prj_") else {"slug": ref}))
-        .first()
+    return base.by_ref(
+        Project.objects.for_team(team_id),
+        ref,
+        prefix="prj_",
+        or_field="slug",
+        missing="No such project in this team.",
     )
-    if found is None:
-        raise errors.NotFound("No such project in this team.")
-    return found
 
 
 def environment_of(project: Project, ref: str) -> Environment:
     """By ``env_`` id or by slug."""
-    lookup = {"public_id": ref} if ref.startswith("env_") else {"slug": ref}
-    found = project.environments.filter(**lookup).first()
-    if found is None:
-        raise errors.NotFound("No such environment in this project.")
-    return found
+    return base.by_ref(
+        project.environments.all(),
+        ref,
+        prefix="env_",
+        or_field="slug",
+        missing="No such environment in this project.",
+    )
 
 
 EXAMPLE = {
@@ -130,7 +129,7 @@ class ProjectsView(ManagementView):
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.ADD)
         data = base.parsed(ProjectIn, request.data)
-        try:
+        with base.model_checked():
             project = projects.project_create(
                 team_id=actor.team_id,
                 name=data["name"],
@@ -138,8 +137,6 @@ class ProjectsView(ManagementView):
                 environments=data["environments"],
                 actor=actor.label,
             )
-        except ValidationError as exc:
-            raise base.model_errors(exc) from exc
         return Response(project_body(project), status=201)
 
 
@@ -202,12 +199,10 @@ class EnvironmentsView(ManagementView):
         actor = self.actor(request, Action.CHANGE)
         found = project_in_team(actor.team_id, project)
         data = base.parsed(EnvironmentIn, request.data)
-        try:
+        with base.model_checked():
             environment = projects.environment_add(
                 project=found, slug=data["slug"], base_url=data["baseUrl"], actor=actor.label
             )
-        except ValidationError as exc:
-            raise base.model_errors(exc) from exc
         return Response(environment_body(environment), status=201)
 
 

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
@@ -109,6 +108,11 @@ def _create(team_id: int, data: dict[str, Any], actor: str) -> TrustedIssuer:
     return issuer
 
 
+def _issuer(team_id: int, ref: str) -> TrustedIssuer:
+    found: TrustedIssuer = base.in_team(TrustedIssuer.objects.all(), team_id, ref, "trusted issuer")
+    return found
+
+
 class TrustedIssuersView(ManagementView):
     @base.list_schema(
         operation_id="trusted_issuers_list",
@@ -135,10 +139,8 @@ class TrustedIssuersView(ManagementView):
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.ADD)
         data = base.parsed(IssuerIn, request.data)
-        try:
+        with base.model_checked():
             issuer = _create(actor.team_id, data, actor.label)
-        except ValidationError as exc:
-            raise base.model_errors(exc) from exc
         return Response(issuer_body(issuer), status=201)
 
 
@@ -151,8 +153,7 @@ class TrustedIssuerView(ManagementView):
     )
     def get(self, request: Request, issuer: str) -> Response:
         actor = self.actor(request, Action.VIEW)
-        found = base.in_team(TrustedIssuer.objects.all(), actor.team_id, issuer, "trusted issuer")
-        return Response(issuer_body(found))
+        return Response(issuer_body(_issuer(actor.team_id, issuer)))
 
     @extend_schema(
         operation_id="trusted_issuers_delete",
@@ -162,6 +163,5 @@ class TrustedIssuerView(ManagementView):
     )
     def delete(self, request: Request, issuer: str) -> Response:
         actor = self.actor(request, Action.DELETE)
-        found = base.in_team(TrustedIssuer.objects.all(), actor.team_id, issuer, "trusted issuer")
-        configuration.configuration_delete(obj=found, actor=actor.label)
+        configuration.configuration_delete(obj=_issuer(actor.team_id, issuer), actor=actor.label)
         return Response(status=204)

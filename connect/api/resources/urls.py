@@ -1,3 +1,5 @@
+"""The resources of the management API, each below ``v1/connect/`` (``connect.api.urls``)."""
+
 from django.urls import path
 
 from connect.api.resources import (
@@ -12,38 +14,36 @@ from connect.api.resources import (
     trusted_issuers,
 )
 
-P = "v1/connect/"
-
 urlpatterns = [
-    path(f"{P}projects", projects.ProjectsView.as_view()),
-    path(f"{P}projects/<str:project>", projects.ProjectView.as_view()),
-    path(f"{P}projects/<str:project>/environments", projects.EnvironmentsView.as_view()),
+    path("projects", projects.ProjectsView.as_view()),
+    path("projects/<str:project>", projects.ProjectView.as_view()),
+    path("projects/<str:project>/environments", projects.EnvironmentsView.as_view()),
     path(
-        f"{P}projects/<str:project>/environments/<str:environment>",
+        "projects/<str:project>/environments/<str:environment>",
         projects.EnvironmentView.as_view(),
     ),
-    path(f"{P}installations", installations.InstallationsView.as_view()),
-    path(f"{P}installations/<str:installation>", installations.InstallationView.as_view()),
-    path(f"{P}grants", grants.GrantsView.as_view()),
-    path(f"{P}grants/import", grants.GrantsImportView.as_view()),
-    path(f"{P}grants/<str:grant>", grants.GrantView.as_view()),
-    path(f"{P}destinations", destinations.DestinationsView.as_view()),
-    path(f"{P}destinations/<str:destination>", destinations.DestinationView.as_view()),
+    path("installations", installations.InstallationsView.as_view()),
+    path("installations/<str:installation>", installations.InstallationView.as_view()),
+    path("grants", grants.GrantsView.as_view()),
+    path("grants/import", grants.GrantsImportView.as_view()),
+    path("grants/<str:grant>", grants.GrantView.as_view()),
+    path("destinations", destinations.DestinationsView.as_view()),
+    path("destinations/<str:destination>", destinations.DestinationView.as_view()),
     path(
-        f"{P}destinations/<str:destination>/rotate-secret",
+        "destinations/<str:destination>/rotate-secret",
         destinations.DestinationSecretView.as_view(),
     ),
-    path(f"{P}destinations/<str:destination>/test", destinations.DestinationTestView.as_view()),
-    path(f"{P}credentials", credentials.CredentialsView.as_view()),
-    path(f"{P}credentials/<str:credential>", credentials.CredentialView.as_view()),
-    path(f"{P}trusted-issuers", trusted_issuers.TrustedIssuersView.as_view()),
-    path(f"{P}trusted-issuers/<str:issuer>", trusted_issuers.TrustedIssuerView.as_view()),
-    path(f"{P}events", events.EventsView.as_view()),
-    path(f"{P}events/<str:event>", events.EventView.as_view()),
-    path(f"{P}events/<str:event>/replay", events.EventReplayView.as_view()),
-    path(f"{P}deliveries", events.DeliveriesView.as_view()),
-    path(f"{P}deliveries/<str:delivery>", events.DeliveryView.as_view()),
-    path(f"{P}audit-events", audit_events.AuditEventsView.as_view()),
-    path(f"{P}api-tokens", api_tokens.ApiTokensView.as_view()),
-    path(f"{P}api-tokens/<str:token>", api_tokens.ApiTokenView.as_view()),
+    path("destinations/<str:destination>/test", destinations.DestinationTestView.as_view()),
+    path("credentials", credentials.CredentialsView.as_view()),
+    path("credentials/<str:credential>", credentials.CredentialView.as_view()),
+    path("trusted-issuers", trusted_issuers.TrustedIssuersView.as_view()),
+    path("trusted-issuers/<str:issuer>", trusted_issuers.TrustedIssuerView.as_view()),
+    path("events", events.EventsView.as_view()),
+    path("events/<str:event>", events.EventView.as_view()),
+    path("events/<str:event>/replay", events.EventReplayView.as_view()),
+    path("deliveries", events.DeliveriesView.as_view()),
+    path("deliveries/<str:delivery>", events.DeliveryView.as_view()),
+    path("audit-events", audit_events.AuditEventsView.as_view()),
+    path("api-tokens", api_tokens.ApiTokensView.as_view()),
+    path("api-tokens/<str:token>", api_tokens.ApiTokenView.as_view()),
 ]
