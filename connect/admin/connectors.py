@@ -323,8 +323,8 @@ class EnvironmentNames:
     row, and each copy of the empty row the page draws, read them again): slug to the names of
     the projects that have it."""
 
-    #: A team with more environments than this offers the first ones to a new row.
-    LIMIT = 1000
+    #: A new row offers at most this many (the first by slug); a linked row always its own.
+    LIMIT = 200
 
     def __init__(self, projects: QuerySet[Any]) -> None:
         self.projects = projects
@@ -333,16 +333,23 @@ class EnvironmentNames:
     def of(self, project_id: int | None) -> dict[str, list[str]]:
         """One project's environments, or every project's (a new row) when None."""
         if self._rows is None:
-            self._rows = list(
-                Environment.objects.filter(project__in=self.projects)
-                .order_by("slug", "project__name")
-                .values_list("project_id", "slug", "project__name")[: self.LIMIT]
-            )
+            self._rows = self._read(Environment.objects.filter(project__in=self.projects))
+        rows = self._rows
+        if project_id is not None and len(rows) == self.LIMIT:
+            # Cut short: this project's may lie beyond the first ones.
+            rows = self._read(Environment.objects.filter(project_id=project_id))
         names: dict[str, list[str]] = {}
-        for owner, slug, project_name in self._rows:
+        for owner, slug, project_name in rows:
             if project_id is None or owner == project_id:
                 names.setdefault(slug, []).append(project_name)
         return names
+
+    def _read(self, environments: QuerySet[Environment]) -> list[tuple[int, str, str]]:
+        return list(
+            environments.order_by("slug", "project__name").values_list(
+                "project_id", "slug", "project__name"
+            )[: self.LIMIT]
+        )
 
 
 class ProjectLinkFormSet(BaseInlineFormSet):
