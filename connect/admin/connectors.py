@@ -579,6 +579,20 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
             return queryset.with_installation_counts()  # type: ignore[attr-defined]
         return queryset
 
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        kind = self._kind(request, obj)
+        if kind and not get_provider(kind).trigger_scheme:
+            # A type that receives no webhooks (an API key, client credentials) is offered no
+            # trigger destinations; ones made before (through the API) still show.
+            has_some = (
+                obj is not None
+                and obj.pk is not None
+                and obj.destinations.filter(kind=DestinationKind.TRIGGER).exists()
+            )
+            if not has_some:
+                return [i for i in self.inlines if i is not TriggerDestinationInline]
+        return list(self.inlines)
+
     def _kind(self, request: HttpRequest, obj: Connector | None) -> str:
         if obj is not None:
             return obj.type

@@ -585,33 +585,44 @@ def test_a_link_to_a_project_of_another_of_the_users_teams_is_refused(
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("inline", ["links", "destinations"])
+@pytest.mark.parametrize(
+    ("inline", "kind"),
+    [
+        ("links", "api-key"),
+        # Trigger destinations are offered to types that receive webhooks only.
+        ("destinations", "slack"),
+        ("lifecycle_destinations", "api-key"),
+    ],
+)
 def test_a_new_connectors_link_to_a_project_of_another_of_the_users_teams_is_refused(
     make_team: Callable[..., Team],
     make_project: Callable[..., Project],
     member_a: User,
     world_a: World,
     inline: str,
+    kind: str,
 ) -> None:
     # On the add page the connector has no id yet: the team check must not wait for one.
     team_c = make_team(slug="charlie-team")
     Membership.objects.create(team=team_c, user=member_a, role=Role.MEMBER)
     project_c = make_project(team_c, slug="charlie-app")
     client = client_for(member_a)
-    data = form_data(client.get(url(Connector, "add") + "?type=api-key"), "connector_form")
+    data = form_data(client.get(url(Connector, "add") + f"?type={kind}"), "connector_form")
     data.update(
         {
             "team": [str(world_a[Project].team_id)],
-            "type": ["api-key"],
-            "uid": ["api-key/crossed"],
-            "service": ["api-key"],
+            "type": [kind],
+            "uid": [f"{kind}/crossed"],
+            "service": [kind],
             "name": ["Crossed"],
-            "api_key": ["k-123"],
         }
     )
-    prefix = {"links": "links", "destinations": "destinations"}[inline]
-    prefixes = [k[: -len("-TOTAL_FORMS")] for k in data if k.endswith("-TOTAL_FORMS")]
-    prefix = next(p for p in prefixes if p.startswith(prefix))
+    if kind == "api-key":
+        data["api_key"] = ["k-123"]
+    else:
+        data.update(client_id=["1111.2222"], client_secret=["slack-cs-1"])
+    prefix = inline
+    assert f"{prefix}-TOTAL_FORMS" in data, sorted(k for k in data if k.endswith("TOTAL_FORMS"))
     data[f"{prefix}-TOTAL_FORMS"] = ["1"]
     data[f"{prefix}-0-project"] = [str(project_c.pk)]
     if inline == "links":
@@ -626,6 +637,12 @@ def test_a_new_connectors_link_to_a_project_of_another_of_the_users_teams_is_ref
 
     assert response.status_code == 200
     assert response.context["errors"]
+    # Refused for the crossed project, not for anything else on the form.
+    assert not response.context["adminform"].form.errors, response.context["adminform"].form.errors
+    (formset,) = [
+        f.formset for f in response.context["inline_admin_formsets"] if f.formset.prefix == prefix
+    ]
+    assert any(formset.errors) or formset.non_form_errors()
     assert snapshot() == before
 
 

@@ -1,5 +1,6 @@
-"""The project links on a connector page offer environments as checkboxes: a linked row its own
-project's, a new row every project's (the first 200), read once for the whole formset."""
+"""The inlines of a connector page: project links offer environments as checkboxes (a linked row
+its own project's, a new row every project's, the first 200, read once for the whole formset),
+and a type that receives no webhooks is offered no trigger destinations."""
 
 import re
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from django.urls import reverse
 
 from connect.admin.connectors import EnvironmentNames
 from connect.models import Connector, Environment, Project, ProjectLink, Role, Team
+from tests.admin.pages import form_data
 
 
 @pytest.fixture
@@ -95,3 +97,35 @@ def test_the_environments_are_read_once_however_many_rows(
     reads = [q for q in captured.captured_queries if '"connect_environment"."slug"' in q["sql"]]
     reads = [q for q in reads if '"project__name"' in q["sql"]]
     assert len(reads) == 1, [q["sql"] for q in reads]
+
+
+def test_a_type_without_webhooks_is_offered_no_trigger_destinations(
+    team: Team,
+    connector: Connector,
+    make_connector: Callable[..., Connector],
+    make_project: Callable[..., Project],
+    make_destination: Callable[..., Any],
+    make_member: Callable[..., Any],
+) -> None:
+    client = Client()
+    client.force_login(make_member(team, Role.OWNER))
+    slack = make_connector(team, uid="slack/bot", type="slack")
+
+    # An API key receives no webhooks: no trigger destinations to add (lifecycle ones stay).
+    html = page(client, connector)
+    assert 'name="destinations-TOTAL_FORMS"' not in html
+    assert 'name="lifecycle_destinations-TOTAL_FORMS"' in html
+    assert 'name="destinations-TOTAL_FORMS"' in page(client, slack)
+    new = client.get(reverse("admin:connect_connector_add") + "?type=api-key").content.decode()
+    assert 'name="destinations-TOTAL_FORMS"' not in new
+
+    # The page saves without them.
+    change = reverse("admin:connect_connector_change", args=[connector.pk])
+    saved = client.post(change, form_data(client.get(change), "connector_form"))
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+
+    # One made through the API before still shows.
+    make_destination(connector, make_project(team, slug="web"), path="/hooks")
+    html = page(client, connector)
+    assert 'name="destinations-TOTAL_FORMS"' in html
+    assert 'value="/hooks"' in html
