@@ -190,7 +190,10 @@ def test_a_destination_added_in_the_admin_shows_its_first_secret_once(
     assert SIGNING_SECRET.fullmatch(secret)
     assert_shown_once_and_nowhere_else(posted, response, secret)
     assert str(destination) in response.content.decode(), "labelled with its destination"
+    # The save's "changed successfully" waits for the next page: this one has no form below.
+    assert "changed successfully" not in response.content.decode()
     again = browser.get(change)
+    assert "changed successfully" in again.content.decode()
     assert secret not in again.content.decode()
     assert secret not in cookie_contents(again)
     # Saving the page again makes no new secret and shows none.
