@@ -48,7 +48,10 @@ def _number(value: float) -> str:
 
 
 def _hour_label(hour: datetime, span: timedelta) -> str:
-    return hour.strftime("%H:%M") if span <= timedelta(hours=24) else hour.strftime("%d %b")
+    # A day's chart starts at yesterday's hour: "13:00" alone read as later today.
+    if span <= timedelta(hours=24):
+        return f"{span.total_seconds() / 3600:.0f} h ago"
+    return hour.strftime("%d %b")
 
 
 def _frame(hours: Sequence[datetime], top_value: float, unit: str) -> SafeString:

@@ -257,6 +257,12 @@ def test_charts_render_as_inline_svg(client: Client, acme: dict[str, Any]) -> No
     assert "p50 ≤ 5 ms · p95 ≤ 250 ms" in latency
     assert "1 retrying" in deliveries
     assert "1 consents" in installs
+    # The day's axis says how far back it starts (a bare "13:00" of yesterday read as today);
+    # the week's names the day.
+    assert ">24 h ago</text>" in tokens
+    assert ">now</text>" in tokens
+    week = activity_charts(activity.activity_hours(team_ids=[acme["team"].pk], hours=168, now=now))
+    assert f">{(now - timedelta(hours=167)).strftime('%d %b')}</text>" in week[0]
 
     viewer = signed_in(client, acme["viewer"])
     for page in ("/admin/", f"/admin/connect/connector/{connector.pk}/change/"):
