@@ -12,9 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.decorators import method_decorator
 from django.utils.html import format_html
-from django.views.decorators.debug import sensitive_post_parameters
 
 from connect import charts, errors, presets
 from connect.admin import config_inputs
@@ -35,7 +33,6 @@ from connect.models.destinations import DestinationKind
 from connect.providers import PROVIDERS, Provider, get_provider
 from connect.services import (
     authorizations,
-    configuration,
     connectors,
     destinations,
     dry_runs,
@@ -561,16 +558,6 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
     change_form_template = "admin/connect/connector/change_form.html"
     change_list_template = "admin/connect/connector/change_list.html"
 
-    @method_decorator(sensitive_post_parameters())  # the form posts the connector's secrets
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
         queryset = super().get_queryset(request)
         match = request.resolver_match
@@ -882,4 +869,4 @@ class ConnectorAdmin(OneTimeSecretsAdmin, TeamScopedAdmin):
                     destination.reveal("signing_secret"),
                 )
         for destination in formset.deleted_objects:
-            configuration.configuration_delete(obj=destination, actor=request.user)
+            self.delete_inline(request, destination)

@@ -112,7 +112,12 @@ def test_a_type_without_webhooks_is_offered_no_trigger_destinations(
     slack = make_connector(team, uid="slack/bot", type="slack")
 
     # An API key receives no webhooks: no trigger destinations to add (lifecycle ones stay).
-    html = page(client, connector)
+    page(client, connector)  # sessions, permissions and templates warmed
+    with CaptureQueriesContext(connection) as captured:
+        html = page(client, connector)
+    asked = [q for q in captured.captured_queries if "connect_triggerdestination" in q["sql"]]
+    # Whether it has any, once; the lifecycle inline's rows, once.
+    assert len(asked) == 2, [q["sql"] for q in asked]
     assert 'name="destinations-TOTAL_FORMS"' not in html
     assert 'name="lifecycle_destinations-TOTAL_FORMS"' in html
     assert 'name="destinations-TOTAL_FORMS"' in page(client, slack)
