@@ -8,24 +8,14 @@ from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import (
     OpenApiParameter,
     PolymorphicProxySerializer,
-    extend_schema,
     extend_schema_view,
     inline_serializer,
 )
 from rest_framework import serializers
 
 from connect.api import shapes
-from connect.api.resources.base import Pagination
+from connect.api.resources.base import operation, page_of, page_parameters
 from connect.api.schema import error_responses
-
-TEAM = [
-    OpenApiParameter("teamId", str, description="The token's own team, or leave out."),
-    OpenApiParameter("slug", str, description="The token's own team's slug, or leave out."),
-]
-PAGE = [
-    OpenApiParameter("limit", int, description="1 to 100."),
-    OpenApiParameter("cursor", str, description="The previous page's `pagination.next`."),
-]
 
 
 class CustomEnvironment(serializers.Serializer):
@@ -89,10 +79,6 @@ class UpdateResult(serializers.Serializer):
     serviceSync = serializers.DictField(required=False)
 
 
-def _page(name: str, key: str, item: Any) -> Any:
-    return inline_serializer(name=name, fields={key: item(many=True), "pagination": Pagination()})
-
-
 FREE_BODY = inline_serializer(
     name="ConnectorBody",
     fields={
@@ -113,140 +99,93 @@ LINK_BODY = inline_serializer(
 )
 
 
-def _replaced(target: Any, **methods: Any) -> type:
-    return extend_schema_view(**methods)(type(target.__name__, (target,), {}))
+def _documented(target: str, **methods: Any) -> None:
+    """Describe the methods of the view at dotted path ``target``, which stays as it is."""
+
+    def view_replacement(self: OpenApiViewExtension) -> type:
+        view: type = self.target_class  # type: ignore[assignment]  # loaded by now
+        return extend_schema_view(**methods)(type(view.__name__, (view,), {}))
+
+    members = {"target_class": target, "view_replacement": view_replacement}
+    type(target.rpartition(".")[2] + "Docs", (OpenApiViewExtension,), members)
 
 
-class ConnectorsDocs(OpenApiViewExtension):
-    target_class = "connect.api.connectors.ConnectorsView"
-
-    def view_replacement(self) -> type:
-        return _replaced(
-            self.target_class,
-            post=extend_schema(
-                operation_id="connectors_create",
-                summary="Create a connector (Vercel's createConnector)",
-                parameters=TEAM,
-                request=FREE_BODY,
-                responses={201: ManagementConnector, **error_responses(409, 422, 502)},
-            ),
-        )
-
-
-class ConnectorListDocs(OpenApiViewExtension):
-    target_class = "connect.api.connectors.ConnectorListView"
-
-    def view_replacement(self) -> type:
-        return _replaced(
-            self.target_class,
-            get=extend_schema(
-                operation_id="connectors_list",
-                summary="List connectors (Vercel's listConnectors)",
-                parameters=[
-                    *PAGE,
-                    *TEAM,
-                    OpenApiParameter("service", str, description="Comma list."),
-                    OpenApiParameter("type", str, description="Comma list."),
-                    OpenApiParameter("search", str, description="Name, uid or service."),
-                    OpenApiParameter("projectId", str),
-                    OpenApiParameter("sort", str, enum=["name", "createdAt", "updatedAt"]),
-                ],
-                responses={200: _page("ConnectorPage", "connectors", ManagementConnector)},
-            ),
-        )
-
-
-class ConnectorUpdateDocs(OpenApiViewExtension):
-    target_class = "connect.api.connectors.ConnectorUpdateView"
-
-    def view_replacement(self) -> type:
-        return _replaced(
-            self.target_class,
-            patch=extend_schema(
-                operation_id="connectors_update",
-                summary="Update a connector (Vercel's updateConnector)",
-                parameters=TEAM,
-                request=FREE_BODY,
-                responses={200: UpdateResult, **error_responses(409, 422, 502)},
-            ),
-        )
-
-
-class ConnectorLinkDocs(OpenApiViewExtension):
-    target_class = "connect.api.connectors.ConnectorLinkView"
-
-    def view_replacement(self) -> type:
-        return _replaced(
-            self.target_class,
-            post=extend_schema(
-                operation_id="project_connections_upsert",
-                summary="Link a project (Vercel's upsertConnectorProjectConnection)",
-                description="200 even when it creates the link; the environments replace the "
-                "old set.",
-                parameters=TEAM,
-                request=LINK_BODY,
-                responses={200: ProjectConnection},
-            ),
-            get=extend_schema(
-                operation_id="project_connections_get",
-                summary="A project connection",
-                parameters=TEAM,
-                responses={200: ProjectConnection},
-            ),
-            delete=extend_schema(
-                operation_id="project_connections_delete",
-                summary="Unlink a project",
-                parameters=TEAM,
-                responses={204: None},
-            ),
-        )
-
-
-class ConnectorLinkEnvironmentDocs(OpenApiViewExtension):
-    target_class = "connect.api.connectors.ConnectorLinkEnvironmentView"
-
-    def view_replacement(self) -> type:
-        return _replaced(
-            self.target_class,
-            delete=extend_schema(
-                operation_id="project_connections_environment_delete",
-                summary="Remove one environment from a project connection",
-                parameters=TEAM,
-                responses={204: None},
-            ),
-        )
-
-
-class ConnectorLinksDocs(OpenApiViewExtension):
-    target_class = "connect.api.connectors.ConnectorLinksView"
-
-    def view_replacement(self) -> type:
-        return _replaced(
-            self.target_class,
-            get=extend_schema(
-                operation_id="project_connections_list",
-                summary="A connector's project connections",
-                parameters=[*PAGE, *TEAM],
-                responses={200: _page("ProjectConnectionPage", "projects", ProjectConnection)},
-            ),
-        )
-
-
-class ProjectLinksDocs(OpenApiViewExtension):
-    target_class = "connect.api.connectors.ProjectLinksView"
-
-    def view_replacement(self) -> type:
-        return _replaced(
-            self.target_class,
-            get=extend_schema(
-                operation_id="project_connectors_list",
-                summary="A project's connector connections",
-                description="The key is `connectors`, the items project connections (as in "
-                "Vercel's API).",
-                parameters=[*PAGE, *TEAM],
-                responses={200: _page("ProjectConnectorPage", "connectors", ProjectConnection)},
-            ),
-        )
+VIEWS = "connect.api.connectors."
+_documented(
+    VIEWS + "ConnectorsView",
+    post=operation(
+        "connectors_create",
+        "Create a connector (Vercel's createConnector)",
+        request=FREE_BODY,
+        responses={201: ManagementConnector, **error_responses(409, 422, 502)},
+    ),
+)
+_documented(
+    VIEWS + "ConnectorListView",
+    get=operation(
+        "connectors_list",
+        "List connectors (Vercel's listConnectors)",
+        parameters=[
+            *page_parameters(default=20),
+            OpenApiParameter("service", str, description="Comma list."),
+            OpenApiParameter("type", str, description="Comma list."),
+            OpenApiParameter("search", str, description="Name, uid or service."),
+            OpenApiParameter("projectId", str),
+            OpenApiParameter("sort", str, enum=["name", "createdAt", "updatedAt"]),
+        ],
+        responses={200: page_of("ConnectorPage", "connectors", ManagementConnector)},
+    ),
+)
+_documented(
+    VIEWS + "ConnectorUpdateView",
+    patch=operation(
+        "connectors_update",
+        "Update a connector (Vercel's updateConnector)",
+        request=FREE_BODY,
+        responses={200: UpdateResult, **error_responses(409, 422, 502)},
+    ),
+)
+_documented(
+    VIEWS + "ConnectorLinkView",
+    post=operation(
+        "project_connections_upsert",
+        "Link a project (Vercel's upsertConnectorProjectConnection)",
+        description="200 even when it creates the link; the environments replace the old set.",
+        request=LINK_BODY,
+        responses={200: ProjectConnection},
+    ),
+    get=operation(
+        "project_connections_get", "A project connection", responses={200: ProjectConnection}
+    ),
+    delete=operation("project_connections_delete", "Unlink a project", responses={204: None}),
+)
+_documented(
+    VIEWS + "ConnectorLinkEnvironmentView",
+    delete=operation(
+        "project_connections_environment_delete",
+        "Remove one environment from a project connection",
+        responses={204: None},
+    ),
+)
+_documented(
+    VIEWS + "ConnectorLinksView",
+    get=operation(
+        "project_connections_list",
+        "A connector's project connections",
+        parameters=page_parameters(),
+        responses={200: page_of("ProjectConnectionPage", "projects", ProjectConnection)},
+    ),
+)
+_documented(
+    VIEWS + "ProjectLinksView",
+    get=operation(
+        "project_connectors_list",
+        "A project's connector connections",
+        description="The key is `connectors`, the items project connections (as in Vercel's API).",
+        parameters=page_parameters(),
+        responses={200: page_of("ProjectConnectorPage", "connectors", ProjectConnection)},
+    ),
+)
 
 
 #: The shared paths answer a team token with the management view, a deployment with its own.

@@ -574,7 +574,7 @@ class ProjectLinksView(ManagementView):
 def _links_page(request: Request, found: QuerySet[ProjectLink], *, key: str) -> Response:
     """A page of project connections under ``key``, in Vercel's order and shape."""
     queryset = found.select_related("connector", "project")
-    rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING, default_limit=50)
+    rows, next_cursor = keyset_page(queryset, request, ordering=LINK_ORDERING)
     return Response(paginated(key, [connection_view(r) for r in rows], next_cursor))
 
 

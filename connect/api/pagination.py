@@ -27,17 +27,19 @@ class Ordering:
     descending: bool = False
 
 
-def page_limit(request: Request, *, default: int) -> int:
+#: Every list's own resources, newest first (``/v1/connect/…``).
+NEWEST = Ordering("newest", "pk", descending=True)
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+
+def page_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return default
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise errors.InvalidRequest("limit: A whole number from 1 to 100.") from None
-    if not 1 <= limit <= 100:
-        raise errors.InvalidRequest("limit: A whole number from 1 to 100.")
-    return limit
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise errors.InvalidRequest(f"limit: A whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
 
 
 def _encode(ordering: Ordering, value: Any, pk: int) -> str:
@@ -63,7 +65,11 @@ def _decode(ordering: Ordering, cursor: str) -> tuple[Any, int]:
 
 
 def keyset_page(
-    queryset: QuerySet[Any], request: Request, *, ordering: Ordering, default_limit: int
+    queryset: QuerySet[Any],
+    request: Request,
+    *,
+    ordering: Ordering = NEWEST,
+    default_limit: int = DEFAULT_LIMIT,
 ) -> tuple[Sequence[Any], str | None]:
     """One page of ``queryset`` in ``ordering`` after the request's cursor, and the next
     cursor (None on the last page)."""
@@ -73,11 +79,12 @@ def keyset_page(
     if cursor:
         value, pk = _decode(ordering, cursor)
         after = "lt" if desc else "gt"
-        queryset = queryset.filter(
-            Q(**{f"{f}__{after}": value}) | Q(**{f: value, f"pk__{after}": pk})
-        )
+        beyond = Q(**{f"pk__{after}": pk})
+        if f != "pk":
+            beyond = Q(**{f"{f}__{after}": value}) | Q(**{f: value}) & beyond
+        queryset = queryset.filter(beyond)
     sign = "-" if desc else ""
-    rows = list(queryset.order_by(f"{sign}{f}", f"{sign}pk")[: limit + 1])
+    rows = list(queryset.order_by(*dict.fromkeys((f"{sign}{f}", f"{sign}pk")))[: limit + 1])
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]

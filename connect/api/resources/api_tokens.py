@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -83,26 +82,16 @@ class ApiTokensView(ManagementView):
         queryset = TeamApiToken.objects.for_team(actor.team_id)
         return Response(base.page(request, queryset, key="apiTokens", render=token_body))
 
-    @extend_schema(
-        operation_id="api_tokens_create",
-        summary="Create a team API token",
+    @base.operation(
+        "api_tokens_create",
+        "Create a team API token",
         description="Owners only. The answer carries `token`, the only time it is shown. The "
         "new token answers to the same person as the one creating it, and never acts above "
         "that person's role.",
-        parameters=base.TEAM_PARAMETERS,
         request=ApiTokenIn,
         responses={201: ApiTokenCreated},
-        examples=[
-            OpenApiExample(
-                "Create", value={"name": "terraform", "role": "member"}, request_only=True
-            ),
-            OpenApiExample(
-                "Created",
-                value={**EXAMPLE, "token": "cat_Qx7a2LmK9d3h_…"},
-                response_only=True,
-                status_codes=[201],
-            ),
-        ],
+        sends={"Create": {"name": "terraform", "role": "member"}},
+        answers={"Created": {**EXAMPLE, "token": "cat_Qx7a2LmK9d3h_…"}},
     )
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.MANAGE_TOKENS)
@@ -125,11 +114,10 @@ class ApiTokensView(ManagementView):
 
 
 class ApiTokenView(ManagementView):
-    @extend_schema(
-        operation_id="api_tokens_revoke",
-        summary="Revoke a team API token",
+    @base.operation(
+        "api_tokens_revoke",
+        "Revoke a team API token",
         description="Owners only. It stops working at once.",
-        parameters=base.TEAM_PARAMETERS,
         responses={204: None},
     )
     def delete(self, request: Request, token: str) -> Response:

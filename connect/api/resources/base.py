@@ -1,8 +1,6 @@
 """What every resource of ``/v1/connect/…`` shares: cursor pages, lookups in the token's team,
 bodies parsed into the error envelope, and the OpenAPI pieces for all of that."""
 
-import base64
-import binascii
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,15 +10,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.request import Request
 
 from connect import errors
+from connect.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, keyset_page, paginated
 from connect.models.base import TeamScopedQuerySet
 
 M = TypeVar("M", bound=models.Model)
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
 
 
 def millis(moment: datetime | None) -> int | None:
@@ -88,30 +85,6 @@ def model_checked() -> Iterator[None]:
         raise model_errors(exc) from exc
 
 
-def _cursor_out(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{pk}".encode()).decode().rstrip("=")
-
-
-def _cursor_in(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, pk = raw.partition(":")
-        if version != "v1":
-            raise ValueError(cursor)
-        return int(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise errors.InvalidRequest("cursor: Not a cursor this API gave out.") from None
-
-
-def limit_of(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise errors.InvalidRequest(f"limit: A whole number from 1 to {MAX_LIMIT}.")
-    return int(raw)
-
-
 def page(
     request: Request,
     queryset: models.QuerySet[M],
@@ -121,26 +94,19 @@ def page(
 ) -> dict[str, Any]:
     """Newest first, by primary key: rows created while a client pages come before its
     cursor, so no page repeats or skips one. ``{key: [...], "pagination": {"next"}}``."""
-    limit = limit_of(request)
-    cursor = request.query_params.get("cursor")
-    if cursor:
-        queryset = queryset.filter(pk__lt=_cursor_in(cursor))
-    rows = list(queryset.order_by("-pk")[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        key: [render(row) for row in rows],
-        "pagination": {"next": _cursor_out(rows[-1].pk) if more and rows else None},
-    }
+    rows, next_cursor = keyset_page(queryset, request)
+    return paginated(key, [render(row) for row in rows], next_cursor)
 
 
 # OpenAPI
 
 
-PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}."),
-    OpenApiParameter("cursor", str, description="The previous page's `pagination.next`."),
-]
+def page_parameters(default: int = DEFAULT_LIMIT) -> list[OpenApiParameter]:
+    return [
+        OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default {default}."),
+        OpenApiParameter("cursor", str, description="The previous page's `pagination.next`."),
+    ]
+
 
 TEAM_PARAMETERS = [
     OpenApiParameter("teamId", str, description="The token's own team (`team_…`), or leave out."),
@@ -160,6 +126,37 @@ def page_of(name: str, key: str, item: type[serializers.Serializer]) -> serializ
     )
 
 
+def operation(
+    operation_id: str,
+    summary: str,
+    *,
+    responses: dict[int, Any],
+    description: str | None = None,
+    request: Any = empty,
+    parameters: Iterable[OpenApiParameter] = (),
+    sends: dict[str, Any] | None = None,
+    answers: dict[str, Any] | None = None,
+) -> Any:
+    """The schema of an operation on the token's team (``teamId``/``slug`` may name it), with
+    example requests ``sends`` and example answers ``answers`` (of the first of ``responses``),
+    each by name."""
+    first = str(next(iter(responses)))
+    examples = [OpenApiExample(n, value=v, request_only=True) for n, v in (sends or {}).items()]
+    examples += [
+        OpenApiExample(n, value=v, response_only=True, status_codes=[first])
+        for n, v in (answers or {}).items()
+    ]
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        parameters=[*parameters, *TEAM_PARAMETERS],
+        request=request,
+        responses=responses,
+        examples=examples or None,
+    )
+
+
 def list_schema(
     *,
     operation_id: str,
@@ -173,19 +170,15 @@ def list_schema(
     ``page`` (its schema name, the key of its items and their serializer) with an example page
     of one ``example``."""
     name, key, item = page
-    return extend_schema(
-        operation_id=operation_id,
-        summary=summary,
+    return operation(
+        operation_id,
+        summary,
         description=description,
-        parameters=[*PAGE_PARAMETERS, *filters(*filtered_by), *TEAM_PARAMETERS],
+        parameters=[*page_parameters(), *filters(*filtered_by)],
         responses={200: page_of(name, key, item)},
-        examples=[
-            OpenApiExample(
-                "Page", value={key: [example], "pagination": {"next": None}}, response_only=True
-            )
-        ]
-        if example is not None
-        else None,
+        answers=None
+        if example is None
+        else {"Page": {key: [example], "pagination": {"next": None}}},
     )
 
 

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -84,27 +83,15 @@ class CredentialsView(ManagementView):
             queryset = queryset.filter(revoked_at__isnull=status == "active")
         return Response(base.page(request, queryset, key="credentials", render=credential_body))
 
-    @extend_schema(
-        operation_id="credentials_create",
-        summary="Create a deployment credential",
+    @base.operation(
+        "credentials_create",
+        "Create a deployment credential",
         description="The answer carries `token`, the only time it is shown; it is stored as "
         "its SHA-256.",
-        parameters=base.TEAM_PARAMETERS,
         request=CredentialIn,
         responses={201: CredentialCreated},
-        examples=[
-            OpenApiExample(
-                "Create",
-                value={"projectId": "web", "environment": "production", "name": "vercel"},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "Created",
-                value={**EXAMPLE, "token": "cdc_h3Kd92LmQx7a_Qm8v…"},
-                response_only=True,
-                status_codes=[201],
-            ),
-        ],
+        sends={"Create": {"projectId": "web", "environment": "production", "name": "vercel"}},
+        answers={"Created": {**EXAMPLE, "token": "cdc_h3Kd92LmQx7a_Qm8v…"}},
     )
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.ADD)
@@ -120,11 +107,10 @@ class CredentialsView(ManagementView):
 
 
 class CredentialView(ManagementView):
-    @extend_schema(
-        operation_id="credentials_revoke",
-        summary="Revoke a deployment credential",
+    @base.operation(
+        "credentials_revoke",
+        "Revoke a deployment credential",
         description="It stops working at once; the row stays, for the record.",
-        parameters=base.TEAM_PARAMETERS,
         responses={204: None},
     )
     def delete(self, request: Request, credential: str) -> Response:

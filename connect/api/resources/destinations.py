@@ -4,7 +4,7 @@
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -106,34 +106,24 @@ class DestinationsView(ManagementView):
             queryset = queryset.filter(project=project_in_team(actor.team_id, project))
         return Response(base.page(request, queryset, key="destinations", render=destination_body))
 
-    @extend_schema(
-        operation_id="destinations_create",
-        summary="Add a trigger or lifecycle destination",
+    @base.operation(
+        "destinations_create",
+        "Add a trigger or lifecycle destination",
         description="The answer carries the destination's `signingSecret`, the only time it "
         "is shown. Deliveries go to the environment's base URL plus `path`. With `kind: "
         "lifecycle` this sets the one lifecycle destination of that project link and "
         "environment: a new one answers 201 with its secret, a moved one 200 without.",
-        parameters=base.TEAM_PARAMETERS,
         request=DestinationIn,
         responses={201: DestinationCreated, 200: DestinationOut},
-        examples=[
-            OpenApiExample(
-                "Create",
-                value={
-                    "connector": "github/acme-bot",
-                    "projectId": "web",
-                    "environment": "production",
-                    "path": "/api/webhooks/github",
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "Created",
-                value={**EXAMPLE, "signingSecret": SECRET},
-                response_only=True,
-                status_codes=[201],
-            ),
-        ],
+        sends={
+            "Create": {
+                "connector": "github/acme-bot",
+                "projectId": "web",
+                "environment": "production",
+                "path": "/api/webhooks/github",
+            }
+        },
+        answers={"Created": {**EXAMPLE, "signingSecret": SECRET}},
     )
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.ADD)
@@ -181,12 +171,11 @@ def _lifecycle_set(
 
 
 class DestinationView(ManagementView):
-    @extend_schema(
-        operation_id="destinations_get",
-        summary="A trigger destination",
-        parameters=base.TEAM_PARAMETERS,
+    @base.operation(
+        "destinations_get",
+        "A trigger destination",
         responses={200: DestinationOut},
-        examples=[OpenApiExample("Destination", value=EXAMPLE, response_only=True)],
+        answers={"Destination": EXAMPLE},
     )
     def get(self, request: Request, destination: str) -> Response:
         actor = self.actor(request, Action.VIEW)
@@ -194,12 +183,11 @@ class DestinationView(ManagementView):
 
 
 class DestinationSecretView(ManagementView):
-    @extend_schema(
-        operation_id="destinations_rotate_secret",
-        summary="Rotate a destination's signing secret",
+    @base.operation(
+        "destinations_rotate_secret",
+        "Rotate a destination's signing secret",
         description="A new `whsec_` secret, shown in this answer only; the old one keeps "
         "signing alongside it for 24 hours, so the receiver can switch without a gap.",
-        parameters=base.TEAM_PARAMETERS,
         request=None,
         responses={
             200: inline_serializer(
@@ -224,12 +212,11 @@ class DestinationSecretView(ManagementView):
 
 
 class DestinationTestView(ManagementView):
-    @extend_schema(
-        operation_id="destinations_test",
-        summary="Send a test event",
+    @base.operation(
+        "destinations_test",
+        "Send a test event",
         description="A `connect.test` event delivered to this destination only, signed and "
         "retried like any other; follow it in `/v1/connect/deliveries/{id}`.",
-        parameters=base.TEAM_PARAMETERS,
         request=None,
         responses={
             201: inline_serializer(

@@ -3,7 +3,6 @@ was forwarded, every attempt; replaying one."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -147,11 +146,8 @@ class EventsView(ManagementView):
 
 
 class EventView(ManagementView):
-    @extend_schema(
-        operation_id="events_get",
-        summary="A received webhook and where it went",
-        parameters=base.TEAM_PARAMETERS,
-        responses={200: EventDetail},
+    @base.operation(
+        "events_get", "A received webhook and where it went", responses={200: EventDetail}
     )
     def get(self, request: Request, event: str) -> Response:
         actor = self.actor(request, Action.VIEW)
@@ -161,15 +157,14 @@ class EventView(ManagementView):
 
 
 class EventReplayView(ManagementView):
-    @extend_schema(
-        operation_id="events_replay",
-        summary="Deliver a webhook again",
+    @base.operation(
+        "events_replay",
+        "Deliver a webhook again",
         description="To every destination it went to, with the same `webhook-id` (receivers "
         "deduplicate on it).",
-        parameters=base.TEAM_PARAMETERS,
         request=None,
         responses={200: shapes.Replayed},
-        examples=[OpenApiExample("Replayed", value={"replayed": 2}, response_only=True)],
+        answers={"Replayed": {"replayed": 2}},
     )
     def post(self, request: Request, event: str) -> Response:
         actor = self.actor(request, Action.CHANGE)
@@ -202,11 +197,8 @@ class DeliveriesView(ManagementView):
 
 
 class DeliveryView(ManagementView):
-    @extend_schema(
-        operation_id="deliveries_get",
-        summary="A delivery and its attempts",
-        parameters=base.TEAM_PARAMETERS,
-        responses={200: DeliveryDetail},
+    @base.operation(
+        "deliveries_get", "A delivery and its attempts", responses={200: DeliveryDetail}
     )
     def get(self, request: Request, delivery: str) -> Response:
         actor = self.actor(request, Action.VIEW)

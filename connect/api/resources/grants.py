@@ -3,7 +3,6 @@ elsewhere (the only way to import app and jwt-bearer grants)."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -120,24 +119,17 @@ class GrantsView(ManagementView):
 
 
 class GrantView(ManagementView):
-    @extend_schema(
-        operation_id="grants_get",
-        summary="A grant",
-        parameters=base.TEAM_PARAMETERS,
-        responses={200: GrantOut},
-        examples=[OpenApiExample("Grant", value=EXAMPLE, response_only=True)],
-    )
+    @base.operation("grants_get", "A grant", responses={200: GrantOut}, answers={"Grant": EXAMPLE})
     def get(self, request: Request, grant: str) -> Response:
         actor = self.actor(request, Action.VIEW)
         found = base.in_team(_grants(actor.team_id), actor.team_id, grant, "grant")
         return Response(grant_body(found))
 
-    @extend_schema(
-        operation_id="grants_revoke",
-        summary="Revoke a grant",
+    @base.operation(
+        "grants_revoke",
+        "Revoke a grant",
         description="Its tokens are revoked at the provider where they may go (only to the "
         "URLs they came from), then cleared; the grant stays, `revoked`.",
-        parameters=base.TEAM_PARAMETERS,
         responses={204: None},
     )
     def delete(self, request: Request, grant: str) -> Response:
@@ -149,31 +141,26 @@ class GrantView(ManagementView):
 
 
 class GrantsImportView(ManagementView):
-    @extend_schema(
-        operation_id="grants_import",
-        summary="Import grants made elsewhere",
+    @base.operation(
+        "grants_import",
+        "Import grants made elsewhere",
         description="Each item succeeds or fails alone, as in the runtime import; a team "
         "token (member or owner) may also import app and jwt-bearer grants, which serve every "
         "linked project. An import never replaces another project's active grant.",
-        parameters=base.TEAM_PARAMETERS,
         request=ImportIn,
         responses={200: shapes.ImportResponse},
-        examples=[
-            OpenApiExample(
-                "App grant",
-                value={
-                    "connector": "slack/acme-bot",
-                    "tokens": [
-                        {
-                            "subject": {"type": "app"},
-                            "installationId": "sci_4fJ8kQ2mN7pL1xZ9",
-                            "accessToken": "xoxb-…",
-                        }
-                    ],
-                },
-                request_only=True,
-            )
-        ],
+        sends={
+            "App grant": {
+                "connector": "slack/acme-bot",
+                "tokens": [
+                    {
+                        "subject": {"type": "app"},
+                        "installationId": "sci_4fJ8kQ2mN7pL1xZ9",
+                        "accessToken": "xoxb-…",
+                    }
+                ],
+            }
+        },
     )
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.ADD)

@@ -3,7 +3,6 @@ org, an Entra tenant), and uninstalling."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -99,23 +98,21 @@ class InstallationsView(ManagementView):
 
 
 class InstallationView(ManagementView):
-    @extend_schema(
-        operation_id="installations_get",
-        summary="An installation",
-        parameters=base.TEAM_PARAMETERS,
+    @base.operation(
+        "installations_get",
+        "An installation",
         responses={200: InstallationOut},
-        examples=[OpenApiExample("Installation", value=EXAMPLE, response_only=True)],
+        answers={"Installation": EXAMPLE},
     )
     def get(self, request: Request, installation: str) -> Response:
         actor = self.actor(request, Action.VIEW)
         return Response(installation_body(_installation(actor.team_id, installation)))
 
-    @extend_schema(
-        operation_id="installations_uninstall",
-        summary="Uninstall",
+    @base.operation(
+        "installations_uninstall",
+        "Uninstall",
         description="Its grants' tokens are revoked at the provider where it can, then "
         "cleared; the installation stays, `revoked`, for the record.",
-        parameters=base.TEAM_PARAMETERS,
         responses={204: None},
     )
     def delete(self, request: Request, installation: str) -> Response:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -111,20 +111,13 @@ class ProjectsView(ManagementView):
         queryset = Project.objects.for_team(actor.team_id).prefetch_related("environments")
         return Response(base.page(request, queryset, key="projects", render=project_body))
 
-    @extend_schema(
-        operation_id="projects_create",
-        summary="Create a project with its environments",
-        parameters=base.TEAM_PARAMETERS,
+    @base.operation(
+        "projects_create",
+        "Create a project with its environments",
         request=ProjectIn,
         responses={201: ProjectOut, **error_responses(409)},
-        examples=[
-            OpenApiExample(
-                "Create",
-                value={"name": "Web", "slug": "web", "environments": ["production"]},
-                request_only=True,
-            ),
-            OpenApiExample("Created", value=EXAMPLE, response_only=True, status_codes=[201]),
-        ],
+        sends={"Create": {"name": "Web", "slug": "web", "environments": ["production"]}},
+        answers={"Created": EXAMPLE},
     )
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.ADD)
@@ -141,22 +134,17 @@ class ProjectsView(ManagementView):
 
 
 class ProjectView(ManagementView):
-    @extend_schema(
-        operation_id="projects_get",
-        summary="A project",
-        parameters=base.TEAM_PARAMETERS,
-        responses={200: ProjectOut},
-        examples=[OpenApiExample("Project", value=EXAMPLE, response_only=True)],
+    @base.operation(
+        "projects_get", "A project", responses={200: ProjectOut}, answers={"Project": EXAMPLE}
     )
     def get(self, request: Request, project: str) -> Response:
         actor = self.actor(request, Action.VIEW)
         return Response(project_body(project_in_team(actor.team_id, project)))
 
-    @extend_schema(
-        operation_id="projects_delete",
-        summary="Delete a project",
+    @base.operation(
+        "projects_delete",
+        "Delete a project",
         description="Its environments, links, destinations and credentials go with it.",
-        parameters=base.TEAM_PARAMETERS,
         responses={204: None},
     )
     def delete(self, request: Request, project: str) -> Response:
@@ -166,10 +154,9 @@ class ProjectView(ManagementView):
 
 
 class EnvironmentsView(ManagementView):
-    @extend_schema(
-        operation_id="environments_list",
-        summary="A project's environments",
-        parameters=base.TEAM_PARAMETERS,
+    @base.operation(
+        "environments_list",
+        "A project's environments",
         responses={
             200: inline_serializer(
                 name="EnvironmentList", fields={"environments": EnvironmentOut(many=True)}
@@ -181,19 +168,12 @@ class EnvironmentsView(ManagementView):
         found = project_in_team(actor.team_id, project)
         return Response({"environments": [environment_body(e) for e in found.environments.all()]})
 
-    @extend_schema(
-        operation_id="environments_create",
-        summary="Add an environment",
-        parameters=base.TEAM_PARAMETERS,
+    @base.operation(
+        "environments_create",
+        "Add an environment",
         request=EnvironmentIn,
         responses={201: EnvironmentOut, **error_responses(409)},
-        examples=[
-            OpenApiExample(
-                "Staging",
-                value={"slug": "staging", "baseUrl": "https://staging.acme.test"},
-                request_only=True,
-            )
-        ],
+        sends={"Staging": {"slug": "staging", "baseUrl": "https://staging.acme.test"}},
     )
     def post(self, request: Request, project: str) -> Response:
         actor = self.actor(request, Action.CHANGE)
@@ -207,11 +187,10 @@ class EnvironmentsView(ManagementView):
 
 
 class EnvironmentView(ManagementView):
-    @extend_schema(
-        operation_id="environments_delete",
-        summary="Remove an environment",
+    @base.operation(
+        "environments_delete",
+        "Remove an environment",
         description="Links lose it; a link left with none is removed (as in the admin).",
-        parameters=base.TEAM_PARAMETERS,
         responses={204: None},
     )
     def delete(self, request: Request, project: str, environment: str) -> Response:

@@ -3,7 +3,6 @@
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -126,15 +125,14 @@ class TrustedIssuersView(ManagementView):
         )
         return Response(base.page(request, queryset, key="trustedIssuers", render=issuer_body))
 
-    @extend_schema(
-        operation_id="trusted_issuers_create",
-        summary="Trust an OIDC issuer",
+    @base.operation(
+        "trusted_issuers_create",
+        "Trust an OIDC issuer",
         description="Its tokens act as a project and environment when every claim of a rule "
         "matches. The issuer and JWKS URL are checked as the admin checks them.",
-        parameters=base.TEAM_PARAMETERS,
         request=IssuerIn,
         responses={201: IssuerOut, **error_responses(409)},
-        examples=[OpenApiExample("Created", value=EXAMPLE, response_only=True, status_codes=[201])],
+        answers={"Created": EXAMPLE},
     )
     def post(self, request: Request) -> Response:
         actor = self.actor(request, Action.ADD)
@@ -145,22 +143,12 @@ class TrustedIssuersView(ManagementView):
 
 
 class TrustedIssuerView(ManagementView):
-    @extend_schema(
-        operation_id="trusted_issuers_get",
-        summary="A trusted issuer",
-        parameters=base.TEAM_PARAMETERS,
-        responses={200: IssuerOut},
-    )
+    @base.operation("trusted_issuers_get", "A trusted issuer", responses={200: IssuerOut})
     def get(self, request: Request, issuer: str) -> Response:
         actor = self.actor(request, Action.VIEW)
         return Response(issuer_body(_issuer(actor.team_id, issuer)))
 
-    @extend_schema(
-        operation_id="trusted_issuers_delete",
-        summary="Stop trusting an issuer",
-        parameters=base.TEAM_PARAMETERS,
-        responses={204: None},
-    )
+    @base.operation("trusted_issuers_delete", "Stop trusting an issuer", responses={204: None})
     def delete(self, request: Request, issuer: str) -> Response:
         actor = self.actor(request, Action.DELETE)
         configuration.configuration_delete(obj=_issuer(actor.team_id, issuer), actor=actor.label)
