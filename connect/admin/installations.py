@@ -174,6 +174,11 @@ class InstallationAdmin(ExactIdSearch, ReconnectAdmin):
                 installation=installation, actor=request.user, delete=True
             )
 
+    def delete_inline(self, request: HttpRequest, obj: Any) -> None:
+        """A grant ticked for deletion ends as any grant does (revoked at the provider, the app
+        told) before its row goes."""
+        installations.grant_revoke(grant=obj, actor=request.user, delete=True)
+
 
 @admin.register(Grant)
 class GrantAdmin(ExactIdSearch, ReconnectAdmin):
@@ -201,6 +206,13 @@ class GrantAdmin(ExactIdSearch, ReconnectAdmin):
 
     def _grant_of(self, obj: Grant) -> Grant | None:
         return obj
+
+    def delete_model(self, request: HttpRequest, obj: Grant) -> None:
+        installations.grant_revoke(grant=obj, actor=request.user, delete=True)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
+        for grant in queryset.select_related("installation__connector"):
+            installations.grant_revoke(grant=grant, actor=request.user, delete=True)
 
     def breadcrumb_parents(self, obj: Grant) -> list[models.Model]:
         return [obj.installation.connector, obj.installation]

@@ -113,10 +113,12 @@ AUDITED: dict[type[models.Model], Audited] = {
         },
         ("status", "is_default"),
     ),
+    # Ended (revoked, or deleted from the admin) by installations.grant_revoke.
     Grant: Audited(
-        {"updated": AuditEvent.Type.GRANT_UPDATED, "deleted": AuditEvent.Type.GRANT_DELETED},
+        {"updated": AuditEvent.Type.GRANT_UPDATED},
         lambda grant: {
             "connectorId": grant.installation.connector.public_id,
+            "installationId": grant.installation.public_id,
             "grantId": grant.public_id,
         },
         ("status",),

@@ -17,6 +17,7 @@ from connect.providers import get_provider
 from connect.providers.base import ProviderError
 from connect.services import activity, lifecycle
 from connect.services.audit import Actor, audit_record
+from connect.services.configuration import AUDITED
 
 logger = logging.getLogger(__name__)
 
@@ -184,25 +185,30 @@ def installations_refresh(*, connector_type: str, tenant_id: str) -> int:
     return updated
 
 
-def grant_revoke(*, grant: Grant, actor: Actor) -> bool:
-    """Revoke one grant: its tokens revoked at the provider where they may go, then cleared;
-    the row stays, revoked (a user re-consents to get a new one). Returns whether the provider
-    confirmed."""
+def grant_revoke(*, grant: Grant, actor: Actor, delete: bool = False) -> bool:
+    """End one grant, the one way every interface does: its tokens revoked at the provider
+    where they may go, the app told (``grant.revoked``), then the row cleared and kept, revoked
+    (a user consents again to get a new one), or deleted (from the admin). Returns whether the
+    provider confirmed."""
     installation = grant.installation
     connector = installation.connector
     confirmed = _revoke_upstream(connector, [grant])
     with transaction.atomic():
-        grant.clear_tokens(now=timezone.now(), status=GrantStatus.REVOKED)
-        grant.save()
+        now = timezone.now()
+        if grant.status != GrantStatus.REVOKED:
+            lifecycle.lifecycle_emit(
+                LifecycleEventType.GRANT_REVOKED, connector=connector, grant=grant, now=now
+            )
         audit_record(
             team=connector.team_id,
-            type=AuditEvent.Type.GRANT_REVOKED,
+            type=AuditEvent.Type.GRANT_DELETED if delete else AuditEvent.Type.GRANT_REVOKED,
             actor=actor,
-            targets={
-                "connectorId": connector.public_id,
-                "installationId": installation.public_id,
-                "grantId": grant.public_id,
-            },
-            fields={"subject": grant.subject_type, "providerRevoked": confirmed},
+            targets=AUDITED[Grant].targets(grant),
+            fields={"subject": grant.subject_type, "providerRevoked": bool(confirmed)},
         )
+        if delete:
+            grant.delete()
+        else:
+            grant.clear_tokens(now=now, status=GrantStatus.REVOKED)
+            grant.save()
     return bool(confirmed)

@@ -122,7 +122,11 @@ TARGETS: dict[type[models.Model], Callable[[Any], dict[str, str]]] = {
         "destinationId": o.public_id,
     },
     Installation: lambda o: {"connectorId": o.connector.public_id, "installationId": o.public_id},
-    Grant: lambda o: {"connectorId": o.installation.connector.public_id, "grantId": o.public_id},
+    Grant: lambda o: {
+        "connectorId": o.installation.connector.public_id,
+        "installationId": o.installation.public_id,
+        "grantId": o.public_id,
+    },
     DeploymentCredential: lambda o: {"credentialId": o.public_id, "projectId": o.project.public_id},
     TrustedIssuer: lambda o: {"trustedIssuerId": o.public_id},
     TrustedIssuerRule: lambda o: {
