@@ -7,6 +7,7 @@ workers see its rows.
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -76,9 +77,13 @@ def serving(
     threads: int,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
+    graceful: bool = False,
 ) -> Iterator[Gunicorn]:
     """gunicorn on the test database in ``workers`` processes of ``threads`` threads each;
-    ``args`` go on its command line (``("-c", "config/gunicorn.py")``, as production runs it)."""
+    ``args`` go on its command line (``("-c", "config/gunicorn.py")``, as production runs it).
+    It stops at once (its process group killed), or, ``graceful``, as a deploy stops it
+    (SIGTERM: in-flight requests finish, keep-alive connections run out, exit hooks run),
+    which takes seconds."""
     port = free_port()
     access_log, error_log = tmp_path / "access.log", tmp_path / "error.log"
     app_log = tmp_path / "app.log"
@@ -123,6 +128,7 @@ def serving(
         env=environment,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, for the stop
         # The app's own log (tracebacks of a 500 included), for a test to show when it fails.
         stderr=app_log.open("wb"),
     )
@@ -143,7 +149,10 @@ def serving(
             time.sleep(0.1)
         yield Gunicorn(url=url, access_log=access_log, app_log=app_log)
     finally:
-        process.terminate()
+        if graceful:
+            process.terminate()
+        else:
+            os.killpg(process.pid, signal.SIGKILL)  # the arbiter and its workers, at once
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

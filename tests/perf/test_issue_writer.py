@@ -116,7 +116,7 @@ def test_a_clean_shutdown_writes_every_buffered_record(
     tenant = make_tenant()
     env = {"CONNECT_ISSUE_WRITER": "buffered", "CONNECT_ISSUE_FLUSH_MS": "600000"}
     with serving(
-        tmp_path, workers=2, threads=2, env=env, args=("-c", "config/gunicorn.py")
+        tmp_path, workers=2, threads=2, env=env, args=("-c", "config/gunicorn.py"), graceful=True
     ) as server:
         ids = token_ids(server.url, tenant, 40)
         # Nothing is written yet: the writer waits ten minutes or a batch of 500.
