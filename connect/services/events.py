@@ -131,9 +131,7 @@ def _tokens(
             link=("admin:connect_tokenissue_change", issue.pk),
             connector=grant.installation.connector,
             installation=grant.installation,
-            subject=f"{grant.subject_type}:{grant.subject_id}"
-            if grant.subject_id
-            else SubjectType.APP,
+            subject=grant.subject_label,
             correlation={"tokenId": issue.public_id},
         )
 
@@ -259,9 +257,6 @@ def _proxy_calls(
     chosen = rows.select_related("connector", "grant__installation")
     for call in chosen.order_by("-created_at")[:limit]:
         grant = call.grant
-        subject = ""
-        if grant is not None:
-            subject = f"{grant.subject_type}:{grant.subject_id}" if grant.subject_id else "app"
         yield Event(
             at=call.created_at,
             kind="proxy",
@@ -271,7 +266,7 @@ def _proxy_calls(
             link=("admin:connect_proxycall_change", call.pk),
             connector=call.connector,
             installation=grant.installation if grant is not None else None,
-            subject=subject,
+            subject=grant.subject_label if grant is not None else "",
             correlation={"proxyCallId": call.public_id},
         )
 

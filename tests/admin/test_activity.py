@@ -24,6 +24,7 @@ from connect.models import (
     InboundEvent,
     Installation,
     Project,
+    ProxyCall,
     Role,
     Team,
     TokenIssue,
@@ -309,6 +310,21 @@ def logged(
     event = InboundEvent.objects.create(
         connector=connector, installation=second, event_type="push", body=b"{}", verified=True
     )
+    proxied = [
+        ProxyCall.objects.create(
+            team=acme["connector"].team,
+            connector=connector,
+            grant=grant,
+            project=acme["project"],
+            environment="production",
+            method="GET",
+            path="/api/users.info",
+            outcome="answered",
+            status=200,
+            latency_ms=12,
+        )
+        for grant in (app, user)
+    ]
     other_installation = acme["other_connector"].installations.get()
     other_issue = TokenIssue.objects.create(
         grant=make_grant(other_installation, "app"),
@@ -317,6 +333,7 @@ def logged(
     )
     return {
         "issues": issues,
+        "proxied": proxied,
         "consent": consent,
         "event": event,
         "second": second,
@@ -335,8 +352,11 @@ def test_the_activity_page_lists_events_with_their_correlation_ids(
 ) -> None:
     viewer = signed_in(client, acme["viewer"])
     listed = rows(viewer)
-    assert len(listed) == 4  # two tokens, one consent, one webhook; none of Globex
+    assert len(listed) == 6  # two tokens, two proxy calls, one consent, one webhook; no Globex
     everything = "".join(listed)
+    for call in logged["proxied"]:
+        assert f"proxyCallId={call.public_id}" in everything
+        assert f"/admin/connect/proxycall/{call.pk}/change/" in everything
     for issue in logged["issues"]:
         assert f"tokenId={issue.public_id}" in everything
         assert f"/admin/connect/tokenissue/{issue.pk}/change/" in everything
@@ -353,10 +373,11 @@ def test_the_activity_page_lists_events_with_their_correlation_ids(
         ("?outcome=issued", ["token", "token"]),
         ("?outcome=failed", ["authorization"]),
         ("?outcome=verified", ["trigger"]),
-        ("?subject=user:42", ["token", "authorization"]),
+        ("?outcome=answered", ["proxy", "proxy"]),
+        ("?subject=user:42", ["token", "authorization", "proxy"]),
         ("?subject=app:42", []),
-        ("?subject=app", ["token"]),
-        ("?installation={second}", ["trigger", "token"]),
+        ("?subject=app", ["token", "proxy"]),
+        ("?installation={second}", ["trigger", "token", "proxy"]),
         ("?connector={connector}&outcome=issued", ["token", "token"]),
     ],
 )
