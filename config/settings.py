@@ -272,6 +272,10 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Outside production, as WhiteNoise itself does under DEBUG: a static file is looked up when it
+# is asked for, so an edit shows without a restart, and starting a request handler (each test
+# client does) no longer reads every static file's stats first, about 65 ms each time.
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
