@@ -133,3 +133,34 @@ def test_a_grant_revoked_through_the_api_is_told_once(
     assert types(got) == ["grant.created", "grant.revoked"]
     revoked = AuditEvent.objects.get(type=AuditEvent.Type.GRANT_REVOKED)
     assert revoked.fields == {"subject": "user", "providerRevoked": True}
+
+
+def test_the_admin_says_before_a_delete_that_it_ends_at_the_provider(
+    world: World, make_member: Callable[..., User]
+) -> None:
+    grant = consented(world)
+    client = admin_client(make_member(world.team, Role.OWNER))
+    pages = {
+        "grant.revoked": [
+            client.get(reverse("admin:connect_grant_delete", args=[grant.pk])),
+            client.post(
+                reverse("admin:connect_grant_changelist"),
+                {"action": "delete_selected", ACTION_CHECKBOX_NAME: [grant.pk]},
+            ),
+        ],
+        "installation.removed": [
+            client.get(reverse("admin:connect_installation_delete", args=[grant.installation_id])),
+            client.post(
+                reverse("admin:connect_installation_changelist"),
+                {"action": "delete_selected", ACTION_CHECKBOX_NAME: [grant.installation_id]},
+            ),
+        ],
+    }
+    for told, responses in pages.items():
+        for response in responses:
+            html = response.content.decode()
+            assert response.status_code == 200
+            assert "revoked at the provider first" in html
+            assert f"<code>{told}</code>" in html
+    # Asking is not deleting.
+    assert Grant.objects.filter(pk=grant.pk, status="active").exists()
