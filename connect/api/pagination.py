@@ -27,8 +27,11 @@ class Ordering:
     descending: bool = False
 
 
-#: Every list's own resources, newest first (``/v1/connect/…``).
-NEWEST = Ordering("newest", "pk", descending=True)
+def newest(name: str) -> Ordering:
+    """The list ``name`` newest first, by primary key (``/v1/connect/…``'s own resources)."""
+    return Ordering(name, "pk", descending=True)
+
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
@@ -68,7 +71,7 @@ def keyset_page(
     queryset: QuerySet[Any],
     request: Request,
     *,
-    ordering: Ordering = NEWEST,
+    ordering: Ordering,
     default_limit: int = DEFAULT_LIMIT,
 ) -> tuple[Sequence[Any], str | None]:
     """One page of ``queryset`` in ``ordering`` after the request's cursor, and the next

@@ -45,7 +45,7 @@ def ep(
         Endpoint(
             method, path, least, body, row, ok or {"POST": 201, "DELETE": 204}.get(method, 200)
         ),
-        id=f"{method} {template.removeprefix(V)}"
+        id=f"{method} {template.removeprefix(V)}",
     )
 
 

@@ -5,9 +5,7 @@ from tests.resources.conftest import Api, World
 V = "/v1/connect"
 
 
-def test_create_shows_the_token_once_and_it_works_on_the_runtime_api(
-    api: Api, acme: World
-) -> None:
+def test_create_shows_the_token_once_and_it_works_on_the_runtime_api(api: Api, acme: World) -> None:
     created = api.post(
         f"{V}/credentials",
         acme.member,
@@ -39,8 +37,6 @@ def test_an_environment_of_another_project_or_team_is_refused(
         {"projectId": globex.project.public_id, "environment": "production"},
     )
     assert other.status == 404
-    missing = api.post(
-        f"{V}/credentials", acme.member, {"projectId": "web", "environment": "nope"}
-    )
+    missing = api.post(f"{V}/credentials", acme.member, {"projectId": "web", "environment": "nope"})
     assert missing.status == 404
     assert api.post(f"{V}/credentials", acme.member, {"projectId": "web"}).status == 400

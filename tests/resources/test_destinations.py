@@ -65,16 +65,23 @@ def test_paths_and_projects_are_checked(api: Api, acme: World, globex: World) ->
     bad_path = api.post(
         f"{V}/destinations",
         acme.member,
-        {"connector": acme.connector.uid, "projectId": "web", "environment": "production",
-         "path": "hooks"},
+        {
+            "connector": acme.connector.uid,
+            "projectId": "web",
+            "environment": "production",
+            "path": "hooks",
+        },
     )
     assert bad_path.status == 400
     assert bad_path.body["error"]["message"].startswith("path:")
     foreign = api.post(
         f"{V}/destinations",
         acme.member,
-        {"connector": acme.connector.uid, "projectId": globex.project.public_id,
-         "environment": "production"},
+        {
+            "connector": acme.connector.uid,
+            "projectId": globex.project.public_id,
+            "environment": "production",
+        },
     )
     assert foreign.status == 404
     foreign_connector = api.post(
@@ -91,8 +98,12 @@ def test_the_per_connector_limit_holds(api: Api, acme: World, settings: object) 
     third = api.post(
         f"{V}/destinations",
         acme.member,
-        {"connector": acme.connector.uid, "projectId": "web", "environment": "production",
-         "path": "/three"},
+        {
+            "connector": acme.connector.uid,
+            "projectId": "web",
+            "environment": "production",
+            "path": "/three",
+        },
     )
     assert third.status == 400
     assert "At most 2" in third.body["error"]["message"]
@@ -112,8 +123,13 @@ def test_a_lifecycle_destination_is_set_once_per_link_and_environment(
     moved = api.post(
         f"{V}/destinations",
         acme.member,
-        {"connector": acme.connector.uid, "projectId": "web", "environment": "production",
-         "path": "/connect/moved", "kind": "lifecycle"},
+        {
+            "connector": acme.connector.uid,
+            "projectId": "web",
+            "environment": "production",
+            "path": "/connect/moved",
+            "kind": "lifecycle",
+        },
     )
     assert moved.status == 200, moved.body
     assert moved.body["id"] == created["id"]
@@ -135,8 +151,13 @@ def test_a_lifecycle_destination_is_set_once_per_link_and_environment(
 def test_a_viewer_or_an_unlinked_environment_sets_no_lifecycle_destination(
     api: Api, acme: World
 ) -> None:
-    body = {"connector": acme.connector.uid, "projectId": "web", "environment": "production",
-            "path": "/connect/lifecycle", "kind": "lifecycle"}
+    body = {
+        "connector": acme.connector.uid,
+        "projectId": "web",
+        "environment": "production",
+        "path": "/connect/lifecycle",
+        "kind": "lifecycle",
+    }
     assert api.post(f"{V}/destinations", acme.viewer, body).status == 403
     unlinked = api.post(f"{V}/destinations", acme.member, {**body, "environment": "preview"})
     assert unlinked.status in (400, 404), unlinked.body

@@ -41,9 +41,29 @@ def test_limits_and_cursors_are_checked(api: Api, acme: World) -> None:
     assert last["pagination"] == {"next": None}
 
 
+def test_a_cursor_belongs_to_its_list(api: Api, acme: World) -> None:
+    _audit(acme, 3)
+    cursor = api.get(f"{V}/audit-events?limit=1", acme.viewer).body["pagination"]["next"]
+    assert cursor
+    assert api.get(f"{V}/audit-events?cursor={cursor}", acme.viewer).status == 200
+    elsewhere = api.get(f"{V}/projects?cursor={cursor}", acme.viewer)
+    assert elsewhere.status == 400
+    assert elsewhere.body["error"]["code"] == "invalid_request"
+    assert elsewhere.body["error"]["message"].startswith("cursor: Not a cursor of this list")
+
+
 def test_another_teams_rows_never_appear_in_a_list(api: Api, acme: World, globex: World) -> None:
-    for key in ("projects", "installations", "grants", "destinations", "credentials",
-                "trusted-issuers", "events", "deliveries", "audit-events"):
+    for key in (
+        "projects",
+        "installations",
+        "grants",
+        "destinations",
+        "credentials",
+        "trusted-issuers",
+        "events",
+        "deliveries",
+        "audit-events",
+    ):
         body = api.get(f"{V}/{key}", acme.owner).body
         assert globex.team.slug not in str(body), key
         for ref in (globex.project.public_id, globex.connector.public_id):

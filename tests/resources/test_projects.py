@@ -55,9 +55,7 @@ def test_validation_errors_name_the_field_in_the_envelope(api: Api, acme: World)
     assert api.post(f"{V}/projects", acme.member, ["a list"]).status == 400
 
 
-def test_an_environment_base_url_is_checked_as_the_admin_checks_it(
-    api: Api, acme: World
-) -> None:
+def test_an_environment_base_url_is_checked_as_the_admin_checks_it(api: Api, acme: World) -> None:
     for url in ("ftp://acme.test", "javascript:alert(1)", "https://user:pw@acme.test"):
         answer = api.post(
             f"{V}/projects/web/environments", acme.member, {"slug": "qa", "baseUrl": url}

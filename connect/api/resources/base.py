@@ -14,7 +14,7 @@ from rest_framework.fields import empty
 from rest_framework.request import Request
 
 from connect import errors
-from connect.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, keyset_page, paginated
+from connect.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, keyset_page, newest, paginated
 from connect.models.base import TeamScopedQuerySet
 
 M = TypeVar("M", bound=models.Model)
@@ -94,7 +94,8 @@ def page(
 ) -> dict[str, Any]:
     """Newest first, by primary key: rows created while a client pages come before its
     cursor, so no page repeats or skips one. ``{key: [...], "pagination": {"next"}}``."""
-    rows, next_cursor = keyset_page(queryset, request)
+    # The cursor names its list: another list's is refused rather than read as a position.
+    rows, next_cursor = keyset_page(queryset, request, ordering=newest(key))
     return paginated(key, [render(row) for row in rows], next_cursor)
 
 
