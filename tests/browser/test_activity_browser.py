@@ -102,3 +102,34 @@ def test_a_failed_token_request_turns_the_health_badge_red(
     assert events.count() == 5  # the tokens handed out; refused requests are counted, not logged
     assert "tokenId=stk_" in events.first.inner_text()
     page.screenshot(path=str(SCREENSHOTS / "activity.png"), full_page=True)
+
+
+@pytest.mark.parametrize(("width", "per_line"), [(1280, 4), (900, 2), (480, 1)])
+def test_the_charts_of_a_line_share_their_plot_height(
+    page: Page,
+    live_server: Any,
+    make_team: Callable[..., Team],
+    make_member: Callable[..., User],
+    width: int,
+    per_line: int,
+) -> None:
+    """A caption or legend that wraps (the token chart's 'refused (caller)') used to lift its
+    plot above its neighbours'; the README walk's screenshot showed it."""
+    team = make_team(slug="acme", name="Acme")
+    make_member(team, Role.OWNER, username="ada", email="ada@acme.test", password=PASSWORD)
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, live_server.url, "ada")
+
+    for panel in page.locator(".connect-charts").all():
+        plots = [
+            box
+            for box in (svg.bounding_box() for svg in panel.locator(".connect-chart > svg").all())
+            if box
+        ]
+        assert len(plots) == 4
+        lines: dict[float, list[dict[str, float]]] = {}
+        for box in plots:
+            lines.setdefault(round(box["y"]), []).append(box)
+        assert [len(line) for line in lines.values()] == [per_line] * (4 // per_line), lines
+        for line in lines.values():
+            assert len({round(box["y"] + box["height"]) for box in line}) == 1, line
