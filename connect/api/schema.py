@@ -98,38 +98,34 @@ class ConnectAutoSchema(AutoSchema):
         return [parts[1] if len(parts) > 1 else parts[0]]
 
 
-RUNTIME_SCHEME = {
-    "type": "http",
-    "scheme": "bearer",
-    "description": "A deployment credential (`cdc_…`, from the admin or `manage.py "
-    "deployment_credential create`) or an OIDC token from a trusted issuer. Acts for one "
-    "project and environment.",
-}
+def _bearer(target: str, name: str, description: str) -> None:
+    """Describe the authentication class at dotted path ``target`` as the bearer scheme
+    ``name``."""
+    definition = {"type": "http", "scheme": "bearer", "description": description}
+
+    def get_security_definition(self: Any, auto_schema: AutoSchema) -> dict[str, Any]:
+        return definition
+
+    members = {
+        "target_class": target,
+        "name": name,
+        "get_security_definition": get_security_definition,
+    }
+    type(name + "Scheme", (OpenApiAuthenticationExtension,), members)
 
 
-class RuntimeCallerScheme(OpenApiAuthenticationExtension):
-    target_class = "connect.api.authentication.RuntimeCallerAuthentication"
-    name = "deploymentCredential"
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return RUNTIME_SCHEME
-
-
-TEAM_TOKEN_SCHEME = {
-    "type": "http",
-    "scheme": "bearer",
-    "description": "A team API token (`cat_…`, from the admin or `manage.py api_token "
-    "create`). Acts as a member of one team with its role: viewer reads, member writes, "
-    "owner also manages tokens.",
-}
-
-
-class TeamTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "connect.api.authentication.TeamTokenAuthentication"
-    name = "teamToken"
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return TEAM_TOKEN_SCHEME
+_bearer(
+    "connect.api.authentication.RuntimeCallerAuthentication",
+    "deploymentCredential",
+    "A deployment credential (`cdc_…`, from the admin or `manage.py deployment_credential "
+    "create`) or an OIDC token from a trusted issuer. Acts for one project and environment.",
+)
+_bearer(
+    "connect.api.authentication.TeamTokenAuthentication",
+    "teamToken",
+    "A team API token (`cat_…`, from the admin or `manage.py api_token create`). Acts as a "
+    "member of one team with its role: viewer reads, member writes, owner also manages tokens.",
+)
 
 
 def _error_response(status: int) -> dict[str, Any]:
