@@ -207,6 +207,15 @@ class GrantAdmin(ExactIdSearch, ReconnectAdmin):
     def _grant_of(self, obj: Grant) -> Grant | None:
         return obj
 
+    def save_model(self, request: HttpRequest, obj: Grant, form: Any, change: bool) -> None:
+        """Setting the status to revoked ends the grant the one way (``grant_revoke``): its
+        tokens revoked at the provider and cleared, the app told."""
+        if change and "status" in form.changed_data and obj.status == GrantStatus.REVOKED:
+            obj.status = form.initial["status"]  # what it was, as grant_revoke must see it
+            installations.grant_revoke(grant=obj, actor=request.user)
+            return
+        super().save_model(request, obj, form, change)
+
     def delete_model(self, request: HttpRequest, obj: Grant) -> None:
         installations.grant_revoke(grant=obj, actor=request.user, delete=True)
 

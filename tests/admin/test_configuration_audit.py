@@ -85,7 +85,8 @@ WALK: dict[tuple[str, str, str], str] = {
     ("installation", "", "change"): "installation.updated",
     ("installation", "", "delete"): "installation.removed",
     ("installation", "grant", "delete"): "grant.deleted",
-    ("grant", "", "change"): "grant.updated",
+    # The one change the grant page allows, its status; to revoked, it ends the grant.
+    ("grant", "", "change"): "grant.revoked",
     ("grant", "", "delete"): "grant.deleted",
     ("deploymentcredential", "", "add"): "credential.created",
     ("deploymentcredential", "", "change"): "credential.updated",

@@ -164,3 +164,31 @@ def test_the_admin_says_before_a_delete_that_it_ends_at_the_provider(
             assert f"<code>{told}</code>" in html
     # Asking is not deleting.
     assert Grant.objects.filter(pk=grant.pk, status="active").exists()
+
+
+def test_a_grant_set_to_revoked_on_its_page_is_revoked_at_the_provider_and_told(
+    world: World, oauth_server: OAuthFake, make_member: Callable[..., User]
+) -> None:
+    hook = world.hear(world.oauth, world.owner, "/hooks/lifecycle")
+    grant = consented(world)
+    owner = make_member(world.team, Role.OWNER)
+    client = admin_client(owner)
+    url = reverse("admin:connect_grant_change", args=[grant.pk])
+    data = form_data(client.get(url), "grant_form")
+    data["status"] = ["revoked"]
+
+    assert client.post(url, data).status_code == 302
+
+    grant.refresh_from_db()
+    assert (grant.status, grant.reveal("access_token"), grant.reveal("refresh_token")) == (
+        "revoked",
+        "",
+        "",
+    )
+    assert len(oauth_server.revocations) == 1
+    assert oauth_server.revocations[0]["known"] is True
+    got = delivered(world, [hook])["/hooks/lifecycle"]
+    assert types(got) == ["grant.created", "grant.revoked"]
+    event = AuditEvent.objects.get(type=AuditEvent.Type.GRANT_REVOKED)
+    assert event.actor == actor_label(owner)
+    assert not AuditEvent.objects.filter(type=AuditEvent.Type.GRANT_UPDATED).exists()
